@@ -1,0 +1,1 @@
+"""Common runtime of the recommender services: settings, logging, tracing, gRPC plumbing, data."""

@@ -1,0 +1,91 @@
+"""Dataset types shared by the loaders, the trainers and the evaluation."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+EVENT_VIEW = "view"
+EVENT_ADD_TO_CART = "add_to_cart"
+EVENT_PURCHASE = "purchase"
+EVENT_TYPES = (EVENT_VIEW, EVENT_ADD_TO_CART, EVENT_PURCHASE)
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One product: id, title, category path from the root, unit price."""
+
+    item_id: str
+    title: str
+    category_path: tuple[str, ...]
+    price: float
+
+    @property
+    def top_category(self) -> str:
+        return self.category_path[0] if self.category_path else ""
+
+    @property
+    def leaf_category(self) -> str:
+        return self.category_path[-1] if self.category_path else ""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One user-item event. ``user_id`` is whatever the source calls the user; it is
+    pseudonymized by the privacy gateway before it reaches any service."""
+
+    user_id: str
+    item_id: str
+    timestamp: datetime
+    event_type: str = EVENT_PURCHASE
+    quantity: int = 1
+
+
+@dataclass
+class Dataset:
+    """A catalog and an interaction log, interactions sorted by time."""
+
+    name: str
+    items: dict[str, CatalogItem]
+    interactions: list[Interaction]
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.interactions.sort(key=lambda x: (x.timestamp, x.user_id, x.item_id))
+
+    def users(self) -> list[str]:
+        return sorted({x.user_id for x in self.interactions})
+
+    def histories(self) -> dict[str, list[Interaction]]:
+        """Interactions per user, oldest first."""
+        out: dict[str, list[Interaction]] = defaultdict(list)
+        for x in self.interactions:
+            out[x.user_id].append(x)
+        return dict(out)
+
+
+def temporal_split(
+    dataset: Dataset, train_fraction: float = 0.8
+) -> tuple[list[Interaction], list[Interaction]]:
+    """Split at the ``train_fraction`` time quantile: train strictly before the cut time,
+    test at or after it. A global time cut avoids leaking future interactions into training."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError("train_fraction must be in (0, 1)")
+    if not dataset.interactions:
+        raise ValueError(f"dataset {dataset.name!r} has no interactions")
+    cut = dataset.interactions[int(len(dataset.interactions) * train_fraction)].timestamp
+    train = [x for x in dataset.interactions if x.timestamp < cut]
+    test = [x for x in dataset.interactions if x.timestamp >= cut]
+    return train, test
+
+
+def shared_data_dir() -> Path:
+    """Folder of the read-only real datasets: ``RECSYS_DATA_DIR`` or ``../shared/data``
+    beside the repository."""
+    env = os.environ.get("RECSYS_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"

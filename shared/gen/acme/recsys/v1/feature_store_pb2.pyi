@@ -1,0 +1,128 @@
+from shared.gen.acme.recsys.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AggregateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AGGREGATE_KIND_UNSPECIFIED: _ClassVar[AggregateKind]
+    AGGREGATE_KIND_ITEM_POPULARITY: _ClassVar[AggregateKind]
+    AGGREGATE_KIND_CATEGORY_TREND: _ClassVar[AggregateKind]
+AGGREGATE_KIND_UNSPECIFIED: AggregateKind
+AGGREGATE_KIND_ITEM_POPULARITY: AggregateKind
+AGGREGATE_KIND_CATEGORY_TREND: AggregateKind
+
+class GetUserFeaturesRequest(_message.Message):
+    __slots__ = ("user_id", "max_recent_items")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECENT_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    max_recent_items: int
+    def __init__(self, user_id: _Optional[str] = ..., max_recent_items: _Optional[int] = ...) -> None: ...
+
+class GetUserFeaturesResponse(_message.Message):
+    __slots__ = ("features", "known_user")
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_USER_FIELD_NUMBER: _ClassVar[int]
+    features: _common_pb2.UserFeatures
+    known_user: bool
+    def __init__(self, features: _Optional[_Union[_common_pb2.UserFeatures, _Mapping]] = ..., known_user: _Optional[bool] = ...) -> None: ...
+
+class GetItemFeaturesRequest(_message.Message):
+    __slots__ = ("item_ids",)
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetItemFeaturesResponse(_message.Message):
+    __slots__ = ("items", "missing_item_ids")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemFeatures]
+    missing_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ..., missing_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IngestEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class IngestEventsResponse(_message.Message):
+    __slots__ = ("accepted_count", "duplicate_count")
+    ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    accepted_count: int
+    duplicate_count: int
+    def __init__(self, accepted_count: _Optional[int] = ..., duplicate_count: _Optional[int] = ...) -> None: ...
+
+class LoadCatalogRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemFeatures]
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ...) -> None: ...
+
+class LoadCatalogResponse(_message.Message):
+    __slots__ = ("inserted_count", "updated_count")
+    INSERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    inserted_count: int
+    updated_count: int
+    def __init__(self, inserted_count: _Optional[int] = ..., updated_count: _Optional[int] = ...) -> None: ...
+
+class GetPopularItemsRequest(_message.Message):
+    __slots__ = ("limit", "excluded_item_ids")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, limit: _Optional[int] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetPopularItemsResponse(_message.Message):
+    __slots__ = ("items", "release_id")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemFeatures]
+    release_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ..., release_id: _Optional[str] = ...) -> None: ...
+
+class GetContributionBoundedCountsRequest(_message.Message):
+    __slots__ = ("kind", "max_contributions_per_user")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONTRIBUTIONS_PER_USER_FIELD_NUMBER: _ClassVar[int]
+    kind: AggregateKind
+    max_contributions_per_user: int
+    def __init__(self, kind: _Optional[_Union[AggregateKind, str]] = ..., max_contributions_per_user: _Optional[int] = ...) -> None: ...
+
+class KeyCount(_message.Message):
+    __slots__ = ("key", "count")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    count: float
+    def __init__(self, key: _Optional[str] = ..., count: _Optional[float] = ...) -> None: ...
+
+class GetContributionBoundedCountsResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[KeyCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[KeyCount, _Mapping]]] = ...) -> None: ...
+
+class SetItemPopularityRequest(_message.Message):
+    __slots__ = ("release_id", "popularities")
+    RELEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    POPULARITIES_FIELD_NUMBER: _ClassVar[int]
+    release_id: str
+    popularities: _containers.RepeatedCompositeFieldContainer[KeyCount]
+    def __init__(self, release_id: _Optional[str] = ..., popularities: _Optional[_Iterable[_Union[KeyCount, _Mapping]]] = ...) -> None: ...
+
+class SetItemPopularityResponse(_message.Message):
+    __slots__ = ("updated_count",)
+    UPDATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    updated_count: int
+    def __init__(self, updated_count: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,107 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UserHistory(_message.Message):
+    __slots__ = ("item_ids",)
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UserVector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class RetrieveCandidatesRequest(_message.Message):
+    __slots__ = ("history", "user_vector", "n", "excluded_item_ids", "include_embeddings")
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    USER_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    history: UserHistory
+    user_vector: UserVector
+    n: int
+    excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_embeddings: bool
+    def __init__(self, history: _Optional[_Union[UserHistory, _Mapping]] = ..., user_vector: _Optional[_Union[UserVector, _Mapping]] = ..., n: _Optional[int] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., include_embeddings: _Optional[bool] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("item_id", "score", "embedding")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    score: float
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class RetrieveCandidatesResponse(_message.Message):
+    __slots__ = ("candidates", "index_version", "cold_start")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    index_version: str
+    cold_start: bool
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., index_version: _Optional[str] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+
+class GetItemEmbeddingsRequest(_message.Message):
+    __slots__ = ("item_ids",)
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ItemEmbedding(_message.Message):
+    __slots__ = ("item_id", "values")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, item_id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class GetItemEmbeddingsResponse(_message.Message):
+    __slots__ = ("embeddings", "missing_item_ids", "index_version")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[ItemEmbedding]
+    missing_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    index_version: str
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[ItemEmbedding, _Mapping]]] = ..., missing_item_ids: _Optional[_Iterable[str]] = ..., index_version: _Optional[str] = ...) -> None: ...
+
+class GetIndexInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetIndexInfoResponse(_message.Message):
+    __slots__ = ("index_version", "index_type", "item_count", "dimension")
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    index_version: str
+    index_type: str
+    item_count: int
+    dimension: int
+    def __init__(self, index_version: _Optional[str] = ..., index_type: _Optional[str] = ..., item_count: _Optional[int] = ..., dimension: _Optional[int] = ...) -> None: ...
+
+class LoadIndexVersionRequest(_message.Message):
+    __slots__ = ("index_version",)
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    index_version: str
+    def __init__(self, index_version: _Optional[str] = ...) -> None: ...
+
+class LoadIndexVersionResponse(_message.Message):
+    __slots__ = ("previous_version", "index_version")
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    previous_version: str
+    index_version: str
+    def __init__(self, previous_version: _Optional[str] = ..., index_version: _Optional[str] = ...) -> None: ...

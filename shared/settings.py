@@ -1,0 +1,36 @@
+"""Settings base shared by every service; each service subclasses it with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Runtime knobs every gRPC service has.
+
+    Subclasses set ``model_config = SettingsConfigDict(env_prefix="RECSYS_<NAME>_")``; tests
+    construct them with keyword arguments. Tracing is configured by the standard ``OTEL_*``
+    variables, not here.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 in containers.")
+    port: int = Field(0, ge=0, le=65535, description="Port to bind; 0 picks a free port.")
+    grace_period_s: float = Field(5.0, gt=0, description="Drain time on SIGTERM.")
+    executor_workers: int = Field(4, ge=1, description="Threads for blocking work.")
+    max_concurrent_rpcs: int | None = Field(
+        None, ge=1, description="RPCs beyond this are refused with RESOURCE_EXHAUSTED."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+    traces_dir: str | None = Field(
+        None,
+        description="Directory for JSON-lines span files when no OTLP endpoint is set; "
+        "unset means var/traces under the working directory.",
+    )
+    tls_cert_file: str | None = Field(None, description="Server certificate (PEM); enables TLS.")
+    tls_key_file: str | None = Field(None, description="Server private key (PEM).")
+    tls_client_ca_file: str | None = Field(
+        None, description="CA that client certificates must chain to; enables mTLS."
+    )
