@@ -1,0 +1,1 @@
+"""The orchestrator: the public Recommend/LogEvents API over the five internal services."""

@@ -1,0 +1,49 @@
+"""Settings of the orchestrator: downstream addresses, deadlines, limits and fallbacks."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class OrchestratorSettings(ServiceSettings):
+    """Env vars ``RECSYS_ORCHESTRATOR_*``; tests pass keyword arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_ORCHESTRATOR_", extra="ignore")
+
+    port: int = Field(50050, ge=0, le=65535)
+
+    privacy_gateway_addr: str = Field("127.0.0.1:50051", description="host:port of the gateway.")
+    feature_store_addr: str = Field("127.0.0.1:50052", description="host:port of the store.")
+    retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of retrieval.")
+    ranker_addr: str = Field("127.0.0.1:50054", description="host:port of the ranker.")
+    reranker_addr: str = Field("127.0.0.1:50055", description="host:port of the reranker.")
+
+    default_deadline_s: float = Field(
+        3.0, gt=0, description="End-to-end budget when the caller sends no deadline (or more)."
+    )
+    max_in_flight: int = Field(
+        32, ge=1, description="Concurrent Recommend calls; more are shed with RESOURCE_EXHAUSTED."
+    )
+    max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
+    max_exclusions: int = Field(1000, ge=0, description="Most excluded_item_ids per request.")
+    max_events_per_call: int = Field(1000, ge=1, description="Most events per LogEvents call.")
+    max_context_fields: int = Field(32, ge=0, description="Most context entries per request.")
+    candidate_count: int = Field(
+        100, ge=1, description="Candidates retrieved (N); the ranker scores all of them."
+    )
+    recent_items: int = Field(20, ge=1, description="History length asked of the store.")
+    default_tradeoff: float = Field(
+        0.5, ge=0.0, le=1.0, description="Trade-off when the request has no diversity settings."
+    )
+    popularity_size: int = Field(
+        500, ge=1, description="Length of the cached DP popularity list used as fallback."
+    )
+    popularity_refresh_s: float = Field(
+        30.0, gt=0, description="How often the popularity list is refreshed in the background."
+    )
+    downstream_max_attempts: int = Field(
+        2, ge=1, description="Attempts per outbound call (retries on UNAVAILABLE only)."
+    )

@@ -1,0 +1,555 @@
+"""The Recommend and LogEvents pipelines: fan-out, per-stage deadlines and fallbacks.
+
+Recommend runs gateway -> user features -> (retrieval || history item features) -> candidate
+item features -> ranker -> reranker. Only the privacy gateway is mandatory: without a
+pseudonym nothing may proceed. Every other stage degrades instead of failing the request
+(ranker -> retrieval order; reranker -> relevance order; feature store or retrieval ->
+popularity list), and each fallback is recorded in the result, on the span and in a metric.
+
+Spans and logs carry counts, versions and reasons only, never user refs or pseudonyms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf import timestamp_pb2
+from opentelemetry import metrics, trace
+
+from services.orchestrator.downstream import Backends, DownstreamError
+from services.orchestrator.popularity import PopularityCache
+from shared.deadline import Budget
+from shared.errors import DeadlineExceeded, ServiceError, Unavailable
+from shared.gen.acme.recsys.v1 import (
+    common_pb2,
+    orchestrator_pb2,
+    privacy_gateway_pb2,
+    ranker_pb2,
+    reranker_pb2,
+    retrieval_pb2,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STAGE = common_pb2.Stage
+STAGE_NAMES = {
+    STAGE.STAGE_PRIVACY_GATEWAY: "privacy_gateway",
+    STAGE.STAGE_FEATURE_STORE: "feature_store",
+    STAGE.STAGE_RETRIEVAL: "retrieval",
+    STAGE.STAGE_RANKER: "ranker",
+    STAGE.STAGE_RERANKER: "reranker",
+    STAGE.STAGE_POPULARITY: "popularity",
+}
+
+# Share of the budget still left that each stage may use. The cheap lookups get small shares
+# so the BERT ranker, the slowest stage by far on CPU, keeps most of the time, and the
+# reranker still has some left when the ranker used its whole share.
+SHARE_GATEWAY = 0.15
+SHARE_USER_FEATURES = 0.15
+SHARE_RETRIEVAL = 0.25
+SHARE_ITEM_FEATURES = 0.2
+SHARE_RANKER = 0.7
+SHARE_RERANKER = 0.8
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    """A validated Recommend request; ``user_ref`` is raw and only goes to the gateway."""
+
+    user_ref: str
+    k: int
+    context: Mapping[str, str]
+    method: common_pb2.RerankMethod
+    tradeoff: float
+    max_per_category: int
+    excluded_item_ids: tuple[str, ...]
+    exclude_purchased: bool
+
+
+@dataclass
+class Candidate:
+    """One item moving through the pipeline."""
+
+    item_id: str
+    retrieval_score: float = 0.0
+    relevance: float = 0.0
+    score: float = 0.0
+    embedding: list[float] = field(default_factory=list)
+    features: common_pb2.ItemFeatures | None = None
+    stages: list[common_pb2.Stage] = field(default_factory=list)
+
+    @property
+    def category(self) -> str:
+        path = self.features.category_path if self.features is not None else []
+        return path[0] if path else ""
+
+
+@dataclass
+class Outcome:
+    """What Recommend answers: items in display order, degraded stages, versions."""
+
+    items: list[Candidate] = field(default_factory=list)
+    degraded: list[tuple[common_pb2.Stage, str]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def degrade(self, stage: common_pb2.Stage, reason: str) -> None:
+        if all(s != stage for s, _ in self.degraded):
+            self.degraded.append((stage, reason))
+
+
+class PipelineMetrics:
+    """OpenTelemetry instruments of the orchestrator (the meter provider is global)."""
+
+    def __init__(self, meter: metrics.Meter | None = None) -> None:
+        meter = meter or metrics.get_meter("services.orchestrator")
+        self.requests = meter.create_counter(
+            "recsys.orchestrator.requests", description="Recommend and LogEvents calls by outcome"
+        )
+        self.latency = meter.create_histogram(
+            "recsys.orchestrator.duration", unit="s", description="End-to-end call latency"
+        )
+        self.fallbacks = meter.create_counter(
+            "recsys.orchestrator.fallbacks", description="Degraded stages by stage and reason"
+        )
+        self.shed = meter.create_counter(
+            "recsys.orchestrator.shed", description="Recommend calls refused by load shedding"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DownstreamError):
+        return exc.reason
+    if isinstance(exc, DeadlineExceeded | asyncio.TimeoutError):
+        return "deadline_exceeded"
+    return "error"
+
+
+def top_by_relevance(
+    candidates: Sequence[Candidate], k: int, max_per_category: int
+) -> list[Candidate]:
+    """The k most relevant candidates, at most ``max_per_category`` per top-level category."""
+    chosen: list[Candidate] = []
+    per_category: dict[str, int] = {}
+    for cand in sorted(candidates, key=lambda c: c.relevance, reverse=True):
+        if max_per_category > 0 and per_category.get(cand.category, 0) >= max_per_category:
+            continue
+        per_category[cand.category] = per_category.get(cand.category, 0) + 1
+        chosen.append(cand)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+class Pipeline:
+    """Runs one request at a time through the stages; shared by all requests."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        popularity: PopularityCache,
+        *,
+        candidate_count: int,
+        recent_items: int,
+        metrics_: PipelineMetrics | None = None,
+        tracer: trace.Tracer | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._b = backends
+        self._popularity = popularity
+        self._n = candidate_count
+        self._recent = recent_items
+        self.metrics = metrics_ or PipelineMetrics()
+        self._tracer = tracer or trace.get_tracer("services.orchestrator")
+        self._now = now
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _degrade(
+        self, outcome: Outcome, stage: common_pb2.Stage, reason: str, fallback: str
+    ) -> None:
+        """Flag ``stage`` in the answer, on the current and the request span, and in metrics."""
+        outcome.degrade(stage, reason)
+        name = STAGE_NAMES.get(stage, "unknown")
+        attrs = {"recsys.stage": name, "recsys.reason": reason, "recsys.fallback": fallback}
+        span = trace.get_current_span()
+        span.add_event("degraded", attrs)
+        span.set_attribute("recsys.degraded", True)
+        span.set_attribute("recsys.fallback.reason", reason)
+        self.metrics.fallbacks.add(1, {"stage": name, "reason": reason})
+        log.warning("stage degraded", extra={"stage": name, "reason": reason, "fallback": fallback})
+
+    async def _timed(
+        self, budget: Budget, share: float, call: Callable[[float], Awaitable[T]]
+    ) -> T:
+        # timeout_for raises DeadlineExceeded when nothing is left, so no call is started
+        # that could not finish in time.
+        return await call(budget.timeout_for(share))
+
+    # ---- Recommend -----------------------------------------------------------------------
+
+    async def recommend(self, query: RecommendQuery, budget: Budget) -> Outcome:
+        outcome = Outcome()
+        request_span = trace.get_current_span()
+        request_span.set_attribute("recsys.k", query.k)
+        pseudonym = await self._pseudonymize(query, budget, outcome)
+
+        with self._tracer.start_as_current_span("orchestrator.user_features") as span:
+            try:
+                user = await self._timed(
+                    budget,
+                    SHARE_USER_FEATURES,
+                    lambda t: self._b.user_features(pseudonym, self._recent, t),
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, STAGE.STAGE_FEATURE_STORE, _reason(exc), "popularity")
+                await self._popularity_answer(query, budget, outcome, query.excluded_item_ids)
+                return self._finish(request_span, outcome)
+            features = user.features
+            span.set_attribute("recsys.known_user", user.known_user)
+            span.set_attribute("recsys.recent_items", len(features.recent_item_ids))
+
+        excluded = list(query.excluded_item_ids)
+        if query.exclude_purchased:
+            excluded += [i for i in features.purchased_item_ids if i not in set(excluded)]
+        retrieved, history = await self._retrieve_with_history(
+            features.recent_item_ids, excluded, budget, outcome
+        )
+        if retrieved is None:
+            await self._popularity_answer(query, budget, outcome, excluded)
+            return self._finish(request_span, outcome)
+        if not retrieved.candidates:
+            return self._finish(request_span, outcome)
+
+        candidates = [
+            Candidate(
+                item_id=c.item_id,
+                retrieval_score=c.score,
+                relevance=c.score,
+                embedding=list(c.embedding),
+                stages=[STAGE.STAGE_RETRIEVAL],
+            )
+            for c in retrieved.candidates
+        ]
+        have_features = await self._attach_item_features(candidates, budget, outcome)
+        context = ranker_pb2.ShopperContext(
+            recent_item_titles=[f.title for f in history if f.title],
+            recent_categories=[a.category for a in features.category_affinities],
+        )
+        await self._rank(candidates, context, have_features, budget, outcome)
+        outcome.items = await self._rerank(query, candidates, budget, outcome)
+        return self._finish(request_span, outcome)
+
+    def _finish(self, request_span: trace.Span, outcome: Outcome) -> Outcome:
+        request_span.set_attribute("recsys.items", len(outcome.items))
+        request_span.set_attribute(
+            "recsys.degraded_stages", [STAGE_NAMES.get(s, "unknown") for s, _ in outcome.degraded]
+        )
+        for key, value in outcome.versions.items():
+            request_span.set_attribute(f"recsys.version.{key}", value)
+        return outcome
+
+    async def _pseudonymize(self, query: RecommendQuery, budget: Budget, outcome: Outcome) -> str:
+        with self._tracer.start_as_current_span("orchestrator.privacy_gateway") as span:
+            timeout = budget.timeout_for(SHARE_GATEWAY)
+            calls: list[Awaitable[object]] = [self._b.pseudonymize([query.user_ref], timeout)]
+            if query.context:
+                calls.append(self._b.sanitize_context(query.context, timeout))
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            for result in results:
+                if isinstance(result, DownstreamError):
+                    span.set_attribute("recsys.error", result.reason)
+                    if result.invalid_argument:
+                        raise result
+                    raise Unavailable(
+                        "the privacy gateway is unavailable; "
+                        "no request proceeds without a pseudonym"
+                    )
+                if isinstance(result, BaseException):
+                    raise result
+            response = results[0]
+            assert isinstance(response, privacy_gateway_pb2.PseudonymizeResponse)
+            if len(response.pseudonyms) != 1 or not response.pseudonyms[0]:
+                raise Unavailable("the privacy gateway returned no pseudonym")
+            outcome.versions["pseudonym_key"] = response.key_version
+            span.set_attribute("recsys.key_version", response.key_version)
+            if len(results) > 1:
+                clean = results[1]
+                assert isinstance(clean, privacy_gateway_pb2.SanitizeContextResponse)
+                span.set_attribute("recsys.context.kept", len(clean.context))
+                span.set_attribute("recsys.context.dropped", len(clean.dropped_fields))
+                span.set_attribute("recsys.context.generalized", len(clean.generalized_fields))
+            return response.pseudonyms[0]
+
+    async def _retrieve_with_history(
+        self,
+        recent_item_ids: Sequence[str],
+        excluded: Sequence[str],
+        budget: Budget,
+        outcome: Outcome,
+    ) -> tuple[retrieval_pb2.RetrieveCandidatesResponse | None, list[common_pb2.ItemFeatures]]:
+        """Retrieval and the titles of the user's history are independent: run them together."""
+        recent = list(recent_item_ids)
+
+        async def retrieve() -> retrieval_pb2.RetrieveCandidatesResponse | None:
+            with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
+                span.set_attribute("recsys.history_items", len(recent))
+                span.set_attribute("recsys.excluded_items", len(excluded))
+                try:
+                    found = await self._timed(
+                        budget,
+                        SHARE_RETRIEVAL,
+                        lambda t: self._b.retrieve(recent, self._n, excluded, t),
+                    )
+                except ServiceError as exc:
+                    self._degrade(outcome, STAGE.STAGE_RETRIEVAL, _reason(exc), "popularity")
+                    return None
+                span.set_attribute("recsys.candidates", len(found.candidates))
+                span.set_attribute("recsys.index_version", found.index_version)
+                span.set_attribute("recsys.cold_start", found.cold_start)
+                outcome.versions["retrieval_index"] = found.index_version
+                return found
+
+        async def history() -> list[common_pb2.ItemFeatures]:
+            if not recent:
+                return []
+            with self._tracer.start_as_current_span("orchestrator.history_features") as span:
+                try:
+                    got = await self._timed(
+                        budget, SHARE_RETRIEVAL, lambda t: self._b.item_features(recent, t)
+                    )
+                except ServiceError as exc:
+                    # The ranker still scores without history titles; the answer is only
+                    # less personal, so this is an event, not a degraded stage.
+                    span.add_event("history_titles_missing", {"recsys.reason": _reason(exc)})
+                    return []
+                span.set_attribute("recsys.items", len(got.items))
+                return list(got.items)
+
+        found, titles = await asyncio.gather(retrieve(), history())
+        return found, titles
+
+    async def _attach_item_features(
+        self, candidates: list[Candidate], budget: Budget, outcome: Outcome
+    ) -> bool:
+        with self._tracer.start_as_current_span("orchestrator.item_features") as span:
+            ids = [c.item_id for c in candidates]
+            span.set_attribute("recsys.requested", len(ids))
+            try:
+                got = await self._timed(
+                    budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(ids, t)
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, STAGE.STAGE_FEATURE_STORE, _reason(exc), "no_item_features")
+                return False
+            by_id = {f.item_id: f for f in got.items}
+            for cand in candidates:
+                cand.features = by_id.get(cand.item_id)
+            span.set_attribute("recsys.missing", len(got.missing_item_ids))
+            return True
+
+    async def _rank(
+        self,
+        candidates: list[Candidate],
+        context: ranker_pb2.ShopperContext,
+        have_features: bool,
+        budget: Budget,
+        outcome: Outcome,
+    ) -> None:
+        with self._tracer.start_as_current_span("orchestrator.ranker") as span:
+            span.set_attribute("recsys.candidates", len(candidates))
+            if not have_features:
+                # Without titles the cross-encoder would score empty strings: keep retrieval
+                # order rather than pay for meaningless scores.
+                self._degrade(outcome, STAGE.STAGE_RANKER, "no_item_features", "retrieval_order")
+                return
+            request = ranker_pb2.ScoreCandidatesRequest(
+                context=context,
+                candidates=[
+                    ranker_pb2.CandidateItem(
+                        item_id=c.item_id,
+                        title=c.features.title if c.features else "",
+                        category_path=list(c.features.category_path) if c.features else [],
+                        price=c.features.price if c.features else 0.0,
+                    )
+                    for c in candidates
+                ],
+            )
+            try:
+                scored = await self._timed(
+                    budget, SHARE_RANKER, lambda t: self._b.score(request, t)
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, STAGE.STAGE_RANKER, _reason(exc), "retrieval_order")
+                return
+            scores = {s.item_id: s.score for s in scored.scores}
+            if any(c.item_id not in scores for c in candidates):
+                self._degrade(outcome, STAGE.STAGE_RANKER, "incomplete_scores", "retrieval_order")
+                return
+            for cand in candidates:
+                cand.relevance = float(scores[cand.item_id])
+                cand.stages.append(STAGE.STAGE_RANKER)
+            version = f"{scored.model_name}/{scored.model_version}"
+            outcome.versions["ranker_model"] = version
+            outcome.versions["ranker_backend"] = scored.backend
+            span.set_attribute("recsys.model_version", version)
+            span.set_attribute("recsys.backend", scored.backend)
+
+    async def _rerank(
+        self,
+        query: RecommendQuery,
+        candidates: list[Candidate],
+        budget: Budget,
+        outcome: Outcome,
+    ) -> list[Candidate]:
+        with self._tracer.start_as_current_span("orchestrator.reranker") as span:
+            span.set_attribute("recsys.candidates", len(candidates))
+            span.set_attribute("recsys.tradeoff", query.tradeoff)
+            request = reranker_pb2.RerankRequest(
+                candidates=[
+                    reranker_pb2.RerankCandidate(
+                        item_id=c.item_id,
+                        relevance=c.relevance,
+                        embedding=c.embedding,
+                        category=c.category,
+                    )
+                    for c in candidates
+                ],
+                k=query.k,
+                method=query.method,
+                tradeoff=query.tradeoff,
+                max_per_category=query.max_per_category,
+            )
+            try:
+                reranked = await self._timed(
+                    budget, SHARE_RERANKER, lambda t: self._b.rerank(request, t)
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, STAGE.STAGE_RERANKER, _reason(exc), "relevance_order")
+                chosen = top_by_relevance(candidates, query.k, query.max_per_category)
+                for cand in chosen:
+                    cand.score = cand.relevance
+                return chosen
+            by_id = {c.item_id: c for c in candidates}
+            chosen = []
+            for item in reranked.items:
+                found = by_id.get(item.item_id)
+                if found is None:
+                    continue  # never show an item the pipeline did not retrieve
+                cand = found
+                cand.score = item.selection_score
+                cand.stages.append(STAGE.STAGE_RERANKER)
+                chosen.append(cand)
+            method = common_pb2.RerankMethod.Name(reranked.method)
+            outcome.versions["reranker_method"] = method
+            span.set_attribute("recsys.method", method)
+            span.set_attribute("recsys.selected", len(chosen))
+            return chosen
+
+    async def _popularity_answer(
+        self, query: RecommendQuery, budget: Budget, outcome: Outcome, excluded: Sequence[str]
+    ) -> None:
+        """The last fallback: the cached DP popularity list; when nothing is cached yet, the
+        store's live list, else a cold-start retrieval, whichever dependency is still up."""
+        down = {s for s, _ in outcome.degraded}
+        with self._tracer.start_as_current_span("orchestrator.popularity") as span:
+            span.set_attribute("recsys.cached_items", len(self._popularity.items))
+            items = self._popularity.top(query.k, excluded)
+            release = self._popularity.release_id
+            if not items and STAGE.STAGE_FEATURE_STORE not in down:
+                span.add_event("popularity_cache_empty", {"recsys.fallback": "live_popularity"})
+                try:
+                    live = await self._timed(
+                        budget,
+                        SHARE_ITEM_FEATURES,
+                        lambda t: self._b.popular_items(query.k, list(excluded), t),
+                    )
+                    items, release = list(live.items), live.release_id
+                except ServiceError as exc:
+                    span.set_attribute("recsys.error", _reason(exc))
+            if items:
+                outcome.versions["popularity_release"] = release
+                outcome.items = [
+                    Candidate(
+                        item_id=f.item_id,
+                        relevance=f.dp_popularity,
+                        score=f.dp_popularity,
+                        features=f,
+                        stages=[STAGE.STAGE_POPULARITY],
+                    )
+                    for f in items
+                ]
+                return
+            if STAGE.STAGE_RETRIEVAL in down:
+                raise Unavailable("no stage could produce recommendations")
+            span.add_event("popularity_unavailable", {"recsys.fallback": "retrieval_cold_start"})
+            try:
+                found = await self._timed(
+                    budget,
+                    SHARE_RETRIEVAL,
+                    lambda t: self._b.retrieve([], query.k, list(excluded), t),
+                )
+            except ServiceError as exc:
+                span.set_attribute("recsys.error", _reason(exc))
+                raise Unavailable("no stage could produce recommendations") from None
+            outcome.versions["retrieval_index"] = found.index_version
+            outcome.items = [
+                Candidate(
+                    item_id=c.item_id,
+                    retrieval_score=c.score,
+                    relevance=c.score,
+                    score=c.score,
+                    stages=[STAGE.STAGE_RETRIEVAL],
+                )
+                for c in found.candidates[: query.k]
+            ]
+
+    # ---- LogEvents -----------------------------------------------------------------------
+
+    async def log_events(
+        self, events: Sequence[orchestrator_pb2.ShopperEvent], budget: Budget
+    ) -> tuple[int, int]:
+        """Pseudonymize the users, then store the events; returns (accepted, duplicates)."""
+        refs = sorted({e.user_ref for e in events})
+        with self._tracer.start_as_current_span("orchestrator.privacy_gateway") as span:
+            span.set_attribute("recsys.users", len(refs))
+            try:
+                pseudo = await self._timed(
+                    budget, SHARE_GATEWAY, lambda t: self._b.pseudonymize(refs, t)
+                )
+            except DownstreamError as exc:
+                if exc.invalid_argument:
+                    raise
+                raise Unavailable(
+                    "the privacy gateway is unavailable; events are not stored without pseudonyms"
+                ) from None
+            if len(pseudo.pseudonyms) != len(refs):
+                raise Unavailable("the privacy gateway returned an incomplete answer")
+            span.set_attribute("recsys.key_version", pseudo.key_version)
+        by_ref = dict(zip(refs, pseudo.pseudonyms, strict=True))
+        now = timestamp_pb2.Timestamp()
+        now.FromDatetime(self._now())
+        stored = [
+            common_pb2.Event(
+                event_id=e.event_id,
+                user_id=by_ref[e.user_ref],
+                item_id=e.item_id,
+                type=e.type,
+                timestamp=e.timestamp if e.HasField("timestamp") else now,
+                quantity=e.quantity or 1,
+            )
+            for e in events
+        ]
+        with self._tracer.start_as_current_span("orchestrator.ingest_events") as span:
+            span.set_attribute("recsys.events", len(stored))
+            # The store acknowledges only after its durable write, so our answer does too;
+            # its INVALID_ARGUMENT passes through with the field it names.
+            result = await self._b.ingest_events(stored, budget.timeout_for(1.0))
+            span.set_attribute("recsys.accepted", result.accepted_count)
+            span.set_attribute("recsys.duplicates", result.duplicate_count)
+        return result.accepted_count, result.duplicate_count

@@ -1,0 +1,62 @@
+"""A background-refreshed copy of the feature store's DP popularity list.
+
+The list is the fallback when the feature store or retrieval is down, so it must already be
+in memory when that happens: it is fetched at start and refreshed periodically, and a failed
+refresh keeps the previous copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from shared.errors import ServiceError
+from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[], Awaitable[feature_store_pb2.GetPopularItemsResponse]]
+
+
+@dataclass
+class PopularityCache:
+    """The latest popularity list; ``run`` keeps it fresh until ``stop`` is set."""
+
+    fetch: Fetch
+    interval_s: float
+    retry_s: float = 2.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    items: list[common_pb2.ItemFeatures] = field(default_factory=list)
+    release_id: str = ""
+    fetched_at: float | None = None
+
+    async def refresh(self) -> bool:
+        """Fetch the list once; True when it was replaced."""
+        try:
+            response = await self.fetch()
+        except (TimeoutError, ServiceError) as exc:
+            log.warning("popularity refresh failed", extra={"error": type(exc).__name__})
+            return False
+        if not response.items:
+            # An empty answer (store not seeded yet) must not wipe a list we already hold.
+            return False
+        self.items = list(response.items)
+        self.release_id = response.release_id
+        self.fetched_at = self.clock()
+        log.info("popularity list refreshed", extra={"items": len(self.items)})
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ok = await self.refresh()
+            wait = self.interval_s if ok else min(self.retry_s, self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+
+    def top(self, k: int, excluded: Sequence[str] = ()) -> list[common_pb2.ItemFeatures]:
+        skip = set(excluded)
+        return [item for item in self.items if item.item_id not in skip][:k]
