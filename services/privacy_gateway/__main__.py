@@ -1,0 +1,101 @@
+"""``python -m services.privacy_gateway``: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from services.privacy_gateway.clients import FeatureStoreClient
+from services.privacy_gateway.config import PrivacyGatewaySettings
+from services.privacy_gateway.ledger import Ledger, create_ledger_engine
+from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
+from services.privacy_gateway.pseudonym import KeyRing, load_key_ring
+from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
+from shared.gen.acme.recsys.v1 import privacy_gateway_pb2_grpc
+from shared.logging import configure_logging
+from shared.server import GrpcServer, run_until_signal
+from shared.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+LEDGER_RETRY_S = 2.0
+
+
+def load_keys(settings: PrivacyGatewaySettings) -> KeyRing:
+    """The key ring from the inline JSON (development) or the key file (a mounted Secret)."""
+    grace = timedelta(seconds=settings.key_grace_window_s)
+    if settings.key_ring_json is not None:
+        return KeyRing.from_json(settings.key_ring_json.get_secret_value(), grace_window=grace)
+    return load_key_ring(settings.key_file, grace_window=grace)
+
+
+async def wait_for_ledger(ledger: Ledger, loop_executor: ThreadPoolExecutor) -> None:
+    """Create the ledger tables and read them, retrying until the database answers."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(loop_executor, ledger.create_schema)
+            await loop.run_in_executor(loop_executor, ledger.ping)
+            return
+        except Exception as exc:
+            log.warning("ledger database unreachable", extra={"error": type(exc).__name__})
+            await asyncio.sleep(LEDGER_RETRY_S)
+
+
+async def serve(settings: PrivacyGatewaySettings) -> None:
+    # A missing or malformed key ring is fatal at start: without keys nothing can be served.
+    key_ring = load_keys(settings)
+    policy = PiiPolicy.from_file(settings.pii_policy_file) if settings.pii_policy_file else None
+    sanitizer = PiiSanitizer(policy or PiiPolicy())
+    executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="privacy")
+    ledger = Ledger(
+        create_ledger_engine(settings.database_url),
+        epsilon_total=settings.epsilon_budget,
+        delta_total=settings.delta_budget,
+    )
+    feature_store = FeatureStoreClient(
+        settings.feature_store_address, max_timeout_s=settings.feature_store_timeout_s
+    )
+    server = GrpcServer(settings, [SERVICE_NAME])
+    privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
+        PrivacyGatewayServicer(settings, key_ring, sanitizer, ledger, feature_store, executor),
+        server.server,
+    )
+    await server.start()
+    log.info(
+        "key ring loaded",
+        extra={"active_version": key_ring.active_version, "versions": len(key_ring.versions)},
+    )
+
+    async def become_ready() -> None:
+        await wait_for_ledger(ledger, executor)
+        await server.set_ready(True)
+        log.info("ready")
+
+    readiness = asyncio.create_task(become_ready())
+
+    async def stop_background() -> None:
+        readiness.cancel()
+
+    async def close_ledger() -> None:
+        ledger.close()
+        executor.shutdown(wait=True)
+
+    await run_until_signal(server, on_shutdown=[stop_background, feature_store.close, close_ledger])
+
+
+def main() -> None:
+    # Every field has a default and the values come from RECSYS_PRIVACY_GATEWAY_* variables;
+    # mypy cannot see pydantic's positional Field defaults.
+    settings = PrivacyGatewaySettings()  # type: ignore[call-arg]
+    configure_logging("privacy-gateway", settings.log_level)
+    telemetry = setup_telemetry("privacy-gateway", traces_dir=settings.traces_dir)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        telemetry.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Outbound calls of the privacy gateway: the feature store's bounded counts and popularity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from shared.channels import TlsClientConfig, create_channel
+from shared.deadline import Budget
+from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
+
+
+class FeatureStoreClient:
+    """The two FeatureStoreService RPCs the gateway needs; deadlines come from the caller's
+    Budget, capped at ``max_timeout_s``."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        max_timeout_s: float = 30.0,
+        tls: TlsClientConfig | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._channel = channel or create_channel(address, tls=tls)
+        self._stub = feature_store_pb2_grpc.FeatureStoreServiceStub(self._channel)
+        self._max_timeout_s = max_timeout_s
+
+    async def contribution_bounded_counts(
+        self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
+    ) -> list[tuple[str, float]]:
+        response = await self._stub.GetContributionBoundedCounts(
+            feature_store_pb2.GetContributionBoundedCountsRequest(
+                kind=kind, max_contributions_per_user=max_contributions
+            ),
+            timeout=budget.timeout_for(0.5, cap=self._max_timeout_s),
+        )
+        return [(c.key, c.count) for c in response.counts]
+
+    async def set_item_popularity(
+        self, release_id: str, popularities: Sequence[tuple[str, float]], budget: Budget
+    ) -> int:
+        response = await self._stub.SetItemPopularity(
+            feature_store_pb2.SetItemPopularityRequest(
+                release_id=release_id,
+                popularities=[feature_store_pb2.KeyCount(key=k, count=c) for k, c in popularities],
+            ),
+            timeout=budget.timeout_for(1.0, cap=self._max_timeout_s),
+        )
+        return int(response.updated_count)
+
+    async def close(self) -> None:
+        await self._channel.close()

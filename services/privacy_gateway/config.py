@@ -1,0 +1,63 @@
+"""Settings of the privacy gateway (env prefix ``RECSYS_PRIVACY_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class PrivacyGatewaySettings(ServiceSettings):
+    """Knobs of the privacy gateway; tests construct it with keyword arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_PRIVACY_GATEWAY_", extra="ignore")
+
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port.")
+    key_file: str = Field(
+        "var/keys/pseudonym-keys.json",
+        description="Key ring JSON; in Kubernetes the pseudonymization Secret mounted as a file.",
+    )
+    key_ring_json: SecretStr | None = Field(
+        None,
+        description="Key ring JSON given inline (development only); wins over key_file.",
+    )
+    key_grace_window_s: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        description="How long a retired key version still verifies its pseudonyms.",
+    )
+    pii_policy_file: str | None = Field(
+        None, description="JSON PII policy; unset means the built-in default policy."
+    )
+    database_url: str = Field(
+        "sqlite:///var/privacy_ledger.sqlite", description="Privacy-budget ledger database."
+    )
+    feature_store_address: str = Field(
+        "127.0.0.1:50052", description="FeatureStoreService address (host:port)."
+    )
+    feature_store_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for one feature-store call."
+    )
+    epsilon_budget: float = Field(
+        10.0, gt=0, description="Total epsilon under basic sequential composition."
+    )
+    delta_budget: float = Field(1e-5, ge=0, lt=1, description="Total delta.")
+    default_mechanism: Literal["laplace", "gaussian"] = Field(
+        "laplace", description="Mechanism when a request leaves it unspecified."
+    )
+    default_max_contributions: int = Field(
+        20, ge=1, description="Per-user contribution bound when a request gives 0."
+    )
+    max_contributions_limit: int = Field(
+        1000, ge=1, description="Largest contribution bound a request may ask for."
+    )
+    max_refs_per_request: int = Field(
+        1000, ge=1, description="Most user references one Pseudonymize call may carry."
+    )
+    max_ref_length: int = Field(256, ge=1, description="Longest raw user reference accepted.")
+    max_context_fields: int = Field(
+        64, ge=1, description="Most fields one SanitizeContext call may carry."
+    )
