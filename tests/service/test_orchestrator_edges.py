@@ -60,11 +60,11 @@ async def _orchestrator(gateway: str, **overrides: object) -> Orchestrator:
 
 
 async def _call(
-    app: Orchestrator, request: orchestrator_pb2.RecommendRequest, timeout: float = 3.0
+    app: Orchestrator, request: orchestrator_pb2.RecommendRequest, timeout_s: float = 3.0
 ) -> orchestrator_pb2.RecommendResponse:
     async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
-        return await stub.Recommend(request, timeout=timeout)
+        return await stub.Recommend(request, timeout=timeout_s)
 
 
 def _req(**kw: object) -> orchestrator_pb2.RecommendRequest:
@@ -182,7 +182,7 @@ async def test_hung_gateway_times_out_within_the_callers_deadline(blackhole: str
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _call(app, _req(), timeout=1.0)
+            await _call(app, _req(), timeout_s=1.0)
         # The gateway gets a share of the caller's 1 s, so the orchestrator answers first
         # (UNAVAILABLE: no pseudonym) instead of leaving the caller to hit its own deadline.
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -197,9 +197,7 @@ async def test_requests_beyond_max_in_flight_are_shed_at_once(blackhole: str) ->
         async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
             stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
             # Two requests hang on the gateway and hold both slots.
-            slow = [
-                asyncio.ensure_future(stub.Recommend(_req(), timeout=5)) for _ in range(2)
-            ]
+            slow = [asyncio.ensure_future(stub.Recommend(_req(), timeout=5)) for _ in range(2)]
             for _ in range(100):
                 if app.servicer.in_flight == 2:
                     break
