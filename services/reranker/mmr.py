@@ -9,12 +9,12 @@ with lambda = 1 - tradeoff, r the relevance min-max scaled to [0, 1] within the 
 relevance and similarity, both at most 1, are on comparable scales whatever the ranker's
 logits are), and S the PSD similarity of kernel.SimilarityKernel. The max over an empty set is
 taken as 0, so the first pick is the most relevant item. Keeping the running max per candidate
-makes a step one kernel row and two vector operations: O(N d) per pick.
+makes a step one kernel row and two vector operations: O(N d) per pick. Ties go to the lower
+position; rerank.rerank passes candidates in relevance order, so there relevance breaks ties.
 
 Trade-off 0 (lambda = 1) returns the relevance order itself; trade-off 1 (lambda = 0) picks, after
-the most relevant item, the item least similar to everything chosen so far, with relevance
-(via the stable order of the positions) deciding only ties. The selection score is the MMR
-score at the moment of the pick.
+the first item, the item least similar to everything chosen so far, relevance deciding only
+ties. The selection score is the MMR score at the moment of the pick.
 """
 
 from __future__ import annotations
