@@ -1,0 +1,96 @@
+"""Engines and migrations: one place that knows the SQLite and PostgreSQL differences.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so a committed transaction survives power
+loss (WAL with NORMAL may lose the last commits), foreign keys on, and SQLAlchemy emitting
+BEGIN itself: pysqlite's legacy mode does not BEGIN before SELECT, which breaks snapshot reads,
+and write transactions use BEGIN IMMEDIATE so two writers queue on the busy timeout instead of
+failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+WRITE = "feature_store_write"
+# Arbitrary constant key: replicas starting together take turns applying migrations.
+_MIGRATION_LOCK_KEY = 0x5EA7F00D
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    busy_timeout_ms: int = 10_000,
+    connect_timeout_s: int = 5,
+) -> sa.Engine:
+    """An engine for ``url`` with the durability and concurrency settings above."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed, pool_size, busy_timeout_ms)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = connect_timeout_s
+    # pre_ping: after a database restart, the pool hands out working connections again.
+    return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(url: str, parsed: sa.URL, pool_size: int, busy_timeout_ms: int) -> sa.Engine:
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, pool_size=pool_size)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision this code knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """The revision the database is at, None when it was never migrated."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Apply pending migrations (``alembic upgrade head``) in one transaction."""
+    cfg = _config()
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
