@@ -113,9 +113,7 @@ class Stack:
         cwd: Path,
         progress: Callable[[str], None] = print,
     ) -> None:
-        self.processes = {
-            s.name: ManagedProcess(s, logs_dir / f"{s.name}.log", cwd) for s in specs
-        }
+        self.processes = {s.name: ManagedProcess(s, logs_dir / f"{s.name}.log", cwd) for s in specs}
         self._progress = progress
 
     def start(self, names: Iterable[str] | None = None) -> None:
@@ -162,3 +160,204 @@ def python_module(module: str, *args: str) -> list[str]:
 def env_for(prefix: str, values: Mapping[str, object]) -> dict[str, str]:
     """``{"port": 1}`` with prefix ``RECSYS_RANKER_`` -> ``{"RECSYS_RANKER_PORT": "1"}``."""
     return {f"{prefix}{key.upper()}": str(value) for key, value in values.items()}
+
+
+@dataclass
+class Layout:
+    """Where the local stack keeps its files and which loopback ports it uses.
+
+    The defaults are the documented ports (orchestrator 50050 .. reranker 50055, Triton 8000-
+    8002); tests pass other ports so they never collide with a stack already running.
+    """
+
+    root: Path
+    var: Path
+    host: str = "127.0.0.1"
+    base_port: int = 50050
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    ranker_backend: str = "triton"
+    candidate_count: int = 100
+    default_deadline_s: float = 3.0
+    log_level: str = "INFO"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        offsets = {
+            "orchestrator": 0,
+            "privacy_gateway": 1,
+            "feature_store": 2,
+            "retrieval": 3,
+            "ranker": 4,
+            "reranker": 5,
+        }
+        return {name: self.base_port + off for name, off in offsets.items()}
+
+    def addr(self, name: str) -> str:
+        return f"{self.host}:{self.ports[name]}"
+
+    @property
+    def traces_dir(self) -> Path:
+        return self.var / "traces"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.var / "logs"
+
+    @property
+    def key_file(self) -> Path:
+        return self.var / "keys" / "pseudonym-keys.json"
+
+    @property
+    def feature_store_db(self) -> Path:
+        return self.var / "feature_store.sqlite"
+
+    @property
+    def ledger_db(self) -> Path:
+        return self.var / "privacy_ledger.sqlite"
+
+    @property
+    def retrieval_dir(self) -> Path:
+        return self.var / "models" / "retrieval"
+
+    @property
+    def ranker_dir(self) -> Path:
+        return self.var / "models" / "ranker"
+
+    @property
+    def triton_repo(self) -> Path:
+        return self.var / "triton" / "model_repository"
+
+    def common_env(self, prefix: str) -> dict[str, str]:
+        return env_for(
+            prefix,
+            {"host": self.host, "traces_dir": self.traces_dir, "log_level": self.log_level},
+        )
+
+
+def local_specs(layout: Layout) -> list[ServiceSpec]:
+    """Every child of the local stack, in start order (dependencies first)."""
+    sqlite = "sqlite:///"
+    specs = [
+        ServiceSpec(
+            "privacy_gateway",
+            python_module("services.privacy_gateway"),
+            {
+                **layout.common_env("RECSYS_PRIVACY_GATEWAY_"),
+                **env_for(
+                    "RECSYS_PRIVACY_GATEWAY_",
+                    {
+                        "port": layout.ports["privacy_gateway"],
+                        "key_file": layout.key_file,
+                        "database_url": f"{sqlite}{layout.ledger_db}",
+                        "feature_store_address": layout.addr("feature_store"),
+                    },
+                ),
+            },
+            grpc_target=layout.addr("privacy_gateway"),
+        ),
+        ServiceSpec(
+            "feature_store",
+            python_module("services.feature_store"),
+            {
+                **layout.common_env("RECSYS_FEATURE_STORE_"),
+                **env_for(
+                    "RECSYS_FEATURE_STORE_",
+                    {
+                        "port": layout.ports["feature_store"],
+                        "database_url": f"{sqlite}{layout.feature_store_db}",
+                        # The local stack's probe may be quick; production keeps 5 s.
+                        "readiness_interval_s": 1.0,
+                    },
+                ),
+            },
+            grpc_target=layout.addr("feature_store"),
+        ),
+        ServiceSpec(
+            "retrieval",
+            python_module("services.retrieval"),
+            {
+                **layout.common_env("RECSYS_RETRIEVAL_"),
+                **env_for(
+                    "RECSYS_RETRIEVAL_",
+                    {"port": layout.ports["retrieval"], "artefact_root": layout.retrieval_dir},
+                ),
+            },
+            grpc_target=layout.addr("retrieval"),
+            startup_timeout_s=120.0,
+        ),
+    ]
+    if layout.ranker_backend == "triton":
+        specs.append(
+            ServiceSpec(
+                "triton",
+                python_module(
+                    "services.ranker.triton_server",
+                    "--model-repository",
+                    str(layout.triton_repo),
+                    "--http-port",
+                    str(layout.triton_http_port),
+                    "--grpc-port",
+                    str(layout.triton_grpc_port),
+                    "--metrics-port",
+                    str(layout.triton_metrics_port),
+                ),
+                {},
+                http_ready=f"{layout.host}:{layout.triton_http_port}",
+                startup_timeout_s=180.0,
+            )
+        )
+    specs += [
+        ServiceSpec(
+            "ranker",
+            python_module("services.ranker"),
+            {
+                **layout.common_env("RECSYS_RANKER_"),
+                **env_for(
+                    "RECSYS_RANKER_",
+                    {
+                        "port": layout.ports["ranker"],
+                        "backend": layout.ranker_backend,
+                        "model_dir": layout.ranker_dir,
+                        "triton_url": f"{layout.host}:{layout.triton_grpc_port}",
+                    },
+                ),
+            },
+            grpc_target=layout.addr("ranker"),
+            startup_timeout_s=180.0,
+        ),
+        ServiceSpec(
+            "reranker",
+            python_module("services.reranker"),
+            {
+                **layout.common_env("RECSYS_RERANKER_"),
+                **env_for("RECSYS_RERANKER_", {"port": layout.ports["reranker"]}),
+            },
+            grpc_target=layout.addr("reranker"),
+        ),
+        ServiceSpec(
+            "orchestrator",
+            python_module("services.orchestrator"),
+            {
+                **layout.common_env("RECSYS_ORCHESTRATOR_"),
+                **env_for(
+                    "RECSYS_ORCHESTRATOR_",
+                    {
+                        "port": layout.ports["orchestrator"],
+                        "privacy_gateway_addr": layout.addr("privacy_gateway"),
+                        "feature_store_addr": layout.addr("feature_store"),
+                        "retrieval_addr": layout.addr("retrieval"),
+                        "ranker_addr": layout.addr("ranker"),
+                        "reranker_addr": layout.addr("reranker"),
+                        "candidate_count": layout.candidate_count,
+                        "default_deadline_s": layout.default_deadline_s,
+                        # A short refresh so the fallback list exists soon after seeding.
+                        "popularity_refresh_s": 10.0,
+                    },
+                ),
+            },
+            grpc_target=layout.addr("orchestrator"),
+        ),
+    ]
+    return specs

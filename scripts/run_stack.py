@@ -1,0 +1,313 @@
+"""Start the whole recommender locally and show it working (called by scripts/run.sh).
+
+Steps, each printed as it happens:
+  1. prepare what is missing: the pseudonymization key ring, the retrieval index (trained in
+     seconds), the BERT ranker (--quick fine-tune) and its Triton model repository, the
+     feature store database seeded with the synthetic data through the pseudonymizer;
+  2. start every service as its own process on loopback (Triton too), wait for health SERVING;
+  3. release the DP popularity list once (privacy gateway) so the fallback has one;
+  4. send a few real Recommend calls and a LogEvents through the CLI client code, print them
+     and the trace tree of one request;
+  5. keep serving until Ctrl-C (or exit with --demo-only), then stop every child cleanly.
+
+Children log to var/logs/<service>.log; spans go to var/traces/<service>.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from services.orchestrator.stack import (  # noqa: E402
+    Layout,
+    Stack,
+    local_specs,
+    python_module,
+)
+from services.orchestrator.traces import (  # noqa: E402
+    build_tree,
+    load_spans,
+    render_tree,
+    span_files,
+)
+from shared import cli  # noqa: E402
+from shared.channels import create_channel  # noqa: E402
+from shared.gen.acme.recsys.v1 import (  # noqa: E402
+    feature_store_pb2,
+    feature_store_pb2_grpc,
+    privacy_gateway_pb2,
+    privacy_gateway_pb2_grpc,
+)
+
+DEMO_USERS = ("user-00001", "user-00042", "user-00137")
+POPULARITY_EPSILON = 1.0
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_step(title: str, argv: list[str], log: Path) -> None:
+    """Run one preparation command; its output goes to ``log``, a failure stops the launcher."""
+    say(f"{title} (log: {log})")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("ab") as out:
+        code = subprocess.call(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise SystemExit(f"{title} failed (exit {code}):\n{tail}")
+    say(f"  done in {time.monotonic() - started:.1f} s")
+
+
+def latest_exists(root: Path) -> bool:
+    return (root / "LATEST").exists()
+
+
+def prepare(layout: Layout, args: argparse.Namespace) -> None:
+    logs = layout.logs_dir
+    if layout.key_file.exists():
+        say(f"key ring present: {layout.key_file}")
+    else:
+        run_step(
+            "generating the pseudonymization key ring",
+            python_module(
+                "services.privacy_gateway.keys",
+                "generate",
+                "--if-missing",
+                "--file",
+                str(layout.key_file),
+            ),
+            logs / "prepare-keys.log",
+        )
+    if latest_exists(layout.retrieval_dir):
+        say(f"retrieval index present: {layout.retrieval_dir}")
+    else:
+        run_step(
+            "training the retrieval embeddings and FAISS index (synthetic data)",
+            python_module(
+                "services.retrieval.train",
+                "--dataset",
+                "synthetic",
+                "--output",
+                str(layout.retrieval_dir),
+            ),
+            logs / "prepare-retrieval.log",
+        )
+    if latest_exists(layout.ranker_dir):
+        say(f"ranker model present: {layout.ranker_dir}")
+    else:
+        run_step(
+            "fine-tuning the BERT ranker (--quick, CPU)",
+            [
+                sys.executable,
+                "scripts/train_ranker.py",
+                "--quick",
+                "--no-progress",
+                "--retrieval-dir",
+                str(layout.retrieval_dir),
+                "--output",
+                str(layout.ranker_dir),
+            ],
+            logs / "prepare-ranker.log",
+        )
+    if layout.ranker_backend == "triton":
+        run_step(
+            "exporting the Triton model repository (ONNX + config.pbtxt)",
+            python_module(
+                "services.ranker.export",
+                "--model-dir",
+                str(layout.ranker_dir),
+                "--repository",
+                str(layout.triton_repo),
+            ),
+            logs / "prepare-triton.log",
+        )
+    if layout.feature_store_db.exists():
+        say(f"feature store database present: {layout.feature_store_db}")
+    else:
+        run_step(
+            "seeding the feature store with synthetic data (user ids pseudonymized)",
+            python_module(
+                "services.feature_store.seed",
+                "--dataset",
+                "synthetic",
+                "--database-url",
+                f"sqlite:///{layout.feature_store_db}",
+                "--pseudonym-key-file",
+                str(layout.key_file),
+            ),
+            logs / "prepare-seed.log",
+        )
+
+
+async def release_popularity(layout: Layout) -> None:
+    """One DP release of item popularity when the store has none (each costs epsilon)."""
+    async with create_channel(layout.addr("feature_store")) as channel:
+        store = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        popular = await store.GetPopularItems(
+            feature_store_pb2.GetPopularItemsRequest(limit=1), timeout=10
+        )
+    if popular.release_id:
+        say(f"DP popularity release present: {popular.release_id}")
+        return
+    say(f"releasing item popularity with differential privacy (epsilon={POPULARITY_EPSILON})")
+    async with create_channel(layout.addr("privacy_gateway")) as channel:
+        gateway = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
+        release = await gateway.ReleaseAggregates(
+            privacy_gateway_pb2.ReleaseAggregatesRequest(
+                kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
+                epsilon=POPULARITY_EPSILON,
+                purpose="popularity fallback of the local stack",
+            ),
+            timeout=60,
+        )
+    say(f"  release {release.release_id}; epsilon left {release.epsilon_remaining:.2f}")
+
+
+async def demo(layout: Layout) -> str:
+    """A few real requests through the CLI client code; returns one trace id to print."""
+    target = layout.addr("orchestrator")
+    trace_id = ""
+    cases = [
+        (DEMO_USERS[0], "dpp", 0.5),
+        (DEMO_USERS[1], "mmr", 0.7),
+        (DEMO_USERS[2], "none", 0.0),
+    ]
+    for user, method, tradeoff in cases:
+        request = cli.recommend_request(
+            user, 8, method=method, tradeoff=tradeoff, exclude_purchased=True
+        )
+        started = time.monotonic()
+        response = await cli.recommend(target, request, timeout_s=10.0)
+        took = (time.monotonic() - started) * 1000
+        say(f"Recommend user={user} k=8 method={method} tradeoff={tradeoff} ({took:.0f} ms)")
+        print(cli.format_recommendations(response), flush=True)
+        trace_id = trace_id or response.trace_id
+    first = response.items[0].item_id if response.items else "SKU000001"
+    ack = await cli.log_events(
+        target,
+        [cli.shopper_event(DEMO_USERS[0], first, "add_to_cart", event_id="demo-cart-1")],
+    )
+    say(
+        f"LogEvents add_to_cart: accepted={ack.accepted_count} duplicates={ack.duplicate_count}"
+        " (the same event id again is a duplicate, not a second event)"
+    )
+    return trace_id
+
+
+def print_trace(layout: Layout, trace_id: str) -> None:
+    # Span processors flush every 0.5 s; give every process a moment to write its part.
+    time.sleep(1.5)
+    spans = load_spans(span_files(layout.traces_dir))
+    roots = build_tree(spans, trace_id)
+    say(f"trace {trace_id} (python scripts/trace_tree.py {trace_id}):")
+    print(render_tree(roots), flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--var", default=str(ROOT / "var"), help="artefacts, logs, traces, databases")
+    p.add_argument("--base-port", type=int, default=50050, help="orchestrator port; others +1..5")
+    p.add_argument("--triton-http-port", type=int, default=8000)
+    p.add_argument("--triton-grpc-port", type=int, default=8001)
+    p.add_argument("--triton-metrics-port", type=int, default=8002)
+    p.add_argument(
+        "--ranker-backend",
+        choices=["triton", "local"],
+        default="triton",
+        help="triton (default) serves BERT through a real Triton server; local runs torch",
+    )
+    p.add_argument("--candidates", type=int, default=100, help="N retrieved per request")
+    p.add_argument("--demo-only", action="store_true", help="exit after the demo requests")
+    p.add_argument("--no-demo", action="store_true", help="start and serve, skip the demo")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    layout = Layout(
+        root=ROOT,
+        var=Path(args.var).resolve(),
+        base_port=args.base_port,
+        triton_http_port=args.triton_http_port,
+        triton_grpc_port=args.triton_grpc_port,
+        triton_metrics_port=args.triton_metrics_port,
+        ranker_backend=args.ranker_backend,
+        candidate_count=args.candidates,
+    )
+    say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
+    prepare(layout, args)
+    if layout.ranker_backend == "triton" and not layout.triton_repo.exists():
+        say("no Triton model repository could be exported; falling back to the local backend")
+        layout.ranker_backend = "local"
+
+    stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        say("starting the services")
+        stack.start()
+        try:
+            asyncio.run(stack.wait_ready())
+        except RuntimeError as exc:
+            if "triton" not in stack.processes or stack.processes["triton"].alive:
+                raise
+            say(f"Triton could not start ({exc}); restarting the ranker on the local backend")
+            stack.stop("ranker")
+            layout.ranker_backend = "local"
+            stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
+            stack.start()
+            asyncio.run(stack.wait_ready())
+        asyncio.run(release_popularity(layout))
+        print(flush=True)
+        health = asyncio.run(
+            cli.check_all(
+                {name: layout.addr(name) for name in layout.ports},
+                f"{layout.host}:{layout.triton_http_port}"
+                if layout.ranker_backend == "triton"
+                else None,
+            )
+        )
+        for row in health:
+            say(f"health {row.name:<16} {row.target:<22} {row.status}")
+        if not args.no_demo:
+            trace_id = asyncio.run(demo(layout))
+            if trace_id:
+                print_trace(layout, trace_id)
+        if args.demo_only:
+            return 0
+        say(
+            "serving; try: recsys recommend --user user-00001 -k 10 "
+            f"--target {layout.addr('orchestrator')}   (Ctrl-C stops everything)"
+        )
+        while not stop.wait(1.0):
+            for name, proc in stack.processes.items():
+                if not proc.alive:
+                    say(f"{name} exited; see {proc.log_path}")
+                    stop.set()
+        return 0
+    except KeyboardInterrupt:
+        say("Ctrl-C: stopping")
+        return 0
+    finally:
+        codes = stack.stop_all()
+        say("stopped: " + json.dumps(codes))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
