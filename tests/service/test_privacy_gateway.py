@@ -1,0 +1,351 @@
+"""PrivacyGatewayService on a real grpc.aio server, releasing aggregates from a real
+FeatureStoreService (its own server on 127.0.0.1, an SQLite database, real counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.feature_store.config import FeatureStoreSettings
+from services.feature_store.servicer import FeatureStoreServicer
+from services.feature_store.store import Event, FeatureStore, Item
+from services.privacy_gateway.clients import FeatureStoreClient
+from services.privacy_gateway.config import PrivacyGatewaySettings
+from services.privacy_gateway.keys import main as keys_main
+from services.privacy_gateway.ledger import Ledger, create_ledger_engine
+from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
+from services.privacy_gateway.pseudonym import KeyRing
+from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
+from shared.channels import create_channel
+from shared.gen.acme.recsys.v1 import (
+    feature_store_pb2,
+    feature_store_pb2_grpc,
+    privacy_gateway_pb2,
+    privacy_gateway_pb2_grpc,
+)
+from shared.logging import JsonFormatter
+from shared.server import GrpcServer
+
+pb = privacy_gateway_pb2
+RAW_USERS = ["17850", "13047", "12583", "14688"]
+ITEMS = ["85123A", "71053", "84406B", "84029G", "22752"]
+POPULARITY = feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY
+TREND = feature_store_pb2.AGGREGATE_KIND_CATEGORY_TREND
+
+
+@dataclass
+class Stack:
+    gateway: privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub
+    feature_store: feature_store_pb2_grpc.FeatureStoreServiceStub
+    keys: KeyRing
+    fs_server: GrpcServer
+
+
+def _seed(store: FeatureStore, keys: KeyRing) -> None:
+    store.load_catalog(
+        [Item(i, f"product {i}", ("home", f"c{n % 2}"), 1.0 + n) for n, i in enumerate(ITEMS)]
+    )
+    t = datetime.now(UTC) - timedelta(days=10)
+    bought = {0: [0, 1, 2], 1: [0, 1], 2: [0], 3: [0, 3]}
+    store.ingest_events(
+        [
+            Event(
+                f"e{u}-{i}",
+                keys.pseudonymize(RAW_USERS[u]),
+                ITEMS[i],
+                "purchase",
+                t + timedelta(hours=u * 10 + i),
+            )
+            for u, items in bought.items()
+            for i in items
+        ]
+    )
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    keys = KeyRing.generate()
+    executor = ThreadPoolExecutor(2)
+    store = FeatureStore.from_url(f"sqlite:///{tmp_path / 'fs.sqlite'}")
+    store.migrate()
+    _seed(store, keys)
+    fs_settings = FeatureStoreSettings(port=0, grace_period_s=0.2)
+    fs_server = GrpcServer(fs_settings, ["acme.recsys.v1.FeatureStoreService"])
+    feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(
+        FeatureStoreServicer(fs_settings, store, executor), fs_server.server
+    )
+    await fs_server.start()
+
+    settings = PrivacyGatewaySettings(
+        port=0,
+        grace_period_s=0.2,
+        epsilon_budget=2.0,
+        delta_budget=1e-6,
+        max_refs_per_request=5,
+        default_max_contributions=2,
+        feature_store_address=f"127.0.0.1:{fs_server.port}",
+    )
+    ledger = Ledger(
+        create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}"),
+        epsilon_total=settings.epsilon_budget,
+        delta_total=settings.delta_budget,
+    )
+    ledger.create_schema()
+    client = FeatureStoreClient(settings.feature_store_address, max_timeout_s=5.0)
+    server = GrpcServer(settings, [SERVICE_NAME])
+    privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
+        PrivacyGatewayServicer(settings, keys, PiiSanitizer(PiiPolicy()), ledger, client, executor),
+        server.server,
+    )
+    await server.start()
+    channel = create_channel(f"127.0.0.1:{server.port}", max_attempts=1)
+    fs_channel = create_channel(f"127.0.0.1:{fs_server.port}", max_attempts=1)
+    yield Stack(
+        privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel),
+        feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
+        keys,
+        fs_server,
+    )
+    await channel.close()
+    await fs_channel.close()
+    await client.close()
+    await server.stop(0)
+    await fs_server.stop(0)
+    ledger.close()
+    store.close()
+    executor.shutdown()
+
+
+async def _code(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call  # type: ignore[misc]
+    return err.value.code()
+
+
+async def test_pseudonymize_is_stable_and_versioned(stack: Stack) -> None:
+    first = await stack.gateway.Pseudonymize(pb.PseudonymizeRequest(user_refs=RAW_USERS[:3]))
+    again = await stack.gateway.Pseudonymize(pb.PseudonymizeRequest(user_refs=RAW_USERS[:1]))
+    assert first.key_version == "v1"
+    assert first.pseudonyms[0] == again.pseudonyms[0] == stack.keys.pseudonymize(RAW_USERS[0])
+    assert len(set(first.pseudonyms)) == 3
+    assert all(p.startswith("v1.") for p in first.pseudonyms)
+    assert not any(raw in p for raw in RAW_USERS for p in first.pseudonyms)
+
+
+@pytest.mark.parametrize(
+    ("refs", "message"),
+    [
+        ([], "user_refs must not be empty"),
+        (["a", " "], "user_refs[1] is empty"),
+        (["u"] * 6, "at most 5 user_refs"),
+        (["x" * 300], "longer than 256"),
+    ],
+)
+async def test_pseudonymize_rejects_bad_input(stack: Stack, refs: list[str], message: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.Pseudonymize(pb.PseudonymizeRequest(user_refs=refs))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (err.value.details() or "")
+
+
+async def test_sanitize_context_applies_the_policy(stack: Stack) -> None:
+    out = await stack.gateway.SanitizeContext(
+        pb.SanitizeContextRequest(
+            context={"email": "a@b.co", "ip": "203.0.113.9", "device": "mobile", "x": "y"}
+        )
+    )
+    assert dict(out.context) == {"ip": "203.0.113.0/24", "device": "mobile"}
+    assert list(out.dropped_fields) == ["email", "x"]
+    assert list(out.generalized_fields) == ["ip"]
+    too_many = {f"f{i}": "v" for i in range(65)}
+    code = await _code(stack.gateway.SanitizeContext(pb.SanitizeContextRequest(context=too_many)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_item_popularity_release_is_noised_charged_and_written_back(stack: Stack) -> None:
+    release = await stack.gateway.ReleaseAggregates(
+        pb.ReleaseAggregatesRequest(
+            kind=POPULARITY,
+            epsilon=0.5,
+            mechanism=pb.NOISE_MECHANISM_LAPLACE,
+            purpose="popularity-fallback",
+        )
+    )
+    assert sorted(c.key for c in release.counts) == sorted(ITEMS)
+    assert all(c.count == int(c.count) for c in release.counts)
+    assert release.epsilon_remaining == pytest.approx(1.5)
+    assert release.delta_remaining == pytest.approx(1e-6)
+    popular = await stack.feature_store.GetPopularItems(
+        feature_store_pb2.GetPopularItemsRequest(limit=len(ITEMS))
+    )
+    assert popular.release_id == release.release_id
+    released = {c.key: c.count for c in release.counts}
+    assert {i.item_id: i.dp_popularity for i in popular.items} == released
+
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_total == 2.0
+    assert budget.epsilon_spent == pytest.approx(0.5)
+    [entry] = budget.entries
+    assert entry.release_id == release.release_id
+    assert entry.kind == POPULARITY
+    assert entry.purpose == "popularity-fallback"
+    assert datetime.fromisoformat(entry.released_at).tzinfo is not None
+
+
+async def test_gaussian_category_trend_release_spends_delta_and_leaves_popularity(
+    stack: Stack,
+) -> None:
+    release = await stack.gateway.ReleaseAggregates(
+        pb.ReleaseAggregatesRequest(
+            kind=TREND,
+            epsilon=1.0,
+            delta=5e-7,
+            mechanism=pb.NOISE_MECHANISM_GAUSSIAN,
+            max_contributions_per_user=1,
+            purpose="category-trend",
+        )
+    )
+    assert sorted(c.key for c in release.counts) == ["home"]
+    assert release.delta_remaining == pytest.approx(5e-7)
+    popular = await stack.feature_store.GetPopularItems(
+        feature_store_pb2.GetPopularItemsRequest(limit=1)
+    )
+    assert popular.release_id == ""
+
+
+async def test_budget_exhaustion_is_failed_precondition_and_charges_nothing(stack: Stack) -> None:
+    request = pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.8, purpose="trend")
+    await stack.gateway.ReleaseAggregates(request)
+    await stack.gateway.ReleaseAggregates(request)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.ReleaseAggregates(request)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "privacy budget exhausted" in (err.value.details() or "")
+    gaussian = pb.ReleaseAggregatesRequest(
+        kind=POPULARITY,
+        epsilon=0.1,
+        delta=2e-6,
+        mechanism=pb.NOISE_MECHANISM_GAUSSIAN,
+        purpose="trend",
+    )
+    assert await _code(stack.gateway.ReleaseAggregates(gaussian)) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_spent == pytest.approx(1.6)
+    assert budget.delta_spent == 0.0
+    assert len(budget.entries) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": 0}, "kind must be"),
+        ({"epsilon": 0.0}, "epsilon must be"),
+        ({"epsilon": -1.0}, "epsilon must be"),
+        ({"epsilon": float("inf")}, "epsilon must be"),
+        ({"delta": 1.0, "mechanism": pb.NOISE_MECHANISM_GAUSSIAN}, "delta must be in [0, 1)"),
+        ({"mechanism": pb.NOISE_MECHANISM_GAUSSIAN}, "Gaussian mechanism needs delta > 0"),
+        ({"delta": 1e-7}, "delta must be 0"),
+        ({"mechanism": 7}, "mechanism must be"),
+        ({"max_contributions_per_user": -1}, "max_contributions_per_user must be 0"),
+        ({"max_contributions_per_user": 5000}, "at most 1000"),
+        ({"purpose": "  "}, "purpose must say"),
+        ({"purpose": "p" * 201}, "purpose must be at most"),
+    ],
+)
+async def test_release_rejects_bad_input(
+    stack: Stack, fields: dict[str, object], message: str
+) -> None:
+    base: dict[str, object] = {"kind": POPULARITY, "epsilon": 0.5, "purpose": "test"}
+    request = pb.ReleaseAggregatesRequest(**{**base, **fields})  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.ReleaseAggregates(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (err.value.details() or "")
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_spent == 0.0
+
+
+async def test_feature_store_down_is_unavailable_and_charges_nothing(stack: Stack) -> None:
+    await stack.fs_server.stop(0)
+    request = pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.5, purpose="test")
+    assert await _code(stack.gateway.ReleaseAggregates(request, timeout=10)) == (
+        grpc.StatusCode.UNAVAILABLE
+    )
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_spent == 0.0
+
+
+async def test_logs_never_carry_refs_or_pseudonyms(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await stack.gateway.Pseudonymize(pb.PseudonymizeRequest(user_refs=RAW_USERS))
+    await stack.gateway.ReleaseAggregates(
+        pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.5, purpose="test")
+    )
+    await _code(stack.gateway.Pseudonymize(pb.PseudonymizeRequest(user_refs=["u"] * 9)))
+    formatter = JsonFormatter("privacy-gateway")
+    lines = [formatter.format(r) for r in caplog.records]
+    assert any("aggregate released" in line for line in lines)
+    secrets = [*RAW_USERS, *response.pseudonyms, *(p.split(".")[1] for p in response.pseudonyms)]
+    for line in lines:
+        assert not any(s in line for s in secrets), line
+
+
+async def test_main_serves_and_turns_ready_then_stops_on_sigterm(tmp_path: Path) -> None:
+    """The real entry point: key file, ledger database, readiness, SIGTERM."""
+    key_file = tmp_path / "keys.json"
+    assert keys_main(["generate", "--file", str(key_file)]) == 0
+    env = {
+        "RECSYS_PRIVACY_GATEWAY_PORT": "0",
+        "RECSYS_PRIVACY_GATEWAY_KEY_FILE": str(key_file),
+        "RECSYS_PRIVACY_GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'db' / 'ledger.sqlite'}",
+        "RECSYS_PRIVACY_GATEWAY_TRACES_DIR": str(tmp_path / "traces"),
+        "RECSYS_PRIVACY_GATEWAY_GRACE_PERIOD_S": "0.5",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.privacy_gateway",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    port = 0
+    ready = False
+    lines: list[dict[str, object]] = []
+    async with asyncio.timeout(60):
+        while not ready:
+            raw = await proc.stdout.readline()
+            assert raw, "the gateway exited before it was ready"
+            record = json.loads(raw)
+            lines.append(record)
+            if record.get("msg") == "listening":
+                port = int(record["port"])  # type: ignore[call-overload]
+            ready = record.get("msg") == "ready"
+    async with create_channel(f"127.0.0.1:{port}", max_attempts=1) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
+        out = await stub.Pseudonymize(pb.PseudonymizeRequest(user_refs=["17850"]), timeout=5)
+        assert out.key_version == "v1"
+    proc.terminate()
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert (tmp_path / "db" / "ledger.sqlite").exists()
