@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +35,8 @@ from services.orchestrator.stack import (  # noqa: E402
     Layout,
     Stack,
     local_specs,
-    python_module,
+    prepare,
+    release_popularity,
 )
 from services.orchestrator.traces import (  # noqa: E402
     build_tree,
@@ -45,138 +45,12 @@ from services.orchestrator.traces import (  # noqa: E402
     span_files,
 )
 from shared import cli  # noqa: E402
-from shared.channels import create_channel  # noqa: E402
-from shared.gen.acme.recsys.v1 import (  # noqa: E402
-    feature_store_pb2,
-    feature_store_pb2_grpc,
-    privacy_gateway_pb2,
-    privacy_gateway_pb2_grpc,
-)
 
 DEMO_USERS = ("user-00001", "user-00042", "user-00137")
-POPULARITY_EPSILON = 1.0
 
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def run_step(title: str, argv: list[str], log: Path) -> None:
-    """Run one preparation command; its output goes to ``log``, a failure stops the launcher."""
-    say(f"{title} (log: {log})")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with log.open("ab") as out:
-        code = subprocess.call(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise SystemExit(f"{title} failed (exit {code}):\n{tail}")
-    say(f"  done in {time.monotonic() - started:.1f} s")
-
-
-def latest_exists(root: Path) -> bool:
-    return (root / "LATEST").exists()
-
-
-def prepare(layout: Layout, args: argparse.Namespace) -> None:
-    logs = layout.logs_dir
-    if layout.key_file.exists():
-        say(f"key ring present: {layout.key_file}")
-    else:
-        run_step(
-            "generating the pseudonymization key ring",
-            python_module(
-                "services.privacy_gateway.keys",
-                "generate",
-                "--if-missing",
-                "--file",
-                str(layout.key_file),
-            ),
-            logs / "prepare-keys.log",
-        )
-    if latest_exists(layout.retrieval_dir):
-        say(f"retrieval index present: {layout.retrieval_dir}")
-    else:
-        run_step(
-            "training the retrieval embeddings and FAISS index (synthetic data)",
-            python_module(
-                "services.retrieval.train",
-                "--dataset",
-                "synthetic",
-                "--output",
-                str(layout.retrieval_dir),
-            ),
-            logs / "prepare-retrieval.log",
-        )
-    if latest_exists(layout.ranker_dir):
-        say(f"ranker model present: {layout.ranker_dir}")
-    else:
-        run_step(
-            "fine-tuning the BERT ranker (--quick, CPU)",
-            [
-                sys.executable,
-                "scripts/train_ranker.py",
-                "--quick",
-                "--no-progress",
-                "--retrieval-dir",
-                str(layout.retrieval_dir),
-                "--output",
-                str(layout.ranker_dir),
-            ],
-            logs / "prepare-ranker.log",
-        )
-    if layout.ranker_backend == "triton":
-        run_step(
-            "exporting the Triton model repository (ONNX + config.pbtxt)",
-            python_module(
-                "services.ranker.export",
-                "--model-dir",
-                str(layout.ranker_dir),
-                "--repository",
-                str(layout.triton_repo),
-            ),
-            logs / "prepare-triton.log",
-        )
-    if layout.feature_store_db.exists():
-        say(f"feature store database present: {layout.feature_store_db}")
-    else:
-        run_step(
-            "seeding the feature store with synthetic data (user ids pseudonymized)",
-            python_module(
-                "services.feature_store.seed",
-                "--dataset",
-                "synthetic",
-                "--database-url",
-                f"sqlite:///{layout.feature_store_db}",
-                "--pseudonym-key-file",
-                str(layout.key_file),
-            ),
-            logs / "prepare-seed.log",
-        )
-
-
-async def release_popularity(layout: Layout) -> None:
-    """One DP release of item popularity when the store has none (each costs epsilon)."""
-    async with create_channel(layout.addr("feature_store")) as channel:
-        store = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
-        popular = await store.GetPopularItems(
-            feature_store_pb2.GetPopularItemsRequest(limit=1), timeout=10
-        )
-    if popular.release_id:
-        say(f"DP popularity release present: {popular.release_id}")
-        return
-    say(f"releasing item popularity with differential privacy (epsilon={POPULARITY_EPSILON})")
-    async with create_channel(layout.addr("privacy_gateway")) as channel:
-        gateway = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
-        release = await gateway.ReleaseAggregates(
-            privacy_gateway_pb2.ReleaseAggregatesRequest(
-                kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
-                epsilon=POPULARITY_EPSILON,
-                purpose="popularity fallback of the local stack",
-            ),
-            timeout=60,
-        )
-    say(f"  release {release.release_id}; epsilon left {release.epsilon_remaining:.2f}")
 
 
 async def demo(layout: Layout) -> str:
@@ -251,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         candidate_count=args.candidates,
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
-    prepare(layout, args)
+    prepare(layout, progress=say)
     if layout.ranker_backend == "triton" and not layout.triton_repo.exists():
         say("no Triton model repository could be exported; falling back to the local backend")
         layout.ranker_backend = "local"
@@ -273,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
             stack.start()
             asyncio.run(stack.wait_ready())
-        asyncio.run(release_popularity(layout))
+        asyncio.run(release_popularity(layout, progress=say))
         print(flush=True)
         health = asyncio.run(
             cli.check_all(

@@ -250,6 +250,7 @@ class Pipeline:
         request_span.set_attribute(
             "recsys.degraded_stages", [STAGE_NAMES.get(s, "unknown") for s, _ in outcome.degraded]
         )
+        outcome.versions = {k: v for k, v in outcome.versions.items() if v}
         for key, value in outcome.versions.items():
             request_span.set_attribute(f"recsys.version.{key}", value)
         return outcome

@@ -361,3 +361,168 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
         ),
     ]
     return specs
+
+
+# ---- preparation: artefacts and data the services need before they can serve --------------
+
+
+@dataclass
+class PrepStep:
+    """One idempotent preparation command, skipped when its result already exists."""
+
+    title: str
+    argv: list[str]
+    done: Callable[[], bool]
+    log_name: str
+
+
+class PrepError(RuntimeError):
+    """A preparation command failed; the message carries the tail of its log."""
+
+
+def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepStep]:
+    """Key ring -> retrieval index -> ranker (+ Triton repository) -> seeded feature store.
+
+    Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
+    """
+    steps = [
+        PrepStep(
+            "generating the pseudonymization key ring",
+            python_module(
+                "services.privacy_gateway.keys",
+                "generate",
+                "--if-missing",
+                "--file",
+                str(layout.key_file),
+            ),
+            layout.key_file.exists,
+            "prepare-keys.log",
+        ),
+        PrepStep(
+            "training the retrieval embeddings and FAISS index",
+            python_module(
+                "services.retrieval.train",
+                "--dataset",
+                dataset,
+                "--output",
+                str(layout.retrieval_dir),
+            ),
+            (layout.retrieval_dir / "LATEST").exists,
+            "prepare-retrieval.log",
+        ),
+        PrepStep(
+            "fine-tuning the BERT ranker (--quick, CPU)",
+            [
+                sys.executable,
+                str(layout.root / "scripts" / "train_ranker.py"),
+                "--quick",
+                "--no-progress",
+                "--dataset",
+                dataset,
+                "--retrieval-dir",
+                str(layout.retrieval_dir),
+                "--output",
+                str(layout.ranker_dir),
+            ],
+            (layout.ranker_dir / "LATEST").exists,
+            "prepare-ranker.log",
+        ),
+    ]
+    if layout.ranker_backend == "triton":
+        steps.append(
+            PrepStep(
+                "exporting the Triton model repository (ONNX + config.pbtxt)",
+                python_module(
+                    "services.ranker.export",
+                    "--model-dir",
+                    str(layout.ranker_dir),
+                    "--repository",
+                    str(layout.triton_repo),
+                ),
+                (layout.triton_repo / "config.pbtxt").exists,
+                "prepare-triton.log",
+            )
+        )
+    steps.append(
+        PrepStep(
+            "seeding the feature store (user ids pseudonymized with the gateway's key)",
+            python_module(
+                "services.feature_store.seed",
+                "--dataset",
+                dataset,
+                "--database-url",
+                f"sqlite:///{layout.feature_store_db}",
+                "--pseudonym-key-file",
+                str(layout.key_file),
+            ),
+            layout.feature_store_db.exists,
+            "prepare-seed.log",
+        )
+    )
+    return steps
+
+
+def prepare(
+    layout: Layout,
+    *,
+    dataset: str = "synthetic",
+    progress: Callable[[str], None] = print,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Run every preparation step whose result is missing; raise PrepError on a failure."""
+    layout.logs_dir.mkdir(parents=True, exist_ok=True)
+    for step in prepare_steps(layout, dataset=dataset):
+        if step.done():
+            progress(f"{step.title}: already there")
+            continue
+        log = layout.logs_dir / step.log_name
+        progress(f"{step.title} (log: {log})")
+        started = time.monotonic()
+        with log.open("ab") as out:
+            code = subprocess.call(
+                step.argv,
+                cwd=layout.root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        if code != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+            raise PrepError(f"{step.title} failed (exit {code}):\n{tail}")
+        progress(f"  done in {time.monotonic() - started:.1f} s")
+
+
+async def release_popularity(
+    layout: Layout, *, epsilon: float = 1.0, progress: Callable[[str], None] = print
+) -> str:
+    """One DP release of item popularity, only when the store holds none yet (each release
+    spends privacy budget); returns the release id in use."""
+    from shared.channels import create_channel
+    from shared.gen.acme.recsys.v1 import (
+        feature_store_pb2,
+        feature_store_pb2_grpc,
+        privacy_gateway_pb2,
+        privacy_gateway_pb2_grpc,
+    )
+
+    async with create_channel(layout.addr("feature_store")) as channel:
+        store = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        popular = await store.GetPopularItems(
+            feature_store_pb2.GetPopularItemsRequest(limit=1), timeout=10
+        )
+    if popular.release_id:
+        progress(f"DP popularity release present: {popular.release_id}")
+        return popular.release_id
+    progress(f"releasing item popularity with differential privacy (epsilon={epsilon})")
+    async with create_channel(layout.addr("privacy_gateway")) as channel:
+        gateway = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
+        release = await gateway.ReleaseAggregates(
+            privacy_gateway_pb2.ReleaseAggregatesRequest(
+                kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
+                epsilon=epsilon,
+                purpose="popularity fallback of the local stack",
+            ),
+            timeout=60,
+        )
+    progress(f"  release {release.release_id}; epsilon left {release.epsilon_remaining:.2f}")
+    return release.release_id

@@ -29,6 +29,7 @@ class SpanRecord:
     start: datetime
     end: datetime
     status: str
+    kind: str
     attributes: dict[str, Any]
     events: list[dict[str, Any]]
     children: list[SpanRecord] = field(default_factory=list, repr=False)
@@ -63,6 +64,7 @@ def parse_span(line: str) -> SpanRecord:
         start=_time(raw["start_time"]),
         end=_time(raw["end_time"]),
         status=raw.get("status", {}).get("status_code", "UNSET"),
+        kind=str(raw.get("kind", "")).removeprefix("SpanKind.").lower(),
         attributes=dict(raw.get("attributes") or {}),
         events=list(raw.get("events") or []),
     )
@@ -141,8 +143,9 @@ def render_tree(roots: Sequence[SpanRecord]) -> str:
             if k.startswith(KEY_PREFIXES)
         )
         status = "" if span.status in ("UNSET", "OK") else f" !{span.status}"
+        kind = f" {span.kind}" if span.kind in ("client", "server") else ""
         lines.append(
-            f"{prefix}{branch}{span.name} [{span.service}] "
+            f"{prefix}{branch}{span.name} [{span.service}{kind}] "
             f"{span.duration_ms:.1f} ms (+{offset:.1f}){status}" + (f"  {attrs}" if attrs else "")
         )
         child_prefix = prefix + ("" if top else ("   " if last else "│  "))
