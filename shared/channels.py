@@ -61,6 +61,8 @@ def create_channel(
     interceptors = aio_client_interceptors()
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ValueError("a client certificate needs both cert_file and key_file")
     if tls.server_name_override:
         options.append(("grpc.ssl_target_name_override", tls.server_name_override))
     creds = grpc.ssl_channel_credentials(

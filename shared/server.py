@@ -32,6 +32,9 @@ _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
     """TLS credentials when a certificate is configured; mTLS when a client CA is too."""
     if not settings.tls_cert_file:
+        # A key or client CA without a certificate would silently serve plaintext.
+        if settings.tls_key_file or settings.tls_client_ca_file:
+            raise ValueError("tls_cert_file is required with tls_key_file or tls_client_ca_file")
         return None
     if not settings.tls_key_file:
         raise ValueError("tls_key_file is required with tls_cert_file")
