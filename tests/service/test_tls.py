@@ -264,3 +264,20 @@ def test_no_certificate_means_plaintext() -> None:
 def test_missing_client_ca_file_fails_before_dialling(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         create_channel("127.0.0.1:1", tls=TlsClientConfig(ca_file=str(tmp_path / "none.pem")))
+
+
+@pytest.mark.parametrize("field", ["tls_key_file", "tls_client_ca_file"])
+def test_tls_parts_without_a_certificate_do_not_fall_back_to_plaintext(
+    pki: Pki, field: str
+) -> None:
+    settings = ServiceSettings(**{field: str(pki.ca.ca_file)})
+    with pytest.raises(ValueError, match="tls_cert_file is required"):
+        server_credentials(settings)
+
+
+@pytest.mark.parametrize("part", ["cert_file", "key_file"])
+def test_half_a_client_certificate_is_a_configuration_error(pki: Pki, part: str) -> None:
+    given = {"cert_file": str(pki.client.cert), "key_file": str(pki.client.key)}
+    tls = TlsClientConfig(ca_file=str(pki.ca.ca_file), **{part: given[part]})
+    with pytest.raises(ValueError, match="both cert_file and key_file"):
+        create_channel("127.0.0.1:1", tls=tls)
