@@ -126,9 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
     prepare(layout, progress=say)
-    if layout.ranker_backend == "triton" and not layout.triton_repo.exists():
-        say("no Triton model repository could be exported; falling back to the local backend")
-        layout.ranker_backend = "local"
 
     stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
     stop = threading.Event()

@@ -10,6 +10,7 @@ deploy/k8s. Logs of each child go to ``<var>/logs/<service>.log``; spans to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,8 +79,28 @@ class ManagedProcess:
             try:
                 self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                self.kill()
+        self._reap()
+        return self._close()
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group (Triton's wrapper has a child of its own),
+        as when a node dies; no graceful shutdown."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def _reap(self) -> None:
+        # A wrapper that exited may leave its own children (tritonserver) behind.
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _close(self) -> int | None:
+        if self.proc is None:
+            return None
         code = self.proc.returncode
         self.proc = None
         if self._log is not None:
@@ -225,10 +246,6 @@ class Layout:
     def ranker_dir(self) -> Path:
         return self.var / "models" / "ranker"
 
-    @property
-    def triton_repo(self) -> Path:
-        return self.var / "triton" / "model_repository"
-
     def common_env(self, prefix: str) -> dict[str, str]:
         return env_for(
             prefix,
@@ -294,8 +311,8 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                 "triton",
                 python_module(
                     "services.ranker.triton_server",
-                    "--model-repository",
-                    str(layout.triton_repo),
+                    "--model-dir",
+                    str(layout.ranker_dir),
                     "--http-port",
                     str(layout.triton_http_port),
                     "--grpc-port",
@@ -381,9 +398,11 @@ class PrepError(RuntimeError):
 
 
 def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepStep]:
-    """Key ring -> retrieval index -> ranker (+ Triton repository) -> seeded feature store.
+    """Key ring -> retrieval index -> ranker -> seeded feature store.
 
     Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
+    The Triton model repository is exported from the ranker artefact by
+    ``services.ranker.triton_server`` itself on its first start.
     """
     steps = [
         PrepStep(
@@ -428,21 +447,6 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
             "prepare-ranker.log",
         ),
     ]
-    if layout.ranker_backend == "triton":
-        steps.append(
-            PrepStep(
-                "exporting the Triton model repository (ONNX + config.pbtxt)",
-                python_module(
-                    "services.ranker.export",
-                    "--model-dir",
-                    str(layout.ranker_dir),
-                    "--repository",
-                    str(layout.triton_repo),
-                ),
-                (layout.triton_repo / "config.pbtxt").exists,
-                "prepare-triton.log",
-            )
-        )
     steps.append(
         PrepStep(
             "seeding the feature store (user ids pseudonymized with the gateway's key)",
