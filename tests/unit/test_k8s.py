@@ -240,6 +240,38 @@ def test_services_run_the_local_stack_command_with_native_grpc_probes(
         assert env["OTEL_SERVICE_NAME"] == module
 
 
+# Settings that say where things are: each one the local stack sets, the cluster sets too.
+WIRING = re.compile(r"_(ADDR|ADDRESS|URL|FILE|ROOT|DIR|BACKEND)$")
+
+
+@pytest.mark.parametrize(("overlay_name", "backend"), [("dev", "local"), ("gpu", "triton")])
+def test_containers_run_the_local_stacks_commands_with_the_same_wiring(
+    rendered: dict[str, list[Doc]], overlay_name: str, backend: str
+) -> None:
+    """The local stack (services.orchestrator.stack) and the cluster start the same module
+    and set the same wiring settings; only values (host names, paths) differ."""
+    from services.orchestrator.stack import Layout, local_specs
+
+    docs = rendered[overlay_name]
+    layout = Layout(root=REPO, var=REPO / "var", ranker_backend=backend)
+    specs = {spec.name: spec for spec in local_specs(layout)}
+    deployments = by_name(docs, "Deployment")
+    for name, (module, _) in SERVICES.items():
+        spec = specs[module]
+        (c,) = pod_spec(deployments[name])["containers"]
+        assert spec.argv[0] == sys.executable
+        assert c["command"] == ["python", *spec.argv[1:]], name
+        cluster = set(config_env(docs, name)) | {e["name"] for e in c.get("env", [])}
+        # Spans go to the collector by OTLP in the cluster, not to local files.
+        wiring = {k for k in spec.env if WIRING.search(k) and not k.endswith("_TRACES_DIR")}
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in cluster
+        if backend == "local":
+            # The local backend never dials Triton, wherever the URL would point.
+            wiring.discard("RECSYS_RANKER_TRITON_URL")
+        assert wiring <= cluster, (name, wiring - cluster)
+    assert ("triton" in specs) == ("triton" in deployments)
+
+
 def test_every_service_has_a_grpc_port_on_the_conventional_number(
     overlay: tuple[str, list[Doc]],
 ) -> None:
