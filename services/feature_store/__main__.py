@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 from services.feature_store.config import FeatureStoreSettings
@@ -19,7 +21,19 @@ from shared.telemetry import setup_telemetry
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: FeatureStoreSettings) -> None:
+@dataclass
+class Running:
+    """A started feature store: the server, its store, and the shutdown hook to call."""
+
+    server: GrpcServer
+    store: FeatureStore
+    monitor: ReadinessMonitor
+    close: Callable[[], Awaitable[None]]
+
+
+async def start(settings: FeatureStoreSettings) -> Running:
+    """Build and start the service; readiness stays NOT_SERVING until the database is migrated
+    and answers, and follows it afterwards."""
     store = FeatureStore.from_url(settings.database_url, pool_size=settings.db_pool_size)
     executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="feature-store")
     # Probes get their own thread: a probe stuck on an unreachable database must not take a
@@ -30,7 +44,6 @@ async def serve(settings: FeatureStoreSettings) -> None:
         FeatureStoreServicer(settings, store, executor), server.server
     )
     await server.start()
-    # Readiness stays NOT_SERVING until migrations are applied and the database answers.
     monitor = ReadinessMonitor(
         partial(store.check_ready, migrate=settings.auto_migrate),
         server.set_ready,
@@ -46,7 +59,12 @@ async def serve(settings: FeatureStoreSettings) -> None:
         probe_executor.shutdown(wait=False, cancel_futures=True)
         store.close()
 
-    await run_until_signal(server, on_shutdown=[close])
+    return Running(server, store, monitor, close)
+
+
+async def serve(settings: FeatureStoreSettings) -> None:
+    running = await start(settings)
+    await run_until_signal(running.server, on_shutdown=[running.close])
 
 
 def main() -> None:
