@@ -51,6 +51,7 @@ from services.reranker.selection import (
 DEFAULT_EPS = 1e-9
 _LOG_FLOOR = 1e-300
 _LINEAR_MAX_EXPONENT = 600.0
+_MAX_ALPHA = 1e6
 
 
 def _pick(
@@ -135,7 +136,9 @@ def dpp_greedy(
     k = min(k, n)
     if tradeoff == 0.0:
         return top_by_relevance(r, k, kernel.codes, max_per_category)
-    log_q2 = 2.0 * alpha_for(tradeoff) * normalise_relevance(r)
+    # alpha grows without bound as t -> 0 (inf for a subnormal t); past _MAX_ALPHA any
+    # relevance gap above 1e-5 outweighs the largest possible diversity gain (log 1/eps).
+    log_q2 = 2.0 * min(alpha_for(tradeoff), _MAX_ALPHA) * normalise_relevance(r)
     top = float(log_q2.max())
     # While exp() cannot underflow, argmax of d^2 = q^2 s^2 needs one multiply per step
     # instead of a log; the weights are q^2 scaled so that the largest is 1.

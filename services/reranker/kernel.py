@@ -35,10 +35,10 @@ def normalise_relevance(relevance: np.ndarray) -> np.ndarray:
     if r.size == 0:
         return r.copy()
     lo, hi = float(r.min()), float(r.max())
-    span = hi - lo
-    if not np.isfinite(span) or span <= 0.0:
+    if not hi > lo:
         return np.zeros_like(r)
-    return (r - lo) / span
+    # Halving first keeps hi - lo finite even for scores near the float64 limits.
+    return np.clip((r / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
 
 
 def category_codes(categories: Sequence[str]) -> np.ndarray:
@@ -71,12 +71,20 @@ class SimilarityKernel:
         self.n = n
         self._unit: np.ndarray | None = None
         if embeddings is not None and embeddings.size and embeddings.shape[1] > 0:
-            e = np.asarray(embeddings, dtype=np.float64)
-            if e.shape[0] != n:
-                raise ValueError(f"expected {n} embeddings, got {e.shape[0]}")
-            norms = np.linalg.norm(e, axis=1, keepdims=True)
-            # Zero vectors stay zero: their cosine with every other item is 0.
-            self._unit = np.divide(e, norms, out=np.zeros_like(e), where=norms > 0.0)
+            if embeddings.shape[0] != n:
+                raise ValueError(f"expected {n} embeddings, got {embeddings.shape[0]}")
+            # float64 throughout: in float32 an exact duplicate keeps a residual near 1e-7 and
+            # would not be recognised as one. One copy, normalised in place.
+            e = np.array(embeddings, dtype=np.float64)
+            # Scaling each row by its largest magnitude first keeps the squares finite and
+            # nonzero for any finite input (1e300 or 1e-300 alike).
+            peak = np.abs(e).max(axis=1)
+            peak[peak == 0.0] = 1.0
+            e /= peak[:, None]
+            norms = np.sqrt(np.einsum("ij,ij->i", e, e))
+            norms[norms == 0.0] = 1.0  # zero vectors stay zero: cosine 0 with every other item
+            e /= norms[:, None]
+            self._unit = e
         self._codes: np.ndarray | None = None
         if categories is not None and any(categories):
             if len(categories) != n:

@@ -80,6 +80,13 @@ def test_tiny_tradeoff_follows_relevance_without_overflow() -> None:
     assert np.isfinite(got.scores).all()
 
 
+def test_subnormal_tradeoff_is_finite_and_follows_relevance() -> None:
+    relevance, kernel = _case(12, n=20, d=8, with_categories=False)
+    got = dpp_greedy(relevance, kernel, 8, 5e-324)
+    assert got.indices.tolist() == np.argsort(-relevance, kind="stable")[:8].tolist()
+    assert np.isfinite(got.scores).all()
+
+
 def test_duplicates_are_never_both_chosen_at_high_diversity() -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(size=(6, 16))

@@ -50,7 +50,17 @@ def test_empty_categories_are_each_their_own() -> None:
     assert len({codes[1], codes[3], codes[0], codes[4]}) == 4
 
 
+def test_extreme_magnitudes_keep_their_direction() -> None:
+    e = np.array([[1e300, 1e300], [1e-300, 1e-300], [3e-320, 0.0], [0.0, 2.0]])
+    s = SimilarityKernel(4, e).matrix()
+    assert np.isfinite(s).all()
+    assert s[0, 1] == pytest.approx(1.0)
+    assert s[2, 3] == pytest.approx(0.0)
+    assert s[0, 2] == pytest.approx(np.sqrt(0.5))
+
+
 def test_normalise_relevance() -> None:
+    assert normalise_relevance(np.array([-1.7e308, 1.7e308, 0.0])).tolist() == [0.0, 1.0, 0.5]
     assert normalise_relevance(np.array([2.0, 4.0, 3.0])).tolist() == [0.0, 1.0, 0.5]
     assert normalise_relevance(np.array([7.0, 7.0])).tolist() == [0.0, 0.0]
     assert normalise_relevance(np.array([])).size == 0

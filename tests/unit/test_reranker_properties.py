@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from services.reranker.rerank import Method, RerankParams, rerank
 
-_floats = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+_floats = st.one_of(
+    st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),  # down to subnormals, up to 1.8e308
+)
 
 
 @st.composite
