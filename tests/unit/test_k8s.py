@@ -104,7 +104,13 @@ def by_name(docs: list[Doc], kind: str) -> dict[str, Doc]:
 
 
 def workloads(docs: list[Doc]) -> list[Doc]:
+    """Long-running pods: Deployments and StatefulSets."""
     return of_kind(docs, "Deployment", "StatefulSet")
+
+
+def pod_owners(docs: list[Doc]) -> list[Doc]:
+    """Everything that starts pods, one-off Jobs included."""
+    return of_kind(docs, "Deployment", "StatefulSet", "Job")
 
 
 def pod_spec(workload: Doc) -> Doc:
@@ -174,9 +180,10 @@ def test_recommended_labels_on_objects_and_pod_templates(overlay: tuple[str, lis
         missing = [k for k in wanted if f"app.kubernetes.io/{k}" not in labels]
         assert not missing, (doc["kind"], doc["metadata"]["name"], missing)
         assert labels["app.kubernetes.io/part-of"] == "acme-recsys"
-    for workload in workloads(docs):
+    for workload in pod_owners(docs):
         template = workload["spec"]["template"]["metadata"]["labels"]
         assert all(f"app.kubernetes.io/{k}" in template for k in LABELS), template
+    for workload in workloads(docs):
         # Selectors hold only the immutable name, so a version bump never orphans pods.
         selector = workload["spec"]["selector"]["matchLabels"]
         assert selector == {"app.kubernetes.io/name": workload["metadata"]["name"]}
@@ -189,7 +196,7 @@ def test_every_container_is_hardened_and_bounded(overlay: tuple[str, list[Doc]])
     _, docs = overlay
     accounts = by_name(docs, "ServiceAccount")
     assert workloads(docs)
-    for workload in workloads(docs):
+    for workload in pod_owners(docs):
         spec = pod_spec(workload)
         where = workload["metadata"]["name"]
         assert spec["automountServiceAccountToken"] is False, where
@@ -212,10 +219,11 @@ def test_every_container_is_hardened_and_bounded(overlay: tuple[str, list[Doc]])
             mounted |= {m["name"] for m in c.get("volumeMounts", [])}
         assert mounts_needed <= mounted, (where, mounts_needed - mounted)
         for c in containers(workload, init=False):
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                assert probe in c, (where, c["name"], probe)
             # A read-only root needs somewhere to write temporary files.
             assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, where
+            if workload["kind"] != "Job":
+                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    assert probe in c, (where, c["name"], probe)
 
 
 def test_services_run_the_local_stack_command_with_native_grpc_probes(
@@ -272,6 +280,22 @@ def test_containers_run_the_local_stacks_commands_with_the_same_wiring(
     assert ("triton" in specs) == ("triton" in deployments)
 
 
+def test_seed_job_runs_the_local_stacks_seed_step(rendered: dict[str, list[Doc]]) -> None:
+    from services.orchestrator.stack import Layout, prepare_steps
+
+    layout = Layout(root=REPO, var=REPO / "var", ranker_backend="local")
+    (step,) = [s for s in prepare_steps(layout) if "services.feature_store.seed" in s.argv]
+    (job,) = of_kind(rendered["dev"], "Job")
+    (c,) = pod_spec(job)["containers"]
+    command = c["command"]
+    assert command[:3] == ["python", *step.argv[1:3]]
+    # Same dataset; the database URL and key file come from env (Secret and its mount).
+    assert command[3:] == step.argv[3:5]
+    env = {e["name"] for e in c["env"]}
+    assert {"RECSYS_FEATURE_STORE_DATABASE_URL", "RECSYS_PRIVACY_GATEWAY_KEY_FILE"} <= env
+    assert not of_kind(rendered["gpu"], "Job")
+
+
 def test_every_service_has_a_grpc_port_on_the_conventional_number(
     overlay: tuple[str, list[Doc]],
 ) -> None:
@@ -316,13 +340,13 @@ def test_pdbs_for_every_service_and_hpas_for_the_stateless_ones(
 
 def test_images_are_pinned(overlay: tuple[str, list[Doc]]) -> None:
     name, docs = overlay
-    for workload in workloads(docs):
+    for workload in pod_owners(docs):
         for c in containers(workload):
             image = c["image"]
             assert re.fullmatch(r"[\w.\-/]+(:[\w.\-]+)?(@sha256:[0-9a-f]{64})?", image), image
             assert ":" in image.rsplit("/", 1)[-1] or "@sha256:" in image, image
             assert not image.endswith(":latest"), image
-            if c["name"] in SERVICES or c["name"] in {"artifacts", "model-repository"}:
+            if c["name"] in SERVICES or c["name"] in {"artifacts", "model-repository", "seed"}:
                 assert image.startswith("registry.example.com/acme/recsys"), image
     if name != "dev":
         triton = by_name(docs, "Deployment")["triton"]
@@ -404,7 +428,7 @@ def test_secrets_are_referenced_never_rendered_and_created_by_the_script(
     _, docs = overlay
     assert not of_kind(docs, "Secret"), "key material must never be in the manifests"
     refs: dict[str, set[str]] = {}
-    for workload in workloads(docs):
+    for workload in pod_owners(docs):
         for c in containers(workload):
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
@@ -484,7 +508,10 @@ def expected_egress(overlay_name: str) -> set[Edge]:
         edges |= {(name, "otel-collector", 4317), (name, "kube-dns", 53)}
     database = "cidr:203.0.113.10/32" if overlay_name == "gpu-external-db" else "postgres"
     edges |= {("privacy-gateway", database, 5432), ("feature-store", database, 5432)}
-    if overlay_name != "dev":
+    if overlay_name == "dev":
+        # The Job that loads the synthetic default data (components/seed-synthetic).
+        edges |= {("feature-store-seed", "postgres", 5432), ("feature-store-seed", "kube-dns", 53)}
+    else:
         edges |= {
             ("ranker", "triton", 8001),
             ("triton", "otel-collector", 4318),
@@ -511,7 +538,7 @@ def test_default_deny_all_in_both_directions(overlay: tuple[str, list[Doc]]) -> 
 def test_every_workload_has_its_own_two_way_policy(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
     policies = by_name(docs, "NetworkPolicy")
-    for workload in workloads(docs):
+    for workload in pod_owners(docs):
         name = workload["metadata"]["name"]
         policy = policies[name]
         assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
@@ -524,7 +551,7 @@ def test_network_policies_allow_exactly_the_call_graph(overlay: tuple[str, list[
     name, docs = overlay
     egress, ingress = policy_edges(docs)
     assert egress == expected_egress(name)
-    names = {w["metadata"]["name"] for w in workloads(docs)}
+    names = {w["metadata"]["name"] for w in pod_owners(docs)}
     mirrored = {e for e in egress if e[1] in names}
     external = set(EXTERNAL_INGRESS)
     if name != "dev":
