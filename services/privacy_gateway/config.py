@@ -49,7 +49,7 @@ class PrivacyGatewaySettings(ServiceSettings):
         "laplace", description="Mechanism when a request leaves it unspecified."
     )
     default_max_contributions: int = Field(
-        20, ge=1, description="Per-user contribution bound when a request gives 0."
+        5, ge=1, description="Per-user contribution bound when a request gives 0."
     )
     max_contributions_limit: int = Field(
         1000, ge=1, description="Largest contribution bound a request may ask for."
