@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from opentelemetry import metrics, trace
+
 from services.orchestrator.clients import Downstreams
 from services.orchestrator.config import OrchestratorSettings
-from services.orchestrator.pipeline import Pipeline
+from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
 from shared.gen.acme.recsys.v1 import feature_store_pb2, orchestrator_pb2_grpc
@@ -48,7 +50,14 @@ class Orchestrator:
         await self.downstreams.close()
 
 
-async def start_orchestrator(settings: OrchestratorSettings) -> Orchestrator:
+async def start_orchestrator(
+    settings: OrchestratorSettings,
+    *,
+    tracer: trace.Tracer | None = None,
+    meter: metrics.Meter | None = None,
+) -> Orchestrator:
+    """Start serving on ``settings.port``; tracer and meter default to the global providers
+    that shared.telemetry installs (tests pass their own to read spans and metrics back)."""
     downstreams = Downstreams(settings)
 
     async def fetch_popular() -> feature_store_pb2.GetPopularItemsResponse:
@@ -62,6 +71,8 @@ async def start_orchestrator(settings: OrchestratorSettings) -> Orchestrator:
         popularity,
         candidate_count=settings.candidate_count,
         recent_items=settings.recent_items,
+        metrics_=PipelineMetrics(meter),
+        tracer=tracer,
     )
     servicer = RecommendationServicer(settings, pipeline)
     server = GrpcServer(settings, [SERVICE_NAME])
