@@ -451,15 +451,16 @@ class FeatureStore:
             }
             for e in sorted(batch, key=lambda e: e.event_id)
         ]
+        # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" batches the rows into
+        # multi-row INSERTs from one cached compiled statement.
+        stmt = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(events.c.event_id)
+        )
         inserted: set[str] = set()
         for chunk in _chunks(rows):
-            stmt = (
-                self._insert(events)
-                .values(list(chunk))
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.event_id)
-            )
-            inserted.update(conn.scalars(stmt))
+            inserted.update(conn.execute(stmt, list(chunk)).scalars())
         return inserted
 
     def _apply_derived(
