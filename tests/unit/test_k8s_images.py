@@ -8,7 +8,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,3 +163,43 @@ def test_init_containers_copy_what_the_artifacts_image_holds() -> None:
             sources |= set(re.findall(r"/artifacts/[\w/]+", " ".join(init["command"])))
     assert sources
     assert {s.rstrip("/") for s in sources} <= targets
+
+
+def test_installed_package_carries_every_runtime_file(tmp_path: Path) -> None:
+    """The image runs the project as pip installed it (not from a checkout): every file under
+    services/ and shared/ (migrations, templates, generated code) must be in the wheel."""
+    source = tmp_path / "src"
+    source.mkdir()
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("shared", "services"):
+        shutil.copytree(REPO / package, source / package, ignore=skip)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        str(p.relative_to(source))
+        for package in ("shared", "services")
+        for p in (source / package).rglob("*")
+        if p.is_file()
+    }
+    assert expected, "nothing to check"
+    assert expected <= packed, sorted(expected - packed)
