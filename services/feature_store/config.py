@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -47,3 +49,17 @@ class FeatureStoreSettings(ServiceSettings):
     max_contributions_limit: int = Field(
         10_000, ge=1, description="Largest max_contributions_per_user accepted."
     )
+    privileged_callers: list[str] = Field(
+        default_factory=list,
+        description="Client-certificate names (common name or DNS SAN) allowed to call "
+        'GetContributionBoundedCounts and SetItemPopularity, e.g. ["privacy-gateway"]; '
+        "needs mTLS (tls_client_ca_file). Empty leaves the restriction to the NetworkPolicy.",
+    )
+
+    @model_validator(mode="after")
+    def _privileged_callers_need_mtls(self) -> Self:
+        if self.privileged_callers and not self.tls_client_ca_file:
+            raise ValueError(
+                "privileged_callers needs mTLS: set tls_client_ca_file (and the server certificate)"
+            )
+        return self

@@ -22,7 +22,7 @@ from opentelemetry import metrics, trace
 
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.store import AggregateKind, Event, FeatureStore, Item
-from shared.errors import InvalidArgument, ResourceExhausted, Unavailable
+from shared.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
 
 SERVICE_NAME = "acme.recsys.v1.FeatureStoreService"
@@ -41,6 +41,19 @@ AGGREGATE_KINDS = {
 # Connection-level failures: the database is down, restarting, or every pooled connection is
 # busy. Anything else (a constraint we did not expect) stays INTERNAL.
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class PermissionDenied(ServiceError):
+    """The caller's verified identity may not use this method."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+def peer_names(context: grpc.aio.ServicerContext) -> set[str]:
+    """Names in the caller's verified client certificate (empty without mTLS)."""
+    auth = context.auth_context()
+    values = [*auth.get("x509_common_name", []), *auth.get("x509_subject_alternative_name", [])]
+    return {v.decode("utf-8", "replace") for v in values}
 
 
 def _limit(name: str, size: int, limit: int) -> None:
@@ -90,6 +103,13 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         self._events_counter = meter.create_counter(
             "feature_store.events", unit="{event}", description="Events received, by outcome."
         )
+
+    def _require_privileged(self, context: grpc.aio.ServicerContext) -> None:
+        """Raw aggregates and DP releases are the privacy gateway's business alone: the counts
+        are not yet noised, and a forged release would steer the popularity fallback."""
+        allowed = self._settings.privileged_callers
+        if allowed and not peer_names(context) & set(allowed):
+            raise PermissionDenied("this method is reserved for the privacy gateway")
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -192,6 +212,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         request: feature_store_pb2.GetContributionBoundedCountsRequest,
         context: grpc.aio.ServicerContext,
     ) -> feature_store_pb2.GetContributionBoundedCountsResponse:
+        self._require_privileged(context)
         kind = AGGREGATE_KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind must be ITEM_POPULARITY or CATEGORY_TREND")
@@ -212,6 +233,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         request: feature_store_pb2.SetItemPopularityRequest,
         context: grpc.aio.ServicerContext,
     ) -> feature_store_pb2.SetItemPopularityResponse:
+        self._require_privileged(context)
         _limit("popularities", len(request.popularities), self._settings.max_popularities_per_call)
         values = [(p.key, p.count) for p in request.popularities]
         updated = await self._run(

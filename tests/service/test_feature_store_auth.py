@@ -1,0 +1,110 @@
+"""Only the privacy gateway's certificate may read raw aggregates or write DP releases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydantic import ValidationError
+
+from services.feature_store.__main__ import Running, start
+from services.feature_store.config import FeatureStoreSettings
+from shared.channels import TlsClientConfig, create_channel
+from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
+from tests.service.test_feature_store import SERVING, _wait_status
+from tests.service.test_tls import Authority, Pair
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
+    directory = tmp_path_factory.mktemp("fs-pki")
+    ca = Authority(directory, "recsys")
+    client = ExtendedKeyUsageOID.CLIENT_AUTH
+    return {
+        "ca": ca.ca_file,
+        "server": ca.issue("feature-store", ips=("127.0.0.1",)),
+        "gateway": ca.issue("privacy-gateway", usage=client),
+        "orchestrator": ca.issue("orchestrator", usage=client),
+    }
+
+
+@pytest.fixture
+async def running(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[Running]:
+    server = certs["server"]
+    assert isinstance(server, Pair)
+    settings = FeatureStoreSettings(
+        port=0,
+        database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
+        readiness_interval_s=0.1,
+        grace_period_s=0.2,
+        tls_cert_file=str(server.cert),
+        tls_key_file=str(server.key),
+        tls_client_ca_file=str(certs["ca"]),
+        privileged_callers=["privacy-gateway"],
+    )  # type: ignore[call-arg]
+    service = await start(settings)
+    yield service
+    await service.server.stop(0)
+    await service.close()
+
+
+def _tls(certs: dict[str, Pair | Path], who: str) -> TlsClientConfig:
+    pair = certs[who]
+    assert isinstance(pair, Pair)
+    return TlsClientConfig(
+        ca_file=str(certs["ca"]), cert_file=str(pair.cert), key_file=str(pair.key)
+    )
+
+
+COUNTS = feature_store_pb2.GetContributionBoundedCountsRequest(
+    kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY, max_contributions_per_user=2
+)
+RELEASE = feature_store_pb2.SetItemPopularityRequest(
+    release_id="r1", popularities=[feature_store_pb2.KeyCount(key="A", count=1.0)]
+)
+
+
+async def test_gateway_certificate_may_read_aggregates(
+    running: Running, certs: dict[str, Pair | Path]
+) -> None:
+    target = f"127.0.0.1:{running.server.port}"
+    async with create_channel(target, tls=_tls(certs, "gateway")) as channel:
+        await _wait_status(channel, SERVING)
+        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        await stub.LoadCatalog(
+            feature_store_pb2.LoadCatalogRequest(
+                items=[common_pb2.ItemFeatures(item_id="A", title="a", category_path=["x"])]
+            )
+        )
+        counts = await stub.GetContributionBoundedCounts(COUNTS, timeout=5)
+        assert [(c.key, c.count) for c in counts.counts] == [("A", 0.0)]
+        assert (await stub.SetItemPopularity(RELEASE, timeout=5)).updated_count == 1
+
+
+async def test_other_services_are_denied_aggregates_but_not_features(
+    running: Running, certs: dict[str, Pair | Path]
+) -> None:
+    target = f"127.0.0.1:{running.server.port}"
+    async with create_channel(target, tls=_tls(certs, "orchestrator")) as channel:
+        await _wait_status(channel, SERVING)
+        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        for call in (
+            stub.GetContributionBoundedCounts(COUNTS, timeout=5),
+            stub.SetItemPopularity(RELEASE, timeout=5),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert err.value.details() == "this method is reserved for the privacy gateway"
+        found = await stub.GetItemFeatures(
+            feature_store_pb2.GetItemFeaturesRequest(item_ids=["A"]), timeout=5
+        )
+        assert list(found.missing_item_ids) == ["A"]
+
+
+def test_privileged_callers_require_mtls() -> None:
+    with pytest.raises(ValidationError, match="privileged_callers needs mTLS"):
+        FeatureStoreSettings(privileged_callers=["privacy-gateway"])  # type: ignore[call-arg]
