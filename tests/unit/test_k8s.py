@@ -241,6 +241,11 @@ def test_services_run_the_local_stack_command_with_native_grpc_probes(
         startup = c["startupProbe"]
         # Index and model loading happen before the port binds: give them minutes, not seconds.
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, name
+        # SIGTERM after the preStop pause, then the server's drain: both fit in the grace.
+        pause = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+        drain = ServiceSettings().grace_period_s
+        grace = pod_spec(deployments[name])["terminationGracePeriodSeconds"]
+        assert pause + drain + 10 <= grace, name
         env = config_env(docs, name)
         prefix = f"RECSYS_{module.upper()}_"
         assert env[f"{prefix}HOST"] == "0.0.0.0"
