@@ -1,0 +1,396 @@
+"""The orchestrator in-process against REAL downstream services started as processes (the
+same ``python -m services.<name>`` commands as the local stack) on a small synthetic dataset.
+
+Each degradation path is a real failure: a port nothing listens on (down), a TCP server that
+never answers (late), or a killed feature store process. No downstream is simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from services.orchestrator.app import Orchestrator, start_orchestrator
+from services.orchestrator.config import OrchestratorSettings
+from services.orchestrator.stack import (
+    Layout,
+    ServiceSpec,
+    Stack,
+    env_for,
+    local_specs,
+    release_popularity,
+)
+from shared.channels import create_channel
+from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from tests.integration.conftest import build_small_artefacts, dead_addr, small_layout
+
+REPO = Path(__file__).resolve().parents[2]
+USER = "user-00003"
+K = 5
+STAGE = common_pb2.Stage
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Stack]]:
+    layout = small_layout(tmp_path_factory.mktemp("stack"), ranker_backend="local")
+    build_small_artefacts(layout)
+    specs = [s for s in local_specs(layout) if s.name != "orchestrator"]
+    running = Stack(specs, layout.logs_dir, REPO, progress=lambda _: None)
+    running.start()
+    try:
+        asyncio.run(running.wait_ready())
+        asyncio.run(release_popularity(layout, progress=lambda _: None))
+        yield layout, running
+    finally:
+        running.stop_all(grace_s=5)
+
+
+class Observed:
+    """Spans and metrics of one in-process orchestrator, read back from the SDK."""
+
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.tracer = provider.get_tracer("test")
+        self.reader = InMemoryMetricReader()
+        self.meter = MeterProvider(metric_readers=[self.reader]).get_meter("test")
+
+    def degraded_events(self) -> list[dict[str, object]]:
+        return [
+            dict(e.attributes or {})
+            for s in self.spans.get_finished_spans()
+            for e in s.events
+            if e.name == "degraded"
+        ]
+
+    def fallback_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        data = self.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != "recsys.orchestrator.fallbacks":
+                        continue
+                    for point in metric.data.data_points:
+                        attrs = dict(point.attributes or {})
+                        key = (str(attrs["stage"]), str(attrs["reason"]))
+                        counts[key] = int(point.value)  # type: ignore[union-attr]
+        return counts
+
+
+def _settings(layout: Layout, **overrides: object) -> OrchestratorSettings:
+    values: dict[str, object] = {
+        "port": 0,
+        "privacy_gateway_addr": layout.addr("privacy_gateway"),
+        "feature_store_addr": layout.addr("feature_store"),
+        "retrieval_addr": layout.addr("retrieval"),
+        "ranker_addr": layout.addr("ranker"),
+        "reranker_addr": layout.addr("reranker"),
+        "candidate_count": 20,
+        # Generous: the CPU is shared and the BERT ranker is slow on it.
+        "default_deadline_s": 20.0,
+        "downstream_max_attempts": 1,
+        "popularity_refresh_s": 0.5,
+        "grace_period_s": 0.2,
+    }
+    values.update(overrides)
+    return OrchestratorSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def observed() -> Observed:
+    return Observed()
+
+
+async def _start(settings: OrchestratorSettings, observed: Observed) -> Orchestrator:
+    return await start_orchestrator(settings, tracer=observed.tracer, meter=observed.meter)
+
+
+async def _recommend(
+    app: Orchestrator, timeout_s: float = 25.0, **kw: object
+) -> orchestrator_pb2.RecommendResponse:
+    request = orchestrator_pb2.RecommendRequest(user_ref=USER, k=K, **kw)  # type: ignore[arg-type]
+    async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
+        stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
+        return await stub.Recommend(request, timeout=timeout_s)
+
+
+async def _log(
+    app: Orchestrator, events: list[orchestrator_pb2.ShopperEvent]
+) -> orchestrator_pb2.LogEventsResponse:
+    async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
+        stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
+        return await stub.LogEvents(orchestrator_pb2.LogEventsRequest(events=events), timeout=10)
+
+
+async def _wait_cache(app: Orchestrator) -> None:
+    for _ in range(100):
+        if app.popularity.release_id:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the popularity cache never filled")
+
+
+def _degraded(response: orchestrator_pb2.RecommendResponse) -> dict[int, str]:
+    return {d.stage: d.reason for d in response.degraded_stages}
+
+
+@pytest.fixture
+async def full(stack: tuple[Layout, Stack], observed: Observed) -> AsyncIterator[Orchestrator]:
+    app = await _start(_settings(stack[0]), observed)
+    yield app
+    await app.close()
+
+
+async def test_full_pipeline_answers_with_every_stage(
+    full: Orchestrator, observed: Observed
+) -> None:
+    response = await _recommend(
+        full,
+        diversity=orchestrator_pb2.DiversitySettings(
+            method=common_pb2.RERANK_METHOD_DPP, tradeoff=0.6
+        ),
+    )
+    assert not response.degraded_stages
+    assert len(response.items) == K
+    assert len({i.item_id for i in response.items}) == K
+    for item in response.items:
+        assert list(item.stages) == [
+            STAGE.STAGE_RETRIEVAL,
+            STAGE.STAGE_RANKER,
+            STAGE.STAGE_RERANKER,
+        ]
+        assert item.title
+        assert item.category_path
+        # The ranker's BERT score replaced the retrieval score as relevance.
+        assert item.relevance_score != pytest.approx(item.retrieval_score)
+    assert response.versions["retrieval_index"] == "test-v1"
+    assert response.versions["ranker_model"].endswith("/test-head-v1")
+    assert response.versions["ranker_backend"] == "local"
+    assert response.versions["reranker_method"] == "RERANK_METHOD_DPP"
+    assert response.versions["pseudonym_key"]
+    names = {s.name for s in observed.spans.get_finished_spans()}
+    assert {
+        "orchestrator.privacy_gateway",
+        "orchestrator.user_features",
+        "orchestrator.retrieval",
+        "orchestrator.history_features",
+        "orchestrator.item_features",
+        "orchestrator.ranker",
+        "orchestrator.reranker",
+    } <= names
+    retrieval_span = next(
+        s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.retrieval"
+    )
+    assert (retrieval_span.attributes or {})["recsys.candidates"] == 20
+    # No span attribute carries the raw user reference or its pseudonym.
+    for span in observed.spans.get_finished_spans():
+        for value in (span.attributes or {}).values():
+            assert USER not in str(value)
+
+
+async def test_exclusions_and_purchases_are_never_recommended(full: Orchestrator) -> None:
+    first = await _recommend(full)
+    top = first.items[0].item_id
+    excluded = await _recommend(full, excluded_item_ids=[top])
+    assert top not in {i.item_id for i in excluded.items}
+
+    ack = await _log(
+        full,
+        [
+            orchestrator_pb2.ShopperEvent(
+                event_id=f"purchase-{top}",
+                user_ref=USER,
+                item_id=top,
+                type=common_pb2.EVENT_TYPE_PURCHASE,
+            )
+        ],
+    )
+    assert (ack.accepted_count, ack.duplicate_count) == (1, 0)
+    after = await _recommend(full, exclude_purchased=True)
+    assert top not in {i.item_id for i in after.items}
+    assert not after.degraded_stages
+
+
+async def test_log_events_is_idempotent_and_passes_store_validation_through(
+    full: Orchestrator,
+) -> None:
+    event = orchestrator_pb2.ShopperEvent(
+        event_id="view-once",
+        user_ref="shopper-log-1",
+        item_id="SKU000010",
+        type=common_pb2.EVENT_TYPE_VIEW,
+        quantity=2,
+    )
+    assert (await _log(full, [event])).accepted_count == 1
+    again = await _log(full, [event])
+    assert (again.accepted_count, again.duplicate_count) == (0, 1)
+    bad = orchestrator_pb2.ShopperEvent(
+        event_id="too-long-item", user_ref="shopper-log-1", item_id="X" * 400, type=1
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _log(full, [bad])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "item_id" in (err.value.details() or "")
+
+
+async def test_ranker_down_keeps_retrieval_order(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    app = await _start(_settings(stack[0], ranker_addr=dead_addr()), observed)
+    try:
+        response = await _recommend(app, diversity=orchestrator_pb2.DiversitySettings(tradeoff=0.0))
+    finally:
+        await app.close()
+    assert _degraded(response) == {STAGE.STAGE_RANKER: "unavailable"}
+    assert len(response.items) == K
+    for item in response.items:
+        assert item.relevance_score == pytest.approx(item.retrieval_score)
+        assert STAGE.STAGE_RANKER not in item.stages
+    # Trade-off 0 is pure relevance, here the retrieval score: retrieval order survives.
+    scores = [i.retrieval_score for i in response.items]
+    assert scores == sorted(scores, reverse=True)
+    assert "ranker_model" not in response.versions
+    assert {"recsys.stage": "ranker", "recsys.reason": "unavailable"}.items() <= (
+        observed.degraded_events()[0].items()
+    )
+    assert observed.fallback_counts() == {("ranker", "unavailable"): 1}
+
+
+@pytest.fixture
+async def blackhole() -> AsyncIterator[str]:
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for w in held:
+        w.close()
+    server.close()
+
+
+async def test_late_ranker_is_cut_off_within_the_callers_deadline(
+    stack: tuple[Layout, Stack], observed: Observed, blackhole: str
+) -> None:
+    app = await _start(_settings(stack[0], ranker_addr=blackhole), observed)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        response = await _recommend(app, timeout_s=4.0)
+        took = loop.time() - started
+    finally:
+        await app.close()
+    assert _degraded(response) == {STAGE.STAGE_RANKER: "deadline_exceeded"}
+    assert len(response.items) == K
+    assert took < 4.0
+
+
+async def test_reranker_down_gives_top_k_by_relevance(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    app = await _start(_settings(stack[0], reranker_addr=dead_addr()), observed)
+    try:
+        response = await _recommend(
+            app, diversity=orchestrator_pb2.DiversitySettings(tradeoff=0.9, max_per_category=2)
+        )
+    finally:
+        await app.close()
+    assert _degraded(response) == {STAGE.STAGE_RERANKER: "unavailable"}
+    relevance = [i.relevance_score for i in response.items]
+    assert relevance == sorted(relevance, reverse=True)
+    assert [i.score for i in response.items] == relevance
+    tops = [i.category_path[0] for i in response.items]
+    assert max(tops.count(c) for c in set(tops)) <= 2
+    for item in response.items:
+        assert list(item.stages) == [STAGE.STAGE_RETRIEVAL, STAGE.STAGE_RANKER]
+
+
+async def test_retrieval_down_serves_the_popularity_list(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    app = await _start(_settings(stack[0], retrieval_addr=dead_addr()), observed)
+    try:
+        await _wait_cache(app)
+        response = await _recommend(app, excluded_item_ids=[app.popularity.items[0].item_id])
+    finally:
+        await app.close()
+    assert _degraded(response) == {STAGE.STAGE_RETRIEVAL: "unavailable"}
+    assert len(response.items) == K
+    assert all(list(i.stages) == [STAGE.STAGE_POPULARITY] for i in response.items)
+    expected = [f.item_id for f in app.popularity.items[1 : K + 1]]
+    assert [i.item_id for i in response.items] == expected
+    assert response.versions["popularity_release"] == app.popularity.release_id
+
+
+async def test_feature_store_death_falls_back_to_the_cached_popularity_list(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    layout, _ = stack
+    # A second store process on the same database, so killing it leaves the shared one up.
+    base = next(s for s in local_specs(layout) if s.name == "feature_store")
+    port = int(dead_addr().rsplit(":", 1)[1])
+    spec = ServiceSpec(
+        "feature_store_2",
+        base.argv,
+        {**base.env, **env_for("RECSYS_FEATURE_STORE_", {"port": port})},
+        grpc_target=f"127.0.0.1:{port}",
+    )
+    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
+    own.start()
+    app = None
+    try:
+        await own.wait_ready()
+        app = await _start(_settings(layout, feature_store_addr=spec.grpc_target), observed)
+        await _wait_cache(app)
+        own.processes["feature_store_2"].kill()
+        response = await _recommend(app)
+    finally:
+        if app is not None:
+            await app.close()
+        own.stop_all(grace_s=2)
+    assert _degraded(response) == {STAGE.STAGE_FEATURE_STORE: "unavailable"}
+    assert [i.item_id for i in response.items] == [f.item_id for f in app.popularity.items[:K]]
+    assert all(i.title for i in response.items)
+    assert {"recsys.stage": "feature_store", "recsys.fallback": "popularity"}.items() <= (
+        observed.degraded_events()[0].items()
+    )
+
+
+async def test_store_down_before_any_popularity_list_uses_retrieval_cold_start(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    app = await _start(_settings(stack[0], feature_store_addr=dead_addr()), observed)
+    try:
+        response = await _recommend(app)
+    finally:
+        await app.close()
+    assert _degraded(response) == {STAGE.STAGE_FEATURE_STORE: "unavailable"}
+    assert len(response.items) == K
+    assert all(list(i.stages) == [STAGE.STAGE_RETRIEVAL] for i in response.items)
+    assert response.versions["retrieval_index"] == "test-v1"
+
+
+async def test_nothing_to_serve_is_unavailable(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    dead = dead_addr()
+    app = await _start(_settings(stack[0], feature_store_addr=dead, retrieval_addr=dead), observed)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _recommend(app)
+    finally:
+        await app.close()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no stage could produce" in (err.value.details() or "")
