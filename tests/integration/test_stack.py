@@ -29,7 +29,14 @@ STAGE = common_pb2.Stage
 # Raw references used by this module; none may appear anywhere the services write.
 RAW_REFS = ("it-shopper-7f3a91", "it-shopper-c0ffee", "user-00007")
 DEMO_REFS = ("user-00001", "user-00042", "user-00137")
-ALL_SERVICES = {"orchestrator", "privacy-gateway", "feature-store", "retrieval", "ranker", "reranker"}
+ALL_SERVICES = {
+    "orchestrator",
+    "privacy-gateway",
+    "feature-store",
+    "retrieval",
+    "ranker",
+    "reranker",
+}
 K = 4
 
 
