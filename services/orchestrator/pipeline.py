@@ -131,17 +131,23 @@ def _reason(exc: BaseException) -> str:
 
 
 def top_by_relevance(
-    candidates: Sequence[Candidate], k: int, max_per_category: int
+    candidates: Sequence[Candidate],
+    k: int,
+    max_per_category: int,
+    taken: Sequence[Candidate] = (),
 ) -> list[Candidate]:
-    """The k most relevant candidates, at most ``max_per_category`` per top-level category."""
+    """The k most relevant candidates, at most ``max_per_category`` per top-level category
+    counting the ``taken`` items already on the page."""
     chosen: list[Candidate] = []
     per_category: dict[str, int] = {}
+    for cand in taken:
+        per_category[cand.category] = per_category.get(cand.category, 0) + 1
     for cand in sorted(candidates, key=lambda c: c.relevance, reverse=True):
         if max_per_category > 0 and per_category.get(cand.category, 0) >= max_per_category:
             continue
         per_category[cand.category] = per_category.get(cand.category, 0) + 1
         chosen.append(cand)
-        if len(chosen) == k:
+        if len(chosen) >= k:
             break
     return chosen
 
@@ -216,7 +222,8 @@ class Pipeline:
 
         excluded = list(query.excluded_item_ids)
         if query.exclude_purchased:
-            excluded += [i for i in features.purchased_item_ids if i not in set(excluded)]
+            already = set(excluded)
+            excluded += [i for i in features.purchased_item_ids if i not in already]
         retrieved, history = await self._retrieve_with_history(
             features.recent_item_ids, excluded, budget, outcome
         )
@@ -224,8 +231,11 @@ class Pipeline:
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
         if not retrieved.candidates:
+            # Nothing left after the exclusions (or an empty index): popular items beat an
+            # empty page, and no stage failed, so nothing is flagged.
+            request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
+            await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
-
         candidates = [
             Candidate(
                 item_id=c.item_id,
@@ -446,6 +456,16 @@ class Pipeline:
                 cand.score = item.selection_score
                 cand.stages.append(STAGE.STAGE_RERANKER)
                 chosen.append(cand)
+            if len(chosen) < query.k:
+                # Greedy DPP stops early when no item adds diversity any more; the page still
+                # wants k items, so the most relevant of the rest fill it, after the chosen.
+                picked = {c.item_id for c in chosen}
+                rest = [c for c in candidates if c.item_id not in picked]
+                fill = top_by_relevance(rest, query.k - len(chosen), query.max_per_category, chosen)
+                for cand in fill:
+                    cand.score = cand.relevance
+                span.set_attribute("recsys.filled", len(fill))
+                chosen += fill
             method = common_pb2.RerankMethod.Name(reranked.method)
             outcome.versions["reranker_method"] = method
             span.set_attribute("recsys.method", method)
