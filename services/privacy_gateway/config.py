@@ -29,6 +29,12 @@ class PrivacyGatewaySettings(ServiceSettings):
         ge=0,
         description="How long a retired key version still verifies its pseudonyms.",
     )
+    key_reload_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the key file is re-read, so a rotated Secret applies without "
+        "a restart.",
+    )
     pii_policy_file: str | None = Field(
         None, description="JSON PII policy; unset means the built-in default policy."
     )

@@ -237,3 +237,37 @@ def save_key_ring(ring: KeyRing, path: Path | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class ReloadingKeyRing:
+    """The key ring of a file, re-read on demand when its content changed.
+
+    A Kubernetes Secret update replaces the mounted file without a restart; ``reload`` (called
+    periodically by the server) picks the new ring up. A file that no longer parses keeps the
+    previous ring in service and raises, so a bad edit never takes pseudonymization down.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        grace_window: timedelta = timedelta(days=7),
+        clock: Clock = utc_now,
+    ) -> None:
+        self._path = Path(path)
+        self._grace_window = grace_window
+        self._clock = clock
+        self._text = self._path.read_text(encoding="utf-8")
+        self._ring = KeyRing.from_json(self._text, grace_window=grace_window, clock=clock)
+
+    def __call__(self) -> KeyRing:
+        return self._ring
+
+    def reload(self) -> bool:
+        """Re-read the file; True when a changed, valid ring was installed."""
+        text = self._path.read_text(encoding="utf-8")
+        if text == self._text:
+            return False
+        ring = KeyRing.from_json(text, grace_window=self._grace_window, clock=self._clock)
+        self._ring, self._text = ring, text
+        return True

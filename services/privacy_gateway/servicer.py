@@ -11,7 +11,7 @@ from concurrent.futures import Executor
 from typing import Protocol, TypeVar
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.ledger import BudgetState, Ledger
@@ -24,7 +24,7 @@ from services.privacy_gateway.mechanisms import (
 from services.privacy_gateway.pii import PiiSanitizer
 from services.privacy_gateway.pseudonym import KeyRing
 from shared.deadline import Budget
-from shared.errors import InvalidArgument
+from shared.errors import FailedPrecondition, InvalidArgument
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
     privacy_gateway_pb2,
@@ -64,19 +64,25 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
     def __init__(
         self,
         settings: PrivacyGatewaySettings,
-        key_ring: KeyRing,
+        keys: Callable[[], KeyRing],
         sanitizer: PiiSanitizer,
         ledger: Ledger,
         counts: CountSource,
         executor: Executor,
     ) -> None:
         self._settings = settings
-        self._keys = key_ring
+        self._keys = keys
         self._sanitizer = sanitizer
         self._ledger = ledger
         self._counts = counts
         self._executor = executor
-        self._tracer = trace.get_tracer(__name__)
+        meter = metrics.get_meter("services.privacy_gateway")
+        self._releases = meter.create_counter(
+            "privacy_gateway.releases", unit="{release}", description="Releases, by outcome."
+        )
+        self._epsilon_spent = meter.create_counter(
+            "privacy_gateway.epsilon_spent", description="Epsilon charged to the ledger."
+        )
 
     async def _blocking(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -98,10 +104,13 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                 raise InvalidArgument(
                     f"user_refs[{i}] is longer than {self._settings.max_ref_length} characters"
                 )
-        pseudonyms = [self._keys.pseudonymize(ref) for ref in refs]
-        trace.get_current_span().set_attribute("privacy.ref_count", len(refs))
+        ring = self._keys()  # one ring for the whole batch, even if a reload swaps it
+        pseudonyms = [ring.pseudonymize(ref) for ref in refs]
+        span = trace.get_current_span()
+        span.set_attribute("privacy.ref_count", len(refs))
+        span.set_attribute("privacy.key_version", ring.active_version)
         return privacy_gateway_pb2.PseudonymizeResponse(
-            pseudonyms=pseudonyms, key_version=self._keys.active_version
+            pseudonyms=pseudonyms, key_version=ring.active_version
         )
 
     async def SanitizeContext(
@@ -159,11 +168,27 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         context: grpc.aio.ServicerContext,
     ) -> privacy_gateway_pb2.ReleaseAggregatesResponse:
         kind, mechanism, bound, purpose = self._validate_release(request)
+        labels = {"kind": kind, "mechanism": mechanism.value}
+        try:
+            budget = Budget.from_context(context, 2 * self._settings.feature_store_timeout_s)
+            return await self._release(request, kind, mechanism, bound, purpose, budget)
+        except FailedPrecondition:
+            self._releases.add(1, {**labels, "outcome": "refused"})
+            raise
+
+    async def _release(
+        self,
+        request: privacy_gateway_pb2.ReleaseAggregatesRequest,
+        kind: str,
+        mechanism: Mechanism,
+        bound: int,
+        purpose: str,
+        budget: Budget,
+    ) -> privacy_gateway_pb2.ReleaseAggregatesResponse:
         epsilon, delta = request.epsilon, request.delta
         # Refuse before reading any data when the release cannot fit the budget.
         await self._blocking(lambda: self._ledger.ensure_available(epsilon, delta))
         calibration = await self._blocking(lambda: calibrate(mechanism, epsilon, delta, bound))
-        budget = Budget.from_context(context, 2 * self._settings.feature_store_timeout_s)
         pairs = await self._counts.contribution_bounded_counts(request.kind, bound, budget)
         keys = [k for k, _ in pairs]
         exact = [_as_count(c) for _, c in pairs]
@@ -178,6 +203,9 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                 purpose=purpose,
             )
         )
+        labels = {"kind": kind, "mechanism": mechanism.value}
+        self._releases.add(1, {**labels, "outcome": "released"})
+        self._epsilon_spent.add(epsilon, labels)
         noisy = await self._blocking(lambda: release_counts(exact, calibration))
         released = [(k, float(v)) for k, v in zip(keys, noisy, strict=True)]
         if request.kind == feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY:

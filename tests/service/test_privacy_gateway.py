@@ -21,12 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import FeatureStoreServicer
 from services.feature_store.store import Event, FeatureStore, Item
+from services.privacy_gateway.__main__ import reload_keys_forever, wait_for_ledger
 from services.privacy_gateway.clients import FeatureStoreClient
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.keys import main as keys_main
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.pseudonym import KeyRing
+from services.privacy_gateway.pseudonym import KeyRing, ReloadingKeyRing, load_key_ring
 from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
@@ -105,8 +106,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     ledger.create_schema()
     client = FeatureStoreClient(settings.feature_store_address, max_timeout_s=5.0)
     server = GrpcServer(settings, [SERVICE_NAME])
+    sanitizer = PiiSanitizer(PiiPolicy())
     privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
-        PrivacyGatewayServicer(settings, keys, PiiSanitizer(PiiPolicy()), ledger, client, executor),
+        PrivacyGatewayServicer(settings, lambda: keys, sanitizer, ledger, client, executor),
         server.server,
     )
     await server.start()
@@ -316,6 +318,7 @@ async def test_main_serves_and_turns_ready_then_stops_on_sigterm(tmp_path: Path)
         "RECSYS_PRIVACY_GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'db' / 'ledger.sqlite'}",
         "RECSYS_PRIVACY_GATEWAY_TRACES_DIR": str(tmp_path / "traces"),
         "RECSYS_PRIVACY_GATEWAY_GRACE_PERIOD_S": "0.5",
+        "RECSYS_PRIVACY_GATEWAY_KEY_RELOAD_INTERVAL_S": "0.2",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -346,6 +349,41 @@ async def test_main_serves_and_turns_ready_then_stops_on_sigterm(tmp_path: Path)
         stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
         out = await stub.Pseudonymize(pb.PseudonymizeRequest(user_refs=["17850"]), timeout=5)
         assert out.key_version == "v1"
+        # A rotated key file (a Kubernetes Secret update) applies without a restart.
+        assert keys_main(["rotate", "--file", str(key_file)]) == 0
+        async with asyncio.timeout(20):
+            while out.key_version != "v2":
+                await asyncio.sleep(0.1)
+                out = await stub.Pseudonymize(
+                    pb.PseudonymizeRequest(user_refs=["17850"]), timeout=5
+                )
+        assert load_key_ring(key_file).verify("17850", out.pseudonyms[0])
     proc.terminate()
     assert await asyncio.wait_for(proc.wait(), 30) == 0
     assert (tmp_path / "db" / "ledger.sqlite").exists()
+
+
+async def test_readiness_waits_for_an_unreachable_ledger_database() -> None:
+    unreachable = Ledger(
+        create_ledger_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"),
+        epsilon_total=1.0,
+        delta_total=0.0,
+    )
+    with ThreadPoolExecutor(1) as executor, pytest.raises(TimeoutError):
+        await asyncio.wait_for(wait_for_ledger(unreachable, executor), 1.5)
+    unreachable.close()
+
+
+async def test_key_reload_loop_keeps_the_ring_when_the_file_breaks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "ring.json"
+    assert keys_main(["generate", "--file", str(path)]) == 0
+    keys = ReloadingKeyRing(path)
+    path.write_text("{broken")
+    with ThreadPoolExecutor(1) as executor:
+        task = asyncio.create_task(reload_keys_forever(keys, 0.01, executor))
+        await asyncio.sleep(0.2)
+        task.cancel()
+    assert keys().active_version == "v1"
+    assert any("key ring reload failed" in r.getMessage() for r in caplog.records)

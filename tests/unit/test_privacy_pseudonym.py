@@ -16,6 +16,7 @@ from services.privacy_gateway.pseudonym import (
     KeyRing,
     KeyRingError,
     KeyVersion,
+    ReloadingKeyRing,
     load_key_ring,
     save_key_ring,
 )
@@ -162,3 +163,25 @@ def test_keys_cli_generate_rotate_show_prune(
         assert v["secret"] not in shown
     assert keys_cli.main(["prune", "--grace-days", "0", "--file", str(path)]) == 0
     assert [v.version for v in load_key_ring(path).versions] == ["v2"]
+
+
+def test_reloading_key_ring_picks_up_a_rotated_file_and_survives_a_broken_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ring.json"
+    save_key_ring(_ring(5), path)
+    keys = ReloadingKeyRing(path)
+    before = keys().pseudonymize("u-1")
+    assert keys.reload() is False
+    save_key_ring(keys().rotated(), path)
+    assert keys.reload() is True
+    assert keys().active_version == "v2"
+    assert keys().verify("u-1", before)
+    path.write_text('{"active": "v3", "versions": []}')
+    with pytest.raises(KeyRingError):
+        keys.reload()
+    assert keys().active_version == "v2"
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        keys.reload()
+    assert keys().active_version == "v2"
