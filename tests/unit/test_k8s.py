@@ -422,6 +422,51 @@ def test_config_maps_name_real_settings_with_valid_values(
         assert settings.host == "0.0.0.0"
 
 
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_no_setting_is_left_pointing_at_loopback(
+    service: str, rendered: dict[str, list[Doc]]
+) -> None:
+    """A Settings field whose default dials 127.0.0.1 (the local stack's layout) must be set
+    in the cluster, or the pod would call itself."""
+    module, _ = SERVICES[service]
+    settings_class = _settings_class(module)
+    if settings_class is None:
+        pytest.skip(f"services.{module}.config has not landed")
+    prefix = f"RECSYS_{module.upper()}_"
+    for overlay_name in OVERLAYS:
+        docs = rendered[overlay_name]
+        env = config_env(docs, service)
+        local_ranker = env.get("RECSYS_RANKER_BACKEND") == "local"
+        for field_name, info in settings_class.model_fields.items():
+            default = info.default
+            if field_name == "host" or not isinstance(default, str):
+                continue
+            if "127.0.0.1" not in default and "localhost" not in default:
+                continue
+            if field_name == "triton_url" and local_ranker:
+                continue
+            assert f"{prefix}{field_name.upper()}" in env, (overlay_name, field_name)
+
+
+def test_policies_follow_the_addresses_the_services_dial(rendered: dict[str, list[Doc]]) -> None:
+    """Service-to-service egress is exactly the set of configured downstream addresses."""
+    for overlay_name in OVERLAYS:
+        docs = rendered[overlay_name]
+        egress, _ = policy_edges(docs)
+        dialled: set[Edge] = set()
+        for name in SERVICES:
+            env = config_env(docs, name)
+            if env.get("RECSYS_RANKER_BACKEND") == "local":
+                env.pop("RECSYS_RANKER_TRITON_URL", None)
+            for key, value in env.items():
+                if key.startswith("RECSYS_") and re.search(r"_(ADDR|ADDRESS|TRITON_URL)$", key):
+                    host, port = value.rsplit(":", 1)
+                    dialled.add((name, host, int(port)))
+        peers = set(SERVICES) | {"triton"}
+        calls = {e for e in egress if e[0] in SERVICES and e[1] in peers}
+        assert calls == dialled, overlay_name
+
+
 def test_downstream_addresses_point_at_real_services(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
     services = by_name(docs, "Service")
