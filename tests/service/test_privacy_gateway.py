@@ -41,6 +41,7 @@ from shared.server import GrpcServer
 
 pb = privacy_gateway_pb2
 RAW_USERS = ["17850", "13047", "12583", "14688"]
+RAW = "cust-17850"  # cannot occur inside a hex digest by chance
 ITEMS = ["85123A", "71053", "84406B", "84029G", "22752"]
 POPULARITY = feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY
 TREND = feature_store_pb2.AGGREGATE_KIND_CATEGORY_TREND
@@ -347,19 +348,27 @@ async def test_main_serves_and_turns_ready_then_stops_on_sigterm(tmp_path: Path)
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
-        out = await stub.Pseudonymize(pb.PseudonymizeRequest(user_refs=["17850"]), timeout=5)
+        out = await stub.Pseudonymize(pb.PseudonymizeRequest(user_refs=[RAW]), timeout=5)
         assert out.key_version == "v1"
         # A rotated key file (a Kubernetes Secret update) applies without a restart.
         assert keys_main(["rotate", "--file", str(key_file)]) == 0
         async with asyncio.timeout(20):
             while out.key_version != "v2":
                 await asyncio.sleep(0.1)
-                out = await stub.Pseudonymize(
-                    pb.PseudonymizeRequest(user_refs=["17850"]), timeout=5
-                )
-        assert load_key_ring(key_file).verify("17850", out.pseudonyms[0])
+                out = await stub.Pseudonymize(pb.PseudonymizeRequest(user_refs=[RAW]), timeout=5)
+        assert load_key_ring(key_file).verify(RAW, out.pseudonyms[0])
+        pseudonyms = {out.pseudonyms[0], load_key_ring(key_file).pseudonym_under(RAW, "v1")}
     proc.terminate()
     assert await asyncio.wait_for(proc.wait(), 30) == 0
+    # The exported spans and every log line of the process: no raw id, no pseudonym.
+    log_text = "\n".join(json.dumps(r) for r in lines) + (await proc.stdout.read()).decode()
+    span_text = (tmp_path / "traces" / "privacy-gateway.jsonl").read_text()
+    assert "Pseudonymize" in span_text
+    assert "key ring reloaded" in log_text
+    for text in (log_text, span_text):
+        assert RAW not in text
+        for p in pseudonyms:
+            assert p.split(".")[1] not in text
     assert (tmp_path / "db" / "ledger.sqlite").exists()
 
 
