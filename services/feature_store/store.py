@@ -147,6 +147,17 @@ class AggregateKind(enum.Enum):
     CATEGORY_TREND = "category_trend"
 
 
+# What an Item needs; bookkeeping columns (updated_at) are not parsed on the hot read path.
+_ITEM_COLUMNS = (
+    items.c.item_id,
+    items.c.title,
+    items.c.category_path,
+    items.c.price,
+    items.c.embedding_version,
+    items.c.dp_popularity,
+)
+
+
 def _chunks(seq: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
@@ -298,7 +309,7 @@ class FeatureStore:
             return ItemLookup([], [])
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(items).where(items.c.item_id.in_(sorted(set(item_ids))))
+                sa.select(*_ITEM_COLUMNS).where(items.c.item_id.in_(sorted(set(item_ids))))
             ).all()
         found = {row.item_id: _item(row) for row in rows}
         return ItemLookup(
@@ -316,7 +327,9 @@ class FeatureStore:
             raise InvalidArgument("limit must be at least 1")
         excluded = sorted(set(exclusions))
         query = (
-            sa.select(items).order_by(items.c.dp_popularity.desc(), items.c.item_id).limit(limit)
+            sa.select(*_ITEM_COLUMNS, items.c.popularity_release_id)
+            .order_by(items.c.dp_popularity.desc(), items.c.item_id)
+            .limit(limit)
         )
         if excluded:
             query = query.where(items.c.item_id.not_in(excluded))
