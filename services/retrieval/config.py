@@ -1,0 +1,41 @@
+"""Settings of the retrieval service, from RECSYS_RETRIEVAL_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.retrieval.index import HnswParams
+from shared.settings import ServiceSettings
+
+
+class RetrievalSettings(ServiceSettings):
+    """Where the versioned artefacts live, which index to build, and request limits."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_RETRIEVAL_", extra="ignore")
+
+    port: int = Field(50053, ge=0, le=65535, description="Port to bind; 0 picks a free port.")
+    artefact_root: str = Field(
+        "var/models/retrieval", description="Directory of version folders and LATEST."
+    )
+    index_version: str = Field("", description="Version to serve at start; empty means LATEST.")
+    index_type: Literal["flat", "hnsw"] = Field(
+        "flat", description="flat = exact IndexFlatIP; hnsw = IndexHNSWFlat for large catalogs."
+    )
+    hnsw_m: int = Field(32, ge=2, description="HNSW graph degree M.")
+    hnsw_ef_construction: int = Field(200, ge=1, description="HNSW build beam width.")
+    hnsw_ef_search: int = Field(
+        128, ge=1, description="HNSW search beam width; raised to n when n is larger."
+    )
+    max_n: int = Field(1000, ge=1, description="Largest number of candidates one request gets.")
+    max_request_ids: int = Field(
+        1000, ge=1, description="Most item ids one request may carry in a list."
+    )
+    reload_interval_s: float = Field(
+        0.0, ge=0, description="Poll LATEST this often and hot-swap when it changes; 0 = off."
+    )
+
+    def hnsw_params(self) -> HnswParams:
+        return HnswParams(self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)

@@ -1,0 +1,129 @@
+"""FAISS candidate indexes over L2-normalised item vectors, searched by inner product.
+
+Two kinds, chosen by configuration:
+
+- ``flat``: ``IndexFlatIP``, exact maximum inner product search. Right for catalogs up to a
+  few hundred thousand items and the reference that approximate indexes are measured against.
+- ``hnsw``: ``IndexHNSWFlat`` with the inner-product metric, the graph index of Malkov &
+  Yashunin, "Efficient and robust approximate nearest neighbor search using Hierarchical
+  Navigable Small World graphs" (TPAMI 2018). ``ef_search`` trades recall for latency;
+  scripts/bench_faiss.py measures that trade on 1M vectors.
+
+Searches are read-only, so one index may serve concurrent threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import faiss
+import numpy as np
+
+if TYPE_CHECKING:
+    from services.retrieval.model import RetrievalArtefact
+
+IndexKind = Literal["flat", "hnsw"]
+INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw")
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """HNSW graph degree and beam widths (Malkov & Yashunin 2018, section 4)."""
+
+    m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        if self.m < 2 or self.ef_construction < 1 or self.ef_search < 1:
+            raise ValueError("HNSW needs m >= 2, ef_construction >= 1 and ef_search >= 1")
+
+
+def make_faiss_index(vectors: np.ndarray, kind: str, hnsw: HnswParams | None = None) -> faiss.Index:
+    """A populated FAISS inner-product index of ``kind`` over ``vectors`` (n, d) float32."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; expected one of {INDEX_KINDS}")
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError("vectors must be a non-empty (n, d) matrix")
+    dim = int(data.shape[1])
+    index: faiss.Index
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    else:
+        params = hnsw or HnswParams()
+        index = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = params.ef_construction
+        index.hnsw.efSearch = params.ef_search
+    index.add(data)
+    return index
+
+
+class CandidateIndex:
+    """Item ids plus a FAISS index over their vectors; row i of the index is ``item_ids[i]``."""
+
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        vectors: np.ndarray,
+        kind: str = "flat",
+        hnsw: HnswParams | None = None,
+    ) -> None:
+        if len(item_ids) != len(vectors):
+            raise ValueError(f"{len(item_ids)} item ids but {len(vectors)} vectors")
+        if len(set(item_ids)) != len(item_ids):
+            raise ValueError("item ids must be unique")
+        self.kind = kind
+        self.item_ids = list(item_ids)
+        self._row = {item: i for i, item in enumerate(self.item_ids)}
+        self.hnsw = hnsw if kind == "hnsw" else None
+        self._index = make_faiss_index(vectors, kind, self.hnsw or HnswParams())
+        self.dimension = int(vectors.shape[1])
+
+    @property
+    def size(self) -> int:
+        return len(self.item_ids)
+
+    def search(
+        self, user_vector: np.ndarray, n: int, exclude: Collection[str] = ()
+    ) -> list[tuple[str, float]]:
+        """The ``n`` items with the largest inner product with ``user_vector``, best first,
+        never any id in ``exclude``. Fewer than ``n`` only when the catalog runs out."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        query = np.asarray(user_vector, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != self.dimension:
+            raise ValueError(f"vector has {query.shape[1]} values, the index {self.dimension}")
+        if not np.all(np.isfinite(query)):
+            raise ValueError("vector has non-finite values")
+        # Over-fetch by the excluded items actually in the index, then filter: exact for the
+        # flat index, and unlike an IDSelector it does not starve the HNSW beam.
+        excluded = {item for item in exclude if item in self._row}
+        k = min(self.size, n + len(excluded))
+        params = None
+        if self.hnsw is not None:
+            # The beam must be at least as wide as the result list or HNSW returns fewer
+            # (and worse) neighbours than asked for.
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.efSearch = max(self.hnsw.ef_search, k)
+        scores, rows = self._index.search(np.ascontiguousarray(query), k, params=params)
+        out: list[tuple[str, float]] = []
+        for row, score in zip(rows[0], scores[0], strict=True):
+            if row < 0:
+                continue
+            item = self.item_ids[row]
+            if item in excluded:
+                continue
+            out.append((item, float(score)))
+            if len(out) == n:
+                break
+        return out
+
+
+def build_index(
+    artefact: RetrievalArtefact, kind: str = "flat", hnsw: HnswParams | None = None
+) -> CandidateIndex:
+    """An index over every item vector of a trained artefact."""
+    return CandidateIndex(artefact.item_ids, artefact.item_vectors, kind, hnsw)

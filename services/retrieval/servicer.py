@@ -1,0 +1,223 @@
+"""RetrievalService: validate the request, run the domain code off the event loop, respond."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import numpy as np
+from opentelemetry import trace
+
+from services.retrieval.config import RetrievalSettings
+from services.retrieval.model import (
+    LATEST,
+    ArtefactError,
+    ArtefactNotFound,
+    InvalidVersionName,
+)
+from services.retrieval.retriever import (
+    NotLoaded,
+    Retrieval,
+    Retriever,
+    ServedIndex,
+    load_served,
+    retrieve_for_history,
+    retrieve_for_vector,
+)
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from shared.gen.acme.recsys.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    """Serves one index version at a time and hot-swaps versions on request."""
+
+    def __init__(
+        self,
+        settings: RetrievalSettings,
+        executor: Executor,
+        on_ready: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._executor = executor
+        self._on_ready = on_ready
+        self._retriever = Retriever()
+        # One load at a time: two concurrent swaps would race to the final reference.
+        self._load_lock = asyncio.Lock()
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _served(self) -> ServedIndex:
+        try:
+            return self._retriever.current()
+        except NotLoaded as exc:
+            raise Unavailable("the retrieval index is not loaded yet") from exc
+
+    # ------------------------------------------------------------------ loading
+
+    async def load(self, version: str) -> tuple[str, str]:
+        """Load ``version`` ("" = LATEST) and swap it in; returns (previous, new) versions."""
+        async with self._load_lock:
+            try:
+                served = await self._run(
+                    load_served,
+                    self._settings.artefact_root,
+                    version,
+                    self._settings.index_type,
+                    self._settings.hnsw_params(),
+                )
+            except InvalidVersionName as exc:
+                raise InvalidArgument(str(exc)) from exc
+            except ArtefactNotFound as exc:
+                raise NotFound(str(exc)) from exc
+            except ArtefactError as exc:
+                log.error("artefact rejected", extra={"index_version": version})
+                raise FailedPrecondition(
+                    f"index version {version or LATEST!r} is not a valid artefact"
+                ) from exc
+            previous = self._retriever.swap(served)
+        if self._on_ready is not None:
+            await self._on_ready(True)
+        return previous, served.version
+
+    async def poll_latest(self) -> bool:
+        """Hot-swap to the version named in LATEST when it differs from the served one."""
+        latest = Path(self._settings.artefact_root) / LATEST
+        try:
+            wanted = (await self._run(latest.read_text)).strip()
+        except OSError:
+            return False
+        if not wanted or (self._retriever.loaded and wanted == self._served().version):
+            return False
+        await self.load(wanted)
+        return True
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_n(self, n: int) -> None:
+        if n < 1:
+            raise InvalidArgument(f"n must be at least 1, got {n}")
+        if n > self._settings.max_n:
+            raise InvalidArgument(f"n must be at most {self._settings.max_n}, got {n}")
+
+    def _check_ids(self, field: str, ids: Sequence[str]) -> None:
+        if len(ids) > self._settings.max_request_ids:
+            raise InvalidArgument(
+                f"{field} has {len(ids)} ids; at most {self._settings.max_request_ids} allowed"
+            )
+
+    @staticmethod
+    def _check_vector(values: Sequence[float], dimension: int) -> np.ndarray:
+        vector = np.asarray(values, dtype=np.float32)
+        if vector.size != dimension:
+            raise InvalidArgument(
+                f"user_vector has {vector.size} values; the index dimension is {dimension}"
+            )
+        if not np.all(np.isfinite(vector)):
+            raise InvalidArgument("user_vector has NaN or infinite values")
+        if not np.any(vector):
+            raise InvalidArgument("user_vector is all zeros")
+        return vector
+
+    # ------------------------------------------------------------------ RPCs
+
+    async def RetrieveCandidates(
+        self,
+        request: retrieval_pb2.RetrieveCandidatesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.RetrieveCandidatesResponse:
+        query = request.WhichOneof("query")
+        if query is None:
+            raise InvalidArgument("query is required: set history or user_vector")
+        self._check_n(request.n)
+        self._check_ids("excluded_item_ids", request.excluded_item_ids)
+        served = self._served()
+        excluded = list(request.excluded_item_ids)
+        result: Retrieval
+        if query == "history":
+            history = list(request.history.item_ids)
+            self._check_ids("history.item_ids", history)
+            result = await self._run(
+                retrieve_for_history,
+                served,
+                history,
+                request.n,
+                excluded,
+                request.include_embeddings,
+            )
+        else:
+            vector = self._check_vector(request.user_vector.values, served.index.dimension)
+            result = await self._run(
+                retrieve_for_vector, served, vector, request.n, excluded, request.include_embeddings
+            )
+        span = trace.get_current_span()
+        span.set_attribute("recsys.retrieval.query", query)
+        span.set_attribute("recsys.retrieval.n", request.n)
+        span.set_attribute("recsys.retrieval.candidates", len(result.items))
+        span.set_attribute("recsys.retrieval.cold_start", result.cold_start)
+        span.set_attribute("recsys.index_version", result.version)
+        return retrieval_pb2.RetrieveCandidatesResponse(
+            candidates=[
+                retrieval_pb2.Candidate(
+                    item_id=item,
+                    score=score,
+                    embedding=vec.tolist() if vec is not None else [],
+                )
+                for item, score, vec in result.items
+            ],
+            index_version=result.version,
+            cold_start=result.cold_start,
+        )
+
+    async def GetItemEmbeddings(
+        self,
+        request: retrieval_pb2.GetItemEmbeddingsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.GetItemEmbeddingsResponse:
+        if not request.item_ids:
+            raise InvalidArgument("item_ids must not be empty")
+        self._check_ids("item_ids", request.item_ids)
+        served = self._served()
+        response = retrieval_pb2.GetItemEmbeddingsResponse(index_version=served.version)
+        for item in request.item_ids:
+            row = served.artefact.row(item)
+            if row is None:
+                response.missing_item_ids.append(item)
+            else:
+                response.embeddings.append(
+                    retrieval_pb2.ItemEmbedding(
+                        item_id=item, values=served.artefact.item_vectors[row].tolist()
+                    )
+                )
+        return response
+
+    async def GetIndexInfo(
+        self,
+        request: retrieval_pb2.GetIndexInfoRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.GetIndexInfoResponse:
+        served = self._served()
+        return retrieval_pb2.GetIndexInfoResponse(
+            index_version=served.version,
+            index_type=served.kind,
+            item_count=served.index.size,
+            dimension=served.index.dimension,
+        )
+
+    async def LoadIndexVersion(
+        self,
+        request: retrieval_pb2.LoadIndexVersionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.LoadIndexVersionResponse:
+        previous, current = await self.load(request.index_version)
+        return retrieval_pb2.LoadIndexVersionResponse(
+            previous_version=previous, index_version=current
+        )
