@@ -28,6 +28,7 @@ from services.privacy_gateway.keys import main as keys_main
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
 from services.privacy_gateway.pseudonym import KeyRing, ReloadingKeyRing, load_key_ring
+from services.privacy_gateway.release import main as release_main
 from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
@@ -53,6 +54,7 @@ class Stack:
     feature_store: feature_store_pb2_grpc.FeatureStoreServiceStub
     keys: KeyRing
     fs_server: GrpcServer
+    address: str
 
 
 def _seed(store: FeatureStore, keys: KeyRing) -> None:
@@ -120,6 +122,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
         keys,
         fs_server,
+        f"127.0.0.1:{server.port}",
     )
     await channel.close()
     await fs_channel.close()
@@ -396,3 +399,21 @@ async def test_key_reload_loop_keeps_the_ring_when_the_file_breaks(
         task.cancel()
     assert keys().active_version == "v1"
     assert any("key ring reload failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_release_cli_reports_the_release_and_exits_2_when_refused(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--address", stack.address, "--epsilon", "1.5", "--purpose", "cron refresh"]
+    assert await asyncio.to_thread(release_main, args) == 0
+    out = capsys.readouterr().out
+    assert f"{len(ITEMS)} keys; epsilon left 0.5" in out
+    popular = await stack.feature_store.GetPopularItems(
+        feature_store_pb2.GetPopularItemsRequest(limit=1)
+    )
+    assert popular.release_id in out
+    assert await asyncio.to_thread(release_main, args) == 2
+    assert "FAILED_PRECONDITION: privacy budget exhausted" in capsys.readouterr().err
+    bad = [*args[:2], "--epsilon", "1", "--mechanism", "gaussian", "--purpose", "x"]
+    assert await asyncio.to_thread(release_main, bad) == 2
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
