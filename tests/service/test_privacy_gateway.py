@@ -29,7 +29,7 @@ from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
 from services.privacy_gateway.pseudonym import KeyRing, ReloadingKeyRing, load_key_ring
 from services.privacy_gateway.release import main as release_main
-from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
+from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer, _as_count
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
@@ -417,3 +417,10 @@ async def test_release_cli_reports_the_release_and_exits_2_when_refused(
     bad = [*args[:2], "--epsilon", "1", "--mechanism", "gaussian", "--purpose", "x"]
     assert await asyncio.to_thread(release_main, bad) == 2
     assert "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [1.5, -1.0, float("nan"), float("inf")])
+def test_counts_that_break_the_feature_store_contract_are_refused(bad: float) -> None:
+    assert _as_count(3.0) == 3
+    with pytest.raises(RuntimeError, match="not a whole number"):
+        _as_count(bad)
