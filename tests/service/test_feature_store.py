@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.feature_store.__main__ import Running, start
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import SERVICE_NAME
+from services.feature_store.store import FeatureStore
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
 
@@ -436,9 +437,9 @@ async def test_readiness_follows_a_database_outage(pg_schema_url: str) -> None:
         admin.dispose()
 
 
-async def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """``python -m services.feature_store`` end to end: logs JSON, turns ready, answers,
-    drains on SIGTERM, and neither its logs nor its spans carry the user id it was sent."""
+async def _spawn(tmp_path: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    """Start ``python -m services.feature_store`` on an SQLite file; return it, its port (from
+    the JSON "listening" log line) and the log lines read so far."""
     env = {
         **os.environ,
         "RECSYS_FEATURE_STORE_PORT": "0",
@@ -458,19 +459,26 @@ async def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) ->
         stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        if not line:
+            break
+        lines.append(line)
+        record = json.loads(line)
+        if record.get("msg") == "listening":
+            return proc, int(record["port"]), lines
+    proc.kill()
+    await proc.wait()
+    raise AssertionError("no listening line:\n" + "".join(lines))
+
+
+async def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """``python -m services.feature_store`` end to end: logs JSON, turns ready, answers,
+    drains on SIGTERM, and neither its logs nor its spans carry the user id it was sent."""
+    proc, port, lines = await _spawn(tmp_path)
     try:
-        assert proc.stdout is not None
-        port = 0
-        deadline = time.monotonic() + 60
-        while not port and time.monotonic() < deadline:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-            if not line:
-                break
-            lines.append(line)
-            record = json.loads(line)
-            if record.get("msg") == "listening":
-                port = int(record["port"])
-        assert port, "".join(lines)
         secret_user = "v1.secret-pseudonym-0042"
         async with create_channel(f"127.0.0.1:{port}") as channel:
             await _wait_status(channel, SERVING, timeout_s=30)
@@ -504,3 +512,38 @@ async def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) ->
     spans = "".join(p.read_text() for p in (tmp_path / "traces").glob("*.jsonl"))
     assert "IngestEvents" in spans
     assert secret_user not in spans
+
+
+async def test_acknowledged_events_survive_a_killed_process(tmp_path: Path) -> None:
+    """Durable before ack: SIGKILL right after the last acknowledgement loses nothing."""
+    proc, port, _ = await _spawn(tmp_path)
+    try:
+        async with create_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_status(channel, SERVING, timeout_s=30)
+            stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+            await stub.LoadCatalog(feature_store_pb2.LoadCatalogRequest(items=_catalog(3)))
+            for i in range(20):
+                event = common_pb2.Event(
+                    event_id=f"k{i}",
+                    user_id="v1.killed",
+                    item_id=f"SKU{i % 3}",
+                    type=common_pb2.EVENT_TYPE_VIEW,
+                    timestamp=_ts(i),
+                    quantity=1,
+                )
+                ack = await stub.IngestEvents(feature_store_pb2.IngestEventsRequest(events=[event]))
+                assert ack.accepted_count == 1
+        proc.kill()
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    store = FeatureStore.from_url(f"sqlite:///{tmp_path / 'fs.sqlite'}")
+    with store.engine.connect() as conn:
+        stored = conn.scalar(sa.text("select count(*) from events"))
+    features = store.get_user_features("v1.killed", 5)
+    store.close()
+    assert stored == 20
+    assert features.event_count == 20
+    assert features.recent_item_ids == ["SKU1", "SKU0", "SKU2"]
