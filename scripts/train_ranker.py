@@ -1,0 +1,27 @@
+"""Fine-tune the BERT cross-encoder ranker and write var/models/ranker/<version>/ + LATEST.
+
+Examples:
+    python scripts/train_ranker.py --quick                       # synthetic data, ~1 minute CPU
+    python scripts/train_ranker.py --dataset online-retail --steps 300 --eval-users 200
+    python scripts/train_ranker.py --dataset online-retail --steps 300 --resume
+
+The GPU is used when torch sees one. --resume continues from the run's last checkpoint
+(var/models/ranker/_checkpoints/<dataset>-seed<seed>/checkpoint.pt).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from services.ranker.training import main
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main(sys.argv[1:]))

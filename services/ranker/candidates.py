@@ -1,0 +1,131 @@
+"""Candidate lists for training negatives and for evaluation: what the ranker re-ranks.
+
+Two sources, chosen by the caller:
+
+- ``RetrievalCandidates``: the project's retrieval artefact (services/retrieval, FAISS over
+  learned item vectors), the same candidates the ranker sees in production.
+- ``CooccurrenceCandidates``: item-to-item basket co-occurrence (cosine-normalised counts,
+  as in Sarwar et al., "Item-based collaborative filtering recommendation algorithms",
+  WWW 2001), backed off to popularity. Used when no retrieval artefact exists.
+
+Both exclude the shopper's own history: the ranker is evaluated on discovering new items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from shared.data.types import EVENT_PURCHASE, Interaction
+
+# Purchases closer than this belong to one basket (an invoice in Online Retail has a single
+# timestamp; a synthetic session spreads its purchases over a few minutes).
+BASKET_GAP = timedelta(minutes=30)
+# Very large baskets add quadratic pairs and little signal; only their first items count.
+MAX_BASKET_FOR_PAIRS = 50
+
+
+class CandidateSource(Protocol):
+    """Ranked candidate item ids for a history (newest first)."""
+
+    name: str
+
+    def candidates(self, history: Sequence[str], n: int) -> list[str]: ...
+
+
+def baskets(interactions: Iterable[Interaction]) -> dict[str, list[list[str]]]:
+    """Purchases per user grouped into baskets, oldest basket first, items distinct."""
+    per_user: dict[str, list[Interaction]] = defaultdict(list)
+    for x in interactions:
+        if x.event_type == EVENT_PURCHASE:
+            per_user[x.user_id].append(x)
+    out: dict[str, list[list[str]]] = {}
+    for user, events in per_user.items():
+        events.sort(key=lambda x: x.timestamp)
+        groups: list[list[str]] = []
+        last = None
+        for x in events:
+            if last is None or x.timestamp - last > BASKET_GAP:
+                groups.append([])
+            if x.item_id not in groups[-1]:
+                groups[-1].append(x.item_id)
+            last = x.timestamp
+        out[user] = groups
+    return out
+
+
+def popularity(interactions: Iterable[Interaction]) -> Counter[str]:
+    """Distinct purchasers per item."""
+    pairs = {(x.user_id, x.item_id) for x in interactions if x.event_type == EVENT_PURCHASE}
+    return Counter(item for _, item in pairs)
+
+
+class CooccurrenceCandidates:
+    """Basket co-occurrence neighbours of the history items, then the most popular items."""
+
+    name = "cooccurrence"
+
+    def __init__(self, train: Sequence[Interaction]) -> None:
+        self.popularity = popularity(train)
+        self._popular = [item for item, _ in self.popularity.most_common()]
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        occurrences: Counter[str] = Counter()
+        for groups in baskets(train).values():
+            for basket in groups:
+                items = basket[:MAX_BASKET_FOR_PAIRS]
+                occurrences.update(items)
+                for a in items:
+                    for b in items:
+                        if a != b:
+                            counts[a][b] += 1
+        self._neighbours = {
+            a: {b: c / math.sqrt(occurrences[a] * occurrences[b]) for b, c in row.items()}
+            for a, row in counts.items()
+        }
+
+    def candidates(self, history: Sequence[str], n: int) -> list[str]:
+        seen = set(history)
+        scores: dict[str, float] = defaultdict(float)
+        # Newer history items weigh more: the next basket tends to follow the latest ones.
+        for rank, item in enumerate(history):
+            weight = 1.0 / (1.0 + rank)
+            for other, sim in self._neighbours.get(item, {}).items():
+                if other not in seen:
+                    scores[other] += weight * sim
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:n]
+        if len(ranked) < n:
+            chosen = set(ranked) | seen
+            ranked += [i for i in self._popular if i not in chosen][: n - len(ranked)]
+        return ranked
+
+
+class RetrievalCandidates:
+    """The retrieval service's artefact: user vector from the history, exact FAISS search."""
+
+    name = "retrieval"
+
+    def __init__(self, path: Path | str) -> None:
+        from services.retrieval import index as retrieval_index
+        from services.retrieval import model as retrieval_model
+
+        self.artefact: Any = retrieval_model.load_artefact(Path(path))
+        self.index: Any = retrieval_index.build_index(self.artefact, kind="flat")
+
+    def candidates(self, history: Sequence[str], n: int) -> list[str]:
+        vector = self.artefact.user_vector(list(history))
+        found = self.index.search(vector, n, exclude=set(history))
+        return [hit if isinstance(hit, str) else hit[0] for hit in found][:n]
+
+
+def default_source(
+    train: Sequence[Interaction], retrieval_root: Path | str = "var/models/retrieval"
+) -> CandidateSource:
+    """Retrieval when its artefact exists and loads, otherwise co-occurrence."""
+    root = Path(retrieval_root)
+    if (root / "LATEST").exists():
+        return RetrievalCandidates(root / (root / "LATEST").read_text().strip())
+    return CooccurrenceCandidates(train)

@@ -1,0 +1,480 @@
+"""Fine-tuning and offline evaluation of the cross-encoder.
+
+Training examples come from the temporal TRAINING split: for each shopper and each basket
+after the first, the context is everything the shopper did before that basket, the positive
+is an item of that basket the shopper had not bought before, and the hard negatives are
+candidates of the chosen source (retrieval, or co-occurrence when no retrieval artefact is
+there) that were not in the basket. The loss is the listwise softmax cross-entropy over one
+positive and its negatives, i.e. ListNet with top-one probabilities and a one-hot target
+(Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach", ICML 2007),
+as used for BERT re-rankers by Han et al. (2020, "Learning-to-Rank with BERT in TF-Ranking").
+
+Evaluation re-ranks each TEST shopper's candidate list (built from the training history only)
+and compares NDCG@10 / Recall@10 of three orders of the same list: the source's own order,
+training popularity, and the cross-encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from services.ranker.candidates import CandidateSource, baskets, popularity
+from services.ranker.model import (
+    CrossEncoder,
+    build_model,
+    encode_pairs,
+    new_version,
+    save_artefact,
+    score_arrays,
+)
+from services.ranker.text import context_text, item_text
+from shared import metrics
+from shared.data.types import CatalogItem, Dataset, Interaction
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One listwise group: the positive item text first, then the negatives."""
+
+    context: str
+    items: tuple[str, ...]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run; stored in meta.json."""
+
+    steps: int = 300
+    groups_per_step: int = 4
+    negatives: int = 7
+    candidates: int = 50
+    max_length: int = 64
+    lr: float = 1e-4
+    # The head starts from random weights and needs a far larger step than the pretrained
+    # layers; one shared rate either leaves it near zero or wrecks the backbone.
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    seed: int = 13
+    checkpoint_every: int = 50
+    max_examples: int = 20_000
+    eval_users: int = 200
+    eval_candidates: int = 50
+    eval_batch: int = 64
+    history_titles: int = 8
+    # Top encoder layers fine-tuned (the rest and the embeddings stay frozen); -1 trains
+    # all. Freezing the lower layers keeps CPU runs affordable, since backpropagation then
+    # stops early; on a GPU train all of them.
+    trainable_layers: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def shopper_context(
+    history: Sequence[str], items: dict[str, CatalogItem], max_titles: int = 8
+) -> str:
+    """Context text of a history (item ids newest first), categories by frequency."""
+    known = [items[i] for i in history if i in items]
+    cats = [c for c, _ in _top_categories(known)]
+    return context_text([it.title for it in known[:max_titles]], cats)
+
+
+def _top_categories(known: Sequence[CatalogItem]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for it in known:
+        counts[it.top_category] = counts.get(it.top_category, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def candidate_text(item: CatalogItem) -> str:
+    return item_text(item.title, item.category_path, item.price)
+
+
+def _newest_first(items: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in reversed(items):
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def build_examples(
+    dataset: Dataset,
+    train: Sequence[Interaction],
+    source: CandidateSource,
+    config: TrainConfig,
+    rng: random.Random,
+) -> list[Example]:
+    """Listwise groups from every (shopper, next basket) cut of the training split."""
+    examples: list[Example] = []
+    for user in sorted(groups := baskets(train)):
+        history: list[str] = []
+        for basket in groups[user]:
+            past = _newest_first(history)
+            fresh = [i for i in basket if i not in set(past) and i in dataset.items]
+            if past and fresh:
+                cands = source.candidates(past, config.candidates)
+                negs = [c for c in cands if c not in set(basket) and c in dataset.items]
+                if len(negs) >= config.negatives:
+                    pos = rng.choice(fresh)
+                    picked = rng.sample(negs, config.negatives)
+                    examples.append(
+                        Example(
+                            shopper_context(past, dataset.items, config.history_titles),
+                            tuple(candidate_text(dataset.items[i]) for i in [pos, *picked]),
+                        )
+                    )
+            history.extend(basket)
+    rng.shuffle(examples)
+    return examples[: config.max_examples]
+
+
+def _save_checkpoint(
+    path: Path,
+    step: int,
+    model: CrossEncoder,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    losses: list[float],
+) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "losses": losses,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _freeze_lower_layers(model: CrossEncoder, trainable_layers: int) -> None:
+    if trainable_layers < 0:
+        return
+    layers = model.backbone.encoder.layer
+    frozen = [model.backbone.embeddings, *layers[: max(0, len(layers) - trainable_layers)]]
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def train(
+    dataset: Dataset,
+    train_split: Sequence[Interaction],
+    source: CandidateSource,
+    config: TrainConfig,
+    *,
+    checkpoint_dir: Path,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[CrossEncoder, Any, dict[str, Any]]:
+    """Fine-tune from the pretrained backbone; returns (model, tokenizer, training stats).
+
+    Deterministic for a seed on one device: the examples, their order, the head
+    initialisation and dropout all come from ``config.seed``. With ``resume`` the run
+    continues from ``checkpoint_dir/checkpoint.pt`` at the step it had reached; the batch
+    schedule is a pure function of the step, so a resumed run sees the same batches.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rng = random.Random(config.seed)
+    examples = build_examples(dataset, train_split, source, config, rng)
+    if not examples:
+        raise ValueError("no training examples: too few shoppers with two or more baskets")
+    model, tokenizer = build_model(config.seed)
+    _freeze_lower_layers(model, config.trainable_layers)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        [
+            {
+                "params": [p for p in model.backbone.parameters() if p.requires_grad],
+                "lr": config.lr,
+            },
+            {"params": list(model.head.parameters()), "lr": config.head_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_fraction * config.steps), config.steps
+    )
+    start, losses = 0, []
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint_dir / CHECKPOINT_FILE
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start, losses = int(state["step"]), list(state["losses"])
+        log.info("resumed", extra={"step": start})
+    group = 1 + config.negatives
+    bar = tqdm(range(start, config.steps), desc="train", disable=not progress, initial=start)
+    for step in bar:
+        batch = [
+            examples[(step * config.groups_per_step + j) % len(examples)]
+            for j in range(config.groups_per_step)
+        ]
+        contexts = [ex.context for ex in batch for _ in ex.items]
+        texts = [t for ex in batch for t in ex.items]
+        arrays = encode_pairs(tokenizer, contexts, texts, config.max_length)
+        logits = model(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+        logits = logits.view(len(batch), group)
+        target = torch.zeros(len(batch), dtype=torch.long, device=device)
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.item()))
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            _save_checkpoint(ckpt, step + 1, model, optimizer, scheduler, losses)
+    model.eval()
+    stats = {
+        "examples": len(examples),
+        "steps": config.steps,
+        "resumed_from_step": start,
+        "first_loss": float(np.mean(losses[:10])) if losses else None,
+        "last_loss": float(np.mean(losses[-10:])) if losses else None,
+        "device": device,
+    }
+    return model, tokenizer, stats
+
+
+def evaluate(
+    model: CrossEncoder,
+    tokenizer: Any,
+    dataset: Dataset,
+    train_split: Sequence[Interaction],
+    test_split: Sequence[Interaction],
+    source: CandidateSource,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """NDCG@10 / Recall@10 of the source order, popularity order and cross-encoder order of
+    the same candidate lists, over up to ``config.eval_users`` test shoppers (seeded sample).
+
+    Relevant items: what a shopper bought in the test period and had not bought in training.
+    """
+    history: dict[str, list[str]] = {}
+    for user, groups in baskets(train_split).items():
+        history[user] = _newest_first([i for b in groups for i in b])
+    truth: dict[str, set[str]] = {}
+    for user, groups in baskets(test_split).items():
+        if user in history:
+            fresh = {i for b in groups for i in b} - set(history[user])
+            if fresh:
+                truth[user] = fresh
+    users = sorted(truth)
+    random.Random(config.seed).shuffle(users)
+    users = sorted(users[: config.eval_users])
+    pop = popularity(train_split)
+    lists: dict[str, dict[str, list[str]]] = {"source": {}, "popularity": {}, "bert": {}}
+    for user in tqdm(users, desc="evaluate", disable=not progress):
+        cands = [c for c in source.candidates(history[user], config.eval_candidates)]
+        cands = [c for c in cands if c in dataset.items]
+        lists["source"][user] = cands
+        lists["popularity"][user] = sorted(cands, key=lambda c: (-pop[c], cands.index(c)))
+        ctx = shopper_context(history[user], dataset.items, config.history_titles)
+        scores: list[float] = []
+        for start in range(0, len(cands), config.eval_batch):
+            chunk = cands[start : start + config.eval_batch]
+            arrays = encode_pairs(
+                tokenizer,
+                [ctx] * len(chunk),
+                [candidate_text(dataset.items[c]) for c in chunk],
+                config.max_length,
+            )
+            scores.extend(score_arrays(model, arrays).tolist())
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        lists["bert"][user] = [cands[i] for i in order]
+    truth = {u: truth[u] for u in users}
+    result: dict[str, Any] = {
+        "users": len(users),
+        "candidates_per_user": config.eval_candidates,
+        "candidate_source": source.name,
+        "candidate_recall": float(
+            np.mean([len(set(lists["source"][u]) & truth[u]) / len(truth[u]) for u in users])
+        )
+        if users
+        else 0.0,
+    }
+    for name, per_user in lists.items():
+        scores_k = metrics.evaluate_lists(per_user, truth, ks=(10,))
+        result[name] = {"ndcg@10": scores_k["ndcg@10"], "recall@10": scores_k["recall@10"]}
+    return result
+
+
+def run(
+    dataset: Dataset,
+    train_split: Sequence[Interaction],
+    test_split: Sequence[Interaction],
+    source: CandidateSource,
+    config: TrainConfig,
+    *,
+    root: Path,
+    resume: bool = False,
+    version: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train, evaluate and write the versioned artefact; returns its folder."""
+    checkpoint_dir = root / "_checkpoints" / f"{dataset.name}-seed{config.seed}"
+    model, tokenizer, stats = train(
+        dataset,
+        train_split,
+        source,
+        config,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+    )
+    model.to("cpu")
+    evaluation = evaluate(
+        model, tokenizer, dataset, train_split, test_split, source, config, progress=progress
+    )
+    meta = {
+        "max_length": config.max_length,
+        "dataset": dataset.name,
+        "negatives_source": source.name,
+        "train_config": asdict(config),
+        "train_stats": stats,
+        "metrics": evaluation,
+    }
+    folder = save_artefact(model, tokenizer, root, version or new_version(), meta)
+    log.info("saved ranker", extra={"path": str(folder)})
+    print(json.dumps(evaluation, indent=2))
+    return folder
+
+
+QUICK = {
+    "steps": 8,
+    "groups_per_step": 2,
+    "negatives": 3,
+    "candidates": 20,
+    "max_length": 48,
+    "checkpoint_every": 4,
+    "eval_users": 10,
+    "eval_candidates": 10,
+}
+
+
+def _load_dataset(name: str, path: str | None) -> Dataset:
+    from shared.data import online_retail, synthetic
+
+    if name == "synthetic":
+        return synthetic.generate()
+    if name == "online-retail":
+        return online_retail.load(path)
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def _source(kind: str, train_split: Sequence[Interaction], retrieval_dir: str) -> CandidateSource:
+    from services.ranker.candidates import CooccurrenceCandidates, RetrievalCandidates
+
+    if kind == "cooccurrence":
+        return CooccurrenceCandidates(train_split)
+    if kind == "retrieval":
+        return RetrievalCandidates(retrieval_dir)
+    if kind == "auto":
+        if (Path(retrieval_dir) / "meta.json").exists() or (
+            Path(retrieval_dir) / "LATEST"
+        ).exists():
+            return RetrievalCandidates(retrieval_dir)
+        return CooccurrenceCandidates(train_split)
+    raise ValueError(f"unknown negative source {kind!r}")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(description="Fine-tune and evaluate the BERT ranker.")
+    p.add_argument("--dataset", choices=["synthetic", "online-retail"], default="synthetic")
+    p.add_argument("--data-path", help="Online Retail CSV/XLSX (default: the shared sample).")
+    p.add_argument(
+        "--negatives",
+        choices=["auto", "retrieval", "cooccurrence"],
+        default="auto",
+        help="Hard-negative and evaluation candidate source; auto = retrieval if its "
+        "artefact exists, else co-occurrence.",
+    )
+    p.add_argument("--retrieval-dir", default="var/models/retrieval")
+    p.add_argument("--output", default="var/models/ranker")
+    p.add_argument("--version", help="Artefact version name (default: UTC timestamp).")
+    p.add_argument("--quick", action="store_true", help="Tiny run for tests and the local stack.")
+    p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint.")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--groups-per-step", type=int)
+    p.add_argument("--negatives-per-positive", type=int, dest="negatives_n")
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--head-lr", type=float)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--trainable-layers", type=int, help="Top BERT layers to tune; -1 = all.")
+    p.add_argument("--eval-users", type=int)
+    p.add_argument("--eval-candidates", type=int)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(list(argv))
+
+
+def main(argv: Sequence[str]) -> int:
+    from shared.data.types import temporal_split
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    overrides = {
+        "steps": args.steps,
+        "groups_per_step": args.groups_per_step,
+        "negatives": args.negatives_n,
+        "max_length": args.max_length,
+        "lr": args.lr,
+        "head_lr": args.head_lr,
+        "checkpoint_every": args.checkpoint_every,
+        "trainable_layers": args.trainable_layers,
+        "eval_users": args.eval_users,
+        "eval_candidates": args.eval_candidates,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = TrainConfig(seed=args.seed, **values)
+    dataset = _load_dataset(args.dataset, args.data_path)
+    train_split, test_split = temporal_split(dataset)
+    source = _source(args.negatives, train_split, args.retrieval_dir)
+    folder = run(
+        dataset,
+        train_split,
+        test_split,
+        source,
+        config,
+        root=Path(args.output),
+        resume=args.resume,
+        version=args.version,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {folder}")
+    return 0
