@@ -96,10 +96,15 @@ def parse_candidates(
 class RerankerServicer(reranker_pb2_grpc.RerankerServiceServicer):
     """Stateless: every request carries all it needs."""
 
-    def __init__(self, settings: RerankerSettings, executor: Executor) -> None:
+    def __init__(
+        self,
+        settings: RerankerSettings,
+        executor: Executor,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
         self._settings = settings
         self._executor = executor
-        self._tracer = trace.get_tracer(__name__)
+        self._tracer = tracer or trace.get_tracer(__name__)
 
     def _select(self, request: reranker_pb2.RerankRequest, params: RerankParams) -> Selection:
         relevance, embeddings, categories = parse_candidates(

@@ -11,6 +11,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
 from services.reranker.__main__ import serve
@@ -245,6 +248,33 @@ async def test_main_wiring_is_ready_at_start_and_stops_on_signal(
         assert len(resp.items) == 4
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_spans_carry_counts_never_ids_or_scores() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = RerankerSettings(port=0)
+    executor = ThreadPoolExecutor(1)
+    servicer = RerankerServicer(settings, executor, tracer=provider.get_tracer("test"))
+    server = GrpcServer(settings, [SERVICE_NAME])
+    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(servicer, server.server)
+    await server.start()
+    cands = _candidates(seed=9)
+    try:
+        async with create_channel(f"127.0.0.1:{server.port}") as channel:
+            await reranker_pb2_grpc.RerankerServiceStub(channel).Rerank(
+                reranker_pb2.RerankRequest(candidates=cands, k=4, tradeoff=0.5), timeout=5
+            )
+    finally:
+        await server.stop(0)
+        executor.shutdown()
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs["reranker.candidates"] == len(cands)
+    assert attrs["reranker.selected"] == 4
+    text = repr(attrs)
+    assert not any(c.item_id in text or repr(c.relevance) in text for c in cands)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
