@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from services.privacy_gateway.clients import FeatureStoreClient
+from services.privacy_gateway.clients import FeatureStoreClient, feature_store_tls
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
@@ -78,7 +78,9 @@ async def serve(settings: PrivacyGatewaySettings) -> None:
         delta_total=settings.delta_budget,
     )
     feature_store = FeatureStoreClient(
-        settings.feature_store_address, max_timeout_s=settings.feature_store_timeout_s
+        settings.feature_store_address,
+        max_timeout_s=settings.feature_store_timeout_s,
+        tls=feature_store_tls(settings),
     )
     server = GrpcServer(settings, [SERVICE_NAME])
     privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(

@@ -6,9 +6,24 @@ from collections.abc import Sequence
 
 import grpc
 
+from services.privacy_gateway.config import PrivacyGatewaySettings
 from shared.channels import TlsClientConfig, create_channel
 from shared.deadline import Budget
 from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
+
+
+def feature_store_tls(settings: PrivacyGatewaySettings) -> TlsClientConfig | None:
+    """TLS (mTLS with a client certificate) to the feature store when a CA is configured."""
+    if not settings.feature_store_tls_ca_file:
+        return None
+    if bool(settings.feature_store_tls_cert_file) != bool(settings.feature_store_tls_key_file):
+        raise ValueError("feature_store_tls_cert_file and _key_file go together")
+    return TlsClientConfig(
+        ca_file=settings.feature_store_tls_ca_file,
+        cert_file=settings.feature_store_tls_cert_file,
+        key_file=settings.feature_store_tls_key_file,
+        server_name_override=settings.feature_store_tls_server_name,
+    )
 
 
 class FeatureStoreClient:

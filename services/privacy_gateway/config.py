@@ -44,6 +44,18 @@ class PrivacyGatewaySettings(ServiceSettings):
     feature_store_address: str = Field(
         "127.0.0.1:50052", description="FeatureStoreService address (host:port)."
     )
+    feature_store_tls_ca_file: str | None = Field(
+        None, description="CA of the feature store's server certificate; enables TLS to it."
+    )
+    feature_store_tls_cert_file: str | None = Field(
+        None,
+        description="Client certificate for mTLS; its name must be in the feature store's "
+        "privileged_callers (e.g. privacy-gateway).",
+    )
+    feature_store_tls_key_file: str | None = Field(None, description="Client private key.")
+    feature_store_tls_server_name: str | None = Field(
+        None, description="Name to verify in the feature store's certificate, if not the host."
+    )
     feature_store_timeout_s: float = Field(
         30.0, gt=0, description="Longest wait for one feature-store call."
     )

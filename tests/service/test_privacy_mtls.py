@@ -1,0 +1,179 @@
+"""The gateway reaches a feature store that reserves raw aggregates for the privacy gateway's
+client certificate (mTLS, ``privileged_callers``): real servers, real certificates."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from services.feature_store.__main__ import Running, start
+from services.feature_store.config import FeatureStoreSettings
+from services.privacy_gateway.clients import FeatureStoreClient, feature_store_tls
+from services.privacy_gateway.config import PrivacyGatewaySettings
+from services.privacy_gateway.ledger import Ledger, create_ledger_engine
+from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
+from services.privacy_gateway.pseudonym import KeyRing
+from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
+from shared.channels import create_channel
+from shared.gen.acme.recsys.v1 import (
+    common_pb2,
+    feature_store_pb2,
+    feature_store_pb2_grpc,
+    privacy_gateway_pb2,
+    privacy_gateway_pb2_grpc,
+)
+from shared.server import GrpcServer
+from tests.service.test_feature_store import SERVING, _wait_status
+from tests.service.test_tls import Authority, Pair
+
+RELEASE = privacy_gateway_pb2.ReleaseAggregatesRequest(
+    kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY, epsilon=1.0, purpose="mtls test"
+)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
+    ca = Authority(tmp_path_factory.mktemp("gw-pki"), "recsys")
+    client = ExtendedKeyUsageOID.CLIENT_AUTH
+    return {
+        "ca": ca.ca_file,
+        "server": ca.issue("feature-store", ips=("127.0.0.1",)),
+        "privacy-gateway": ca.issue("privacy-gateway", usage=client),
+        "orchestrator": ca.issue("orchestrator", usage=client),
+    }
+
+
+@pytest.fixture
+async def feature_store(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[Running]:
+    server = certs["server"]
+    assert isinstance(server, Pair)
+    settings = FeatureStoreSettings(
+        port=0,
+        database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
+        readiness_interval_s=0.1,
+        grace_period_s=0.2,
+        tls_cert_file=str(server.cert),
+        tls_key_file=str(server.key),
+        tls_client_ca_file=str(certs["ca"]),
+        privileged_callers=["privacy-gateway"],
+    )  # type: ignore[call-arg]
+    running = await start(settings)
+    yield running
+    await running.server.stop(0)
+    await running.close()
+
+
+def _settings(port: int, certs: dict[str, Pair | Path], who: str) -> PrivacyGatewaySettings:
+    pair = certs[who]
+    assert isinstance(pair, Pair)
+    return PrivacyGatewaySettings(
+        port=0,
+        feature_store_address=f"127.0.0.1:{port}",
+        feature_store_tls_ca_file=str(certs["ca"]),
+        feature_store_tls_cert_file=str(pair.cert),
+        feature_store_tls_key_file=str(pair.key),
+        feature_store_timeout_s=5.0,
+    )
+
+
+async def _release_as(
+    who: str, fs: Running, certs: dict[str, Pair | Path], tmp_path: Path
+) -> tuple[privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError, float]:
+    """One release through a gateway whose feature-store client presents ``who``'s certificate;
+    returns the response (or the error) and the epsilon spent afterwards."""
+    settings = _settings(fs.server.port, certs, who)
+    client = FeatureStoreClient(
+        settings.feature_store_address, max_timeout_s=5.0, tls=feature_store_tls(settings)
+    )
+    ledger = Ledger(
+        create_ledger_engine(f"sqlite:///{tmp_path / f'{who}.sqlite'}"),
+        epsilon_total=5.0,
+        delta_total=0.0,
+    )
+    ledger.create_schema()
+    ring = KeyRing.generate()
+    executor = ThreadPoolExecutor(2)
+    server = GrpcServer(settings, [SERVICE_NAME])
+    privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
+        PrivacyGatewayServicer(
+            settings, lambda: ring, PiiSanitizer(PiiPolicy()), ledger, client, executor
+        ),
+        server.server,
+    )
+    await server.start()
+    result: privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError
+    try:
+        async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+            stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
+            try:
+                result = await stub.ReleaseAggregates(RELEASE, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                result = exc
+        spent = ledger.state().epsilon_spent
+    finally:
+        await server.stop(0)
+        await client.close()
+        ledger.close()
+        executor.shutdown()
+    return result, spent
+
+
+async def test_release_over_mtls_with_the_gateway_certificate(
+    feature_store: Running, certs: dict[str, Pair | Path], tmp_path: Path
+) -> None:
+    settings = _settings(feature_store.server.port, certs, "privacy-gateway")
+    async with create_channel(
+        settings.feature_store_address, tls=feature_store_tls(settings)
+    ) as channel:
+        await _wait_status(channel, SERVING)
+        await feature_store_pb2_grpc.FeatureStoreServiceStub(channel).LoadCatalog(
+            feature_store_pb2.LoadCatalogRequest(
+                items=[
+                    common_pb2.ItemFeatures(item_id=i, title=f"item {i}", category_path=["x"])
+                    for i in ("A", "B", "C")
+                ]
+            )
+        )
+    response, spent = await _release_as("privacy-gateway", feature_store, certs, tmp_path)
+    assert isinstance(response, privacy_gateway_pb2.ReleaseAggregatesResponse)
+    assert sorted(c.key for c in response.counts) == ["A", "B", "C"]
+    assert spent == pytest.approx(1.0)
+
+
+async def test_another_certificate_is_refused_and_nothing_is_charged(
+    feature_store: Running, certs: dict[str, Pair | Path], tmp_path: Path
+) -> None:
+    settings = _settings(feature_store.server.port, certs, "orchestrator")
+    async with create_channel(
+        settings.feature_store_address, tls=feature_store_tls(settings)
+    ) as channel:
+        await _wait_status(channel, SERVING)
+    error, spent = await _release_as("orchestrator", feature_store, certs, tmp_path)
+    assert isinstance(error, grpc.aio.AioRpcError)
+    # The feature store's PERMISSION_DENIED is a misconfiguration here, not the caller's fault.
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert spent == 0.0
+
+
+def test_tls_settings_are_validated(certs: dict[str, Pair | Path]) -> None:
+    assert feature_store_tls(PrivacyGatewaySettings()) is None
+    pair = certs["privacy-gateway"]
+    assert isinstance(pair, Pair)
+    half = PrivacyGatewaySettings(
+        feature_store_tls_ca_file=str(certs["ca"]), feature_store_tls_cert_file=str(pair.cert)
+    )
+    with pytest.raises(ValueError, match="go together"):
+        feature_store_tls(half)
+    server_only = feature_store_tls(
+        PrivacyGatewaySettings(
+            feature_store_tls_ca_file=str(certs["ca"]), feature_store_tls_server_name="fs"
+        )
+    )
+    assert server_only is not None
+    assert server_only.cert_file is None
+    assert server_only.server_name_override == "fs"
