@@ -1,20 +1,26 @@
 # syntax=docker/dockerfile:1.7
 # Trained artefacts, versioned apart from the code: the retrieval index and ranker model
-# (var/models/{retrieval,ranker}) and the Triton model repository generated from the ranker.
-# Init containers copy what their pod needs (see deploy/k8s). Build from the repository root
-# after training and export (docs/deploy.md):
+# (var/models/{retrieval,ranker}, as the local stack trains them) and the GPU variant of the
+# ranker's Triton model repository. Init containers copy what their pod needs (deploy/k8s).
+# Build from the repository root after training and exporting (docs/deploy.md):
 #   docker build -f deploy/docker/artifacts.Dockerfile \
 #     -t registry.example.com/acme/recsys-artifacts:0.1.0 .
-ARG TRITON_REPOSITORY=var/triton/model_repository
 
-# ---- collect: only the artefact folders, nothing else from the build context ---------------
+# ---- collect: the artefact folders, and the Triton repository of the LATEST ranker ---------
 FROM busybox:1.37.0-musl AS collect
-ARG TRITON_REPOSITORY
 COPY var/models/retrieval/ /artifacts/models/retrieval/
 COPY var/models/ranker/ /artifacts/models/ranker/
-COPY ${TRITON_REPOSITORY}/ /artifacts/triton/
-# Readable by any uid: the init containers run as the pod's non-root user.
-RUN chmod -R a+rX,go-w /artifacts
+# The ranker writes its repositories into the artefact (<version>/triton/{cpu,gpu}); Triton on
+# a GPU node serves the gpu variant (onnxruntime_onnx, KIND_GPU). The ranker pods call Triton
+# or run the weights themselves, so they need neither copy.
+RUN set -eu; \
+    version="$(cat /artifacts/models/ranker/LATEST)"; \
+    gpu="/artifacts/models/ranker/${version}/triton/gpu"; \
+    ls "${gpu}"/*/config.pbtxt "${gpu}"/*/1/model.onnx; \
+    mkdir -p /artifacts/triton; \
+    cp -R "${gpu}/." /artifacts/triton/; \
+    rm -rf /artifacts/models/ranker/*/triton; \
+    chmod -R a+rX,go-w /artifacts
 
 # ---- runtime: busybox for sh/cp in the init containers, and the files ----------------------
 FROM busybox:1.37.0-musl AS runtime
