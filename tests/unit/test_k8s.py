@@ -258,6 +258,8 @@ def test_services_run_the_local_stack_command_with_native_grpc_probes(
         drain = ServiceSettings().grace_period_s
         grace = pod_spec(deployments[name])["terminationGracePeriodSeconds"]
         assert pause + drain + 10 <= grace, name
+        (spread,) = pod_spec(deployments[name])["topologySpreadConstraints"]
+        assert spread["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
         env = config_env(docs, name)
         prefix = f"RECSYS_{module.upper()}_"
         assert env[f"{prefix}HOST"] == "0.0.0.0"
