@@ -2,6 +2,7 @@
 log-det computation, for N candidates and k picks; MMR is timed alongside for reference.
 
     OPENBLAS_NUM_THREADS=1 python scripts/bench_reranker.py [--dim 64] [--repeats 30]
+    OPENBLAS_NUM_THREADS=1 python scripts/bench_reranker.py --rpc --sizes 100,500 --ks 10,50
 
 Candidates are random Gaussian embeddings with Gaussian relevance (seeded). A timing covers
 everything one request pays after parsing: building the kernel (normalising embeddings) and the
@@ -15,6 +16,7 @@ prefix before the residuals vanish can agree. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import statistics
@@ -66,6 +68,54 @@ def _agreement(fast: list[int], diversified: int, naive: list[int]) -> str:
     return "no"
 
 
+async def _rpc_latency(n: int, k: int, dim: int, tradeoff: float, repeats: int, seed: int) -> str:
+    """Median round trip of one Rerank call to a real in-process grpc.aio server (parsing,
+    validation, selection in the executor, serialisation) over loopback."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.reranker.config import RerankerSettings
+    from services.reranker.servicer import SERVICE_NAME, RerankerServicer
+    from shared.channels import create_channel
+    from shared.gen.acme.recsys.v1 import common_pb2, reranker_pb2, reranker_pb2_grpc
+    from shared.server import GrpcServer
+
+    rng = np.random.default_rng(seed)
+    request = reranker_pb2.RerankRequest(
+        candidates=[
+            reranker_pb2.RerankCandidate(
+                item_id=f"item-{i}", relevance=float(r), embedding=e.tolist(), category=f"c{i % 20}"
+            )
+            for i, (r, e) in enumerate(
+                zip(rng.normal(size=n), rng.normal(size=(n, dim)), strict=True)
+            )
+        ],
+        k=k,
+        method=common_pb2.RERANK_METHOD_DPP,
+        tradeoff=tradeoff,
+    )
+    settings = RerankerSettings(port=0)
+    executor = ThreadPoolExecutor(settings.executor_workers)
+    server = GrpcServer(settings, [SERVICE_NAME])
+    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(
+        RerankerServicer(settings, executor), server.server
+    )
+    await server.start()
+    try:
+        async with create_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = reranker_pb2_grpc.RerankerServiceStub(channel)
+            await stub.Rerank(request, timeout=10)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                await stub.Rerank(request, timeout=10)
+                times.append(time.perf_counter() - start)
+    finally:
+        await server.stop(0)
+        executor.shutdown()
+    median, best = 1e3 * statistics.median(times), 1e3 * min(times)
+    return f"| {n} | {k} | {dim} | {median:.2f} ({best:.2f}) |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500,2000", help="candidate counts N")
@@ -77,7 +127,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--naive-budget-s", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rpc", action="store_true", help="time whole Rerank calls over gRPC instead"
+    )
     args = parser.parse_args()
+    if args.rpc:
+        print("| N | k | dim | Rerank RPC ms (min), DPP, 20 categories |")
+        print("|---:|---:|---:|---:|")
+        for n in (int(x) for x in args.sizes.split(",")):
+            for k in (int(x) for x in args.ks.split(",")):
+                if k <= n:
+                    line = _rpc_latency(n, k, args.dim, args.tradeoff, args.repeats, args.seed)
+                    print(asyncio.run(line), flush=True)
+        return
 
     rng = np.random.default_rng(args.seed)
     print(

@@ -6,6 +6,7 @@ Spans carry the method, counts, k and the trade-off; never item ids, scores or e
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -84,7 +85,11 @@ def parse_candidates(
             )
     embeddings = None
     if dim:
-        embeddings = np.array([c.embedding for c in candidates], dtype=np.float64)
+        # One C-level pass over all values: converting each repeated field separately costs
+        # about 1.5x as much, and the conversion dominates a request (see docs/reranker.md).
+        flat = itertools.chain.from_iterable(c.embedding for c in candidates)
+        embeddings = np.fromiter(flat, dtype=np.float64, count=len(candidates) * dim)
+        embeddings = embeddings.reshape(len(candidates), dim)
         finite = np.isfinite(embeddings).all(axis=1)
         if not finite.all():
             bad = int(np.argmin(finite))
