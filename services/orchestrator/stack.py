@@ -338,6 +338,9 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                         "backend": layout.ranker_backend,
                         "model_dir": layout.ranker_dir,
                         "triton_url": f"{layout.host}:{layout.triton_grpc_port}",
+                        # The orchestrator's budget decides; the ranker's own cap (2 s by
+                        # default) is too tight for BERT on a busy 2-core CPU.
+                        "request_timeout_s": layout.default_deadline_s,
                     },
                 ),
             },

@@ -1,0 +1,253 @@
+"""The ranker against a REAL Triton server on CPU (the binary bundled by nvidia-pytriton),
+serving the real exported model: repository checks, ONNX vs eager torch, Triton vs the local
+backend through the gRPC service, batch splitting through Triton, and Triton killed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.grpc import model_config_pb2 as mc
+
+from services.ranker.config import RankerSettings
+from services.ranker.export import (
+    ONNX_FILE,
+    model_config,
+    onnx_scores,
+    onnx_session,
+    parse_config,
+)
+from services.ranker.model import (
+    RankerArtefact,
+    create_untrained_artefact,
+    encode_pairs,
+    load_artefact,
+    score_arrays,
+)
+from services.ranker.scorer import Ranker, ReadinessWatcher
+from services.ranker.service import SERVICE_NAME, build_ranker
+from services.ranker.servicer import RankerServicer
+from services.ranker.triton_server import TritonProcess, ensure_repository, free_port
+from shared.channels import create_channel
+from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
+from shared.server import GrpcServer
+
+pytestmark = pytest.mark.triton
+
+
+@pytest.fixture(scope="module")
+def artefact(tmp_path_factory: pytest.TempPathFactory) -> RankerArtefact:
+    root = tmp_path_factory.mktemp("ranker")
+    create_untrained_artefact(root, "v-triton", seed=11, max_length=32)
+    return load_artefact(root)
+
+
+@pytest.fixture(scope="module")
+def repos(artefact: RankerArtefact) -> dict[str, Path]:
+    return {v: ensure_repository(artefact.path, v) for v in ("cpu", "gpu")}
+
+
+@pytest.fixture(scope="module")
+def triton(
+    repos: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TritonProcess]:
+    server = TritonProcess(
+        repos["cpu"],
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        log_file=tmp_path_factory.mktemp("triton") / "triton.log",
+    ).start()
+    try:
+        server.wait_ready(180)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(2)
+
+
+def test_both_repository_variants_parse_strictly(repos: dict[str, Path]) -> None:
+    gpu = parse_config(repos["gpu"] / "ranker_bert" / "config.pbtxt")
+    cpu = parse_config(repos["cpu"] / "ranker_bert" / "config.pbtxt")
+    assert gpu.platform == "onnxruntime_onnx"
+    assert [g.kind for g in gpu.instance_group] == [gpu.instance_group[0].KIND_GPU]
+    assert cpu.backend == "python"
+    for config in (gpu, cpu):
+        assert config.name == "ranker_bert"
+        assert config.max_batch_size == 512
+        assert 0 < config.dynamic_batching.max_queue_delay_microseconds <= 100_000
+        assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [
+            (n, mc.TYPE_INT64, [-1]) for n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
+        assert [(o.name, list(o.dims)) for o in config.output] == [("logits", [1])]
+    onnx_gpu = repos["gpu"] / "ranker_bert" / "1" / ONNX_FILE
+    onnx_cpu = repos["cpu"] / "ranker_bert" / "1" / ONNX_FILE
+    assert onnx_gpu.read_bytes() == onnx_cpu.read_bytes()
+    assert (repos["cpu"] / "ranker_bert" / "1" / "model.py").exists()
+
+
+def test_strict_parse_rejects_unknown_fields(tmp_path: Path) -> None:
+    bad = tmp_path / "config.pbtxt"
+    bad.write_text('name: "m"\nmax_batch_size: 8\nnot_a_field: 1\n')
+    with pytest.raises(Exception, match="not_a_field"):
+        parse_config(bad)
+
+
+def test_unbounded_queue_delay_and_unknown_variant_are_refused() -> None:
+    with pytest.raises(ValueError, match="bounded"):
+        model_config("m", "gpu", max_queue_delay_us=0)
+    with pytest.raises(ValueError, match="variant"):
+        model_config("m", "tpu")
+    on_gpu = model_config("m", "cpu", python_on_gpu=True)
+    assert on_gpu.backend == "python"
+    assert on_gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+
+
+@pytest.fixture(scope="module")
+def session(repos: dict[str, Path]) -> Any:
+    return onnx_session(repos["gpu"] / "ranker_bert" / "1" / ONNX_FILE)
+
+
+@pytest.mark.parametrize(("batch", "length"), [(1, 8), (3, 24), (5, 64)])
+def test_onnx_matches_eager_torch(
+    artefact: RankerArtefact, session: Any, batch: int, length: int
+) -> None:
+    rng = np.random.default_rng(batch)
+    arrays = {
+        "input_ids": rng.integers(1000, 5000, size=(batch, length)).astype(np.int64),
+        "attention_mask": np.ones((batch, length), dtype=np.int64),
+        "token_type_ids": np.zeros((batch, length), dtype=np.int64),
+    }
+    arrays["attention_mask"][0, length // 2 :] = 0
+    arrays["token_type_ids"][:, length // 2 :] = 1
+    eager = score_arrays(artefact.model, arrays)
+    exported = onnx_scores(session, arrays)
+    np.testing.assert_allclose(exported, eager, atol=1e-4)
+
+
+async def _serve(ranker: Ranker) -> GrpcServer:
+    server = GrpcServer(RankerSettings(port=0, grace_period_s=0.2), [SERVICE_NAME])
+    ranker_pb2_grpc.add_RankerServiceServicer_to_server(
+        RankerServicer(ranker, max_candidates=100, default_timeout_s=30.0), server.server
+    )
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def triton_service(
+    triton: TritonProcess, artefact: RankerArtefact, executor: ThreadPoolExecutor
+) -> AsyncIterator[tuple[GrpcServer, Ranker]]:
+    settings = RankerSettings(
+        backend="triton",
+        triton_url=triton.grpc_url,
+        model_dir=str(artefact.path),
+        max_batch=4,
+        max_text_tokens=32,
+    )
+    ranker = build_ranker(settings, executor)
+    server = await _serve(ranker)
+    yield server, ranker
+    await ranker.backend.close()
+    await server.stop(0)
+
+
+def _request(n: int) -> ranker_pb2.ScoreCandidatesRequest:
+    return ranker_pb2.ScoreCandidatesRequest(
+        context=ranker_pb2.ShopperContext(
+            recent_item_titles=["JUMBO BAG RED RETROSPOT", "LUNCH BAG SPACEBOY"],
+            recent_categories=["derived"],
+        ),
+        candidates=[
+            ranker_pb2.CandidateItem(
+                item_id=f"i{i}",
+                title=f"{word} SET OF {i}" * (1 + 30 * (i == 0)),
+                category_path=["derived", word.lower()],
+                price=0.8 * (i + 1),
+            )
+            for i, word in enumerate(["MUG", "TEAPOT", "KITE", "CANDLE", "CARD", "BAG", "TIN"])
+        ][:n],
+    )
+
+
+async def test_triton_scores_equal_the_local_backend(
+    triton_service: tuple[GrpcServer, Ranker],
+    artefact: RankerArtefact,
+    executor: ThreadPoolExecutor,
+) -> None:
+    server, _ = triton_service
+    local = build_ranker(
+        RankerSettings(backend="local", model_dir=str(artefact.path), max_text_tokens=32),
+        executor,
+    )
+    local_server = await _serve(local)
+    request = _request(7)  # 7 candidates, max_batch 4: two Triton calls, one over-long title
+    async with (
+        create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as via_triton,
+        create_channel(f"127.0.0.1:{local_server.port}", max_attempts=1) as via_local,
+    ):
+        remote = await ranker_pb2_grpc.RankerServiceStub(via_triton).ScoreCandidates(
+            request, timeout=60
+        )
+        here = await ranker_pb2_grpc.RankerServiceStub(via_local).ScoreCandidates(
+            request, timeout=60
+        )
+    await local_server.stop(0)
+    assert remote.backend == "triton"
+    assert here.backend == "local"
+    assert remote.model_version == here.model_version == "v-triton"
+    assert [s.item_id for s in remote.scores] == [f"i{i}" for i in range(7)]
+    np.testing.assert_allclose(
+        [s.score for s in remote.scores], [s.score for s in here.scores], atol=1e-4
+    )
+
+
+async def test_pairs_through_triton_equal_eager_torch(
+    triton_service: tuple[GrpcServer, Ranker], artefact: RankerArtefact
+) -> None:
+    from shared.deadline import Budget
+
+    _, ranker = triton_service
+    arrays = encode_pairs(
+        artefact.tokenizer, ["recent: red mug"] * 3, ["teapot", "kite", "mug " * 50], 32
+    )
+    remote = await ranker.backend.score(arrays, Budget.from_timeout(30))
+    np.testing.assert_allclose(remote, score_arrays(artefact.model, arrays), atol=1e-4)
+
+
+async def test_triton_killed_means_unavailable_and_not_serving(
+    triton_service: tuple[GrpcServer, Ranker], triton: TritonProcess
+) -> None:
+    """Runs last in this module: it kills the module's Triton server."""
+    server, ranker = triton_service
+    watcher = ReadinessWatcher(ranker.backend.is_ready, server.set_ready, 0.1)
+    assert await watcher.check() is True
+    async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        ready = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        assert ready.status == health_pb2.HealthCheckResponse.SERVING
+        triton.kill()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await ranker_pb2_grpc.RankerServiceStub(channel).ScoreCandidates(
+                _request(3), timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        watcher.start()
+        for _ in range(100):
+            if watcher.ready is False:
+                break
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+        ready = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert ready.status == health_pb2.HealthCheckResponse.NOT_SERVING
