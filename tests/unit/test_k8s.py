@@ -376,11 +376,8 @@ def test_images_are_pinned(overlay: tuple[str, list[Doc]]) -> None:
 # ---- configuration -------------------------------------------------------------------------
 
 
-def _settings_class(module: str) -> type[ServiceSettings] | None:
-    try:
-        config = importlib.import_module(f"services.{module}.config")
-    except ModuleNotFoundError:
-        return None
+def _settings_class(module: str) -> type[ServiceSettings]:
+    config = importlib.import_module(f"services.{module}.config")
     classes = [
         v
         for v in vars(config).values()
@@ -398,8 +395,6 @@ def test_config_maps_name_real_settings_with_valid_values(
     renamed setting fails here instead of being silently ignored in the cluster."""
     module, _ = SERVICES[service]
     settings_class = _settings_class(module)
-    if settings_class is None:
-        pytest.skip(f"services.{module}.config has not landed")
     prefix = f"RECSYS_{module.upper()}_"
     fields = set(settings_class.model_fields)
     for overlay_name in OVERLAYS:
@@ -432,8 +427,6 @@ def test_no_setting_is_left_pointing_at_loopback(
     in the cluster, or the pod would call itself."""
     module, _ = SERVICES[service]
     settings_class = _settings_class(module)
-    if settings_class is None:
-        pytest.skip(f"services.{module}.config has not landed")
     prefix = f"RECSYS_{module.upper()}_"
     for overlay_name in OVERLAYS:
         docs = rendered[overlay_name]
