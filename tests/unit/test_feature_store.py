@@ -503,3 +503,41 @@ def test_seed_refuses_an_identity_pseudonymizer(store: FeatureStore) -> None:
         store.seed_dataset(dataset, lambda raw: raw)
     with store.engine.connect() as conn:
         assert conn.scalar(sa.text("select count(*) from users")) == 0
+
+
+def _bounded_reference(log: list[Event], keys: dict[str, str], m: int) -> dict[str, int]:
+    """Brute force: each user's keys by latest event (ties by key), the first m counted once."""
+    latest: dict[str, dict[str, datetime]] = {}
+    for e in log:
+        assert e.timestamp is not None
+        key = keys[e.item_id]
+        mine = latest.setdefault(e.user_id, {})
+        mine[key] = max(mine.get(key, e.timestamp), e.timestamp)
+    counts = dict.fromkeys(sorted(set(keys.values())), 0)
+    for mine in latest.values():
+        for key, _ in sorted(mine.items(), key=lambda kv: (-kv[1].timestamp(), kv[0]))[:m]:
+            counts[key] += 1
+    return counts
+
+
+def test_contribution_bounds_match_a_brute_force_reference(store: FeatureStore) -> None:
+    rng = random.Random(5)
+    log = [
+        _event(
+            n,
+            user=f"v1.u{rng.randrange(8)}",
+            item=f"I{rng.randrange(12):03d}",
+            minutes=rng.randrange(500),
+        )
+        for n in range(300)
+    ]
+    store.ingest_events(log)
+    item_keys = {f"I{i:03d}": f"I{i:03d}" for i in range(12)}
+    category_keys = {f"I{i:03d}": CATEGORIES[i % 3] for i in range(12)}
+    for m in (1, 3, 50):
+        assert store.contribution_bounded_counts(
+            AggregateKind.ITEM_POPULARITY, m
+        ) == _bounded_reference(log, item_keys, m)
+        assert store.contribution_bounded_counts(
+            AggregateKind.CATEGORY_TREND, m
+        ) == _bounded_reference(log, category_keys, m)
