@@ -541,3 +541,26 @@ def test_contribution_bounds_match_a_brute_force_reference(store: FeatureStore) 
         assert store.contribution_bounded_counts(
             AggregateKind.CATEGORY_TREND, m
         ) == _bounded_reference(log, category_keys, m)
+
+
+def test_programming_errors_fail_loudly(tmp_path: object) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from services.feature_store.schema import UtcDateTime
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/x.sqlite")
+    with pytest.raises(ValueError, match="event_weights"):
+        FeatureStore(engine, event_weights={"view": 1.0})
+    with pytest.raises(ValueError, match="naive datetime"):
+        UtcDateTime().process_bind_param(datetime(2026, 1, 1), engine.dialect)
+    fs = FeatureStore(engine)
+    dataset = synthetic.generate(n_items=5, n_users=1, sessions_per_user=1, seed=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        fs.seed_dataset(dataset, lambda raw: "v1.x", batch_size=0)
+    # Alembic run from its CLI (without the connection the service hands over) is refused.
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    with pytest.raises(RuntimeError, match=r"services\.feature_store\.db\.upgrade"):
+        command.upgrade(cfg, "head")
+    engine.dispose()

@@ -1,5 +1,5 @@
 """Alembic environment: migrations run on a connection handed over by
-``services.feature_store.migrate`` (never from alembic.ini), so the service, the seed job and
+``services.feature_store.db.upgrade`` (never from alembic.ini), so the service, the seed job and
 the tests all migrate the same way."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from services.feature_store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through services.feature_store.migrate.upgrade()")
+    raise RuntimeError("run migrations through services.feature_store.db.upgrade()")
 
 context.configure(
     connection=connection,
