@@ -677,6 +677,33 @@ def test_triton_serves_the_generated_repository_with_http_health(
     assert init["command"][-1].rstrip("/") == repo
 
 
+def test_triton_on_the_gpu_node_can_serve_what_the_ranker_exports(
+    rendered: dict[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repository the artifacts image carries (the ranker's gpu variant) asks for GPU
+    instances on devices the pod has, under the model name and batch size the ranker uses."""
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from services.ranker.config import RankerSettings
+    from services.ranker.export import model_config
+
+    docs = rendered["gpu"]
+    for key, value in config_env(docs, "ranker").items():
+        monkeypatch.setenv(key, value)
+    ranker = RankerSettings()
+    assert ranker.backend == "triton"
+    config = model_config(ranker.model_name, "gpu")
+    assert config.platform == "onnxruntime_onnx"
+    assert ranker.max_batch <= config.max_batch_size
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    (triton,) = pod_spec(by_name(docs, "Deployment")["triton"])["containers"]
+    devices = int(triton["resources"]["limits"]["nvidia.com/gpu"])
+    assert config.instance_group
+    for group in config.instance_group:
+        assert group.kind == mc.ModelInstanceGroup.KIND_GPU
+        assert all(0 <= gpu < devices for gpu in group.gpus)
+
+
 def test_dev_overlay_has_no_gpu_and_no_triton(rendered: dict[str, list[Doc]]) -> None:
     docs = rendered["dev"]
     assert "nvidia.com/gpu" not in yaml.safe_dump_all(docs)
