@@ -39,7 +39,21 @@ def create_engine(
     if parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = connect_timeout_s
     # pre_ping: after a database restart, the pool hands out working connections again.
-    return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args)
+    engine = sa.create_engine(
+        url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
+    if parsed.get_backend_name() == "postgresql":
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # An acknowledged event must survive a crash even where a DBA turned
+            # synchronous_commit off for the database or role.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET synchronous_commit TO on")
+            cursor.close()
+            dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, parsed: sa.URL, pool_size: int, busy_timeout_ms: int) -> sa.Engine:

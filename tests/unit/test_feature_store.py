@@ -564,3 +564,16 @@ def test_programming_errors_fail_loudly(tmp_path: object) -> None:
     with pytest.raises(RuntimeError, match=r"services\.feature_store\.db\.upgrade"):
         command.upgrade(cfg, "head")
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_commits_synchronously_even_when_the_default_is_off(pg_schema_url: str) -> None:
+    # The URL turns synchronous_commit off for the session, as a careless default would.
+    fs = FeatureStore.from_url(f"{pg_schema_url}%20-csynchronous_commit%3Doff")
+    with fs.engine.connect() as conn:
+        assert conn.exec_driver_sql("show synchronous_commit").scalar() == "on"
+    fs.close()
+    plain = sa.create_engine(f"{pg_schema_url}%20-csynchronous_commit%3Doff")
+    with plain.connect() as conn:
+        assert conn.exec_driver_sql("show synchronous_commit").scalar() == "off"
+    plain.dispose()
