@@ -422,13 +422,14 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "training the retrieval embeddings and FAISS index",
-            python_module(
-                "services.retrieval.train",
+            [
+                sys.executable,
+                str(layout.root / "scripts" / "train_retrieval.py"),
                 "--dataset",
                 dataset,
-                "--output",
+                "--out",
                 str(layout.retrieval_dir),
-            ),
+            ],
             (layout.retrieval_dir / "LATEST").exists,
             "prepare-retrieval.log",
         ),
