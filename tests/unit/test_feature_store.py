@@ -577,3 +577,22 @@ def test_postgres_commits_synchronously_even_when_the_default_is_off(pg_schema_u
     with plain.connect() as conn:
         assert conn.exec_driver_sql("show synchronous_commit").scalar() == "off"
     plain.dispose()
+
+
+def test_migrations_ship_in_the_installed_package() -> None:
+    """The image installs the project non-editably; the package discovery configured in
+    pyproject.toml must carry the migration scripts, which have no __init__.py."""
+    import tomllib
+    from pathlib import Path
+
+    from setuptools import find_namespace_packages, find_packages
+
+    repo = Path(db.__file__).resolve().parents[2]
+    config = tomllib.loads((repo / "pyproject.toml").read_text())
+    find = config["tool"]["setuptools"]["packages"]["find"]
+    # setuptools' pyproject discovery finds namespace packages unless told otherwise.
+    finder = find_namespace_packages if find.get("namespaces", True) else find_packages
+    found = set(finder(where=str(repo), include=find.get("include", ["*"])))
+    assert "services.feature_store.migrations" in found
+    assert "services.feature_store.migrations.versions" in found
+    assert (db.MIGRATIONS_DIR / "versions" / "r0001_initial.py").exists()
