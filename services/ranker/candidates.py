@@ -104,7 +104,8 @@ class CooccurrenceCandidates:
 
 
 class RetrievalCandidates:
-    """The retrieval service's artefact: user vector from the history, exact FAISS search."""
+    """The retrieval service's artefact: its user tower over the history, exact FAISS search,
+    popular items for a history it does not know."""
 
     name = "retrieval"
 
@@ -112,20 +113,41 @@ class RetrievalCandidates:
         from services.retrieval import index as retrieval_index
         from services.retrieval import model as retrieval_model
 
-        self.artefact: Any = retrieval_model.load_artefact(Path(path))
+        folder = Path(path)
+        if not (folder / "meta.json").exists():
+            folder = retrieval_model.resolve_version(folder)
+        self._cold = retrieval_model.ColdStartError
+        self.artefact: Any = retrieval_model.load_artefact(folder)
+        self.dataset = str(self.artefact.meta.get("dataset", ""))
+        self.version = folder.name
         self.index: Any = retrieval_index.build_index(self.artefact, kind="flat")
 
     def candidates(self, history: Sequence[str], n: int) -> list[str]:
-        vector = self.artefact.user_vector(list(history))
-        found = self.index.search(vector, n, exclude=set(history))
-        return [hit if isinstance(hit, str) else hit[0] for hit in found][:n]
+        seen = set(history)
+        try:
+            vector = self.artefact.user_vector(list(history))
+        except self._cold:
+            return list(self.artefact.popular_items(n, exclude=seen))
+        return [item for item, _ in self.index.search(vector, n, exclude=seen)]
 
 
-def default_source(
-    train: Sequence[Interaction], retrieval_root: Path | str = "var/models/retrieval"
+def choose_source(
+    kind: str,
+    dataset: str,
+    train: Sequence[Interaction],
+    retrieval_root: Path | str = "var/models/retrieval",
 ) -> CandidateSource:
-    """Retrieval when its artefact exists and loads, otherwise co-occurrence."""
+    """``retrieval``, ``cooccurrence``, or ``auto``: retrieval when a published artefact was
+    trained on the same dataset, otherwise co-occurrence."""
+    if kind == "cooccurrence":
+        return CooccurrenceCandidates(train)
+    if kind == "retrieval":
+        return RetrievalCandidates(retrieval_root)
+    if kind != "auto":
+        raise ValueError(f"unknown candidate source {kind!r}")
     root = Path(retrieval_root)
-    if (root / "LATEST").exists():
-        return RetrievalCandidates(root / (root / "LATEST").read_text().strip())
+    if (root / "LATEST").exists() or (root / "meta.json").exists():
+        source = RetrievalCandidates(root)
+        if source.dataset == dataset:
+            return source
     return CooccurrenceCandidates(train)

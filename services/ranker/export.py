@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,8 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("RANKER_ORT_THREADS", "2"))
+        # Spinning worker threads burn a shared CPU that other processes need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if args.get("model_instance_kind") == "GPU" and (
             "CUDAExecutionProvider" in ort.get_available_providers()
@@ -93,6 +96,9 @@ def export_onnx(model: CrossEncoder, path: Path, sample_length: int = 16) -> Pat
     """Write ``model`` as ONNX opset 17 with dynamic batch and sequence axes."""
     model = model.to("cpu").eval()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The tracer warns that a few shape comparisons inside transformers' attention masking
+    # are frozen as constants; they only concern KV caches and causal masks, which an
+    # encoder never uses, and tests check the graph at several batch and sequence sizes.
     dummy = tuple(torch.ones(2, sample_length, dtype=torch.long) for _ in INPUT_NAMES)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     axes[OUTPUT_NAME] = {0: "batch"}
@@ -120,8 +126,14 @@ def model_config(
     preferred_batch_sizes: Sequence[int] = (64, 128, 256),
     max_queue_delay_us: int = 2000,
     instances: int = 1,
+    python_on_gpu: bool = False,
 ) -> mc.ModelConfig:
-    """The config.pbtxt of one variant as a protobuf message."""
+    """The config.pbtxt of one variant as a protobuf message.
+
+    ``python_on_gpu`` puts the python-backend (``cpu``) variant's instances on the GPU, where
+    its model.py runs onnxruntime's CUDA provider: the only GPU path the bundled Triton has,
+    used by scripts/bench_ranker.py.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
     if not 0 < max_queue_delay_us <= 100_000:
@@ -132,7 +144,7 @@ def model_config(
         kind = mc.ModelInstanceGroup.KIND_GPU
     else:
         config.backend = "python"
-        kind = mc.ModelInstanceGroup.KIND_CPU
+        kind = mc.ModelInstanceGroup.KIND_GPU if python_on_gpu else mc.ModelInstanceGroup.KIND_CPU
     for name in INPUT_NAMES:
         config.input.append(mc.ModelInput(name=name, data_type=mc.TYPE_INT64, dims=[-1]))
     config.output.append(mc.ModelOutput(name=OUTPUT_NAME, data_type=mc.TYPE_FP32, dims=[1]))
@@ -159,7 +171,7 @@ def write_model_repository(
     repo: Path,
     model_name: str,
     variant: str,
-    **config_args: int | Sequence[int],
+    **config_args: int | bool | Sequence[int],
 ) -> Path:
     """Write ``repo/<model_name>/{config.pbtxt,1/model.onnx[,1/model.py]}``; returns the
     model folder. The ONNX file is hard-linked when possible (it is ~90 MB)."""
@@ -181,12 +193,17 @@ def parse_config(path: Path) -> mc.ModelConfig:
     return text_format.Parse(path.read_text(), mc.ModelConfig())
 
 
-def onnx_scores(onnx_path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """onnxruntime CPU logits, shape (batch,), for checking the export against eager torch."""
+def onnx_session(onnx_path: Path, threads: int = 2) -> Any:
+    """An onnxruntime CPU session on an exported model."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_scores(session: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """onnxruntime logits, shape (batch,), for checking the export against eager torch."""
     out = session.run([OUTPUT_NAME], arrays)[0]
     return np.asarray(out, dtype=np.float32).reshape(-1)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from services.ranker.candidates import CandidateSource, baskets, popularity
+from services.ranker.candidates import CandidateSource, baskets, choose_source, popularity
 from services.ranker.model import (
     CrossEncoder,
     build_model,
@@ -393,22 +393,6 @@ def _load_dataset(name: str, path: str | None) -> Dataset:
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def _source(kind: str, train_split: Sequence[Interaction], retrieval_dir: str) -> CandidateSource:
-    from services.ranker.candidates import CooccurrenceCandidates, RetrievalCandidates
-
-    if kind == "cooccurrence":
-        return CooccurrenceCandidates(train_split)
-    if kind == "retrieval":
-        return RetrievalCandidates(retrieval_dir)
-    if kind == "auto":
-        if (Path(retrieval_dir) / "meta.json").exists() or (
-            Path(retrieval_dir) / "LATEST"
-        ).exists():
-            return RetrievalCandidates(retrieval_dir)
-        return CooccurrenceCandidates(train_split)
-    raise ValueError(f"unknown negative source {kind!r}")
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description="Fine-tune and evaluate the BERT ranker.")
@@ -464,7 +448,7 @@ def main(argv: Sequence[str]) -> int:
     config = TrainConfig(seed=args.seed, **values)
     dataset = _load_dataset(args.dataset, args.data_path)
     train_split, test_split = temporal_split(dataset)
-    source = _source(args.negatives, train_split, args.retrieval_dir)
+    source = choose_source(args.negatives, dataset.name, train_split, args.retrieval_dir)
     folder = run(
         dataset,
         train_split,

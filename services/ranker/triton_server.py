@@ -124,12 +124,16 @@ def server_command(
     grpc_port: int,
     http_port: int,
     metrics_port: int,
+    host: str = "127.0.0.1",
     log_verbose: int = 0,
 ) -> list[str]:
     return [
         str(pytriton_dist() / "bin" / "tritonserver"),
         f"--model-repository={repo}",
         f"--backend-directory={backend_dir}",
+        f"--grpc-address={host}",
+        f"--http-address={host}",
+        f"--metrics-address={host}",
         f"--grpc-port={grpc_port}",
         f"--http-port={http_port}",
         f"--metrics-port={metrics_port}",
@@ -157,6 +161,7 @@ class TritonProcess:
         grpc_port: int = 8001,
         http_port: int = 8000,
         metrics_port: int = 8002,
+        host: str = "127.0.0.1",
         work_dir: Path | None = None,
         log_file: Path | None = None,
     ) -> None:
@@ -164,13 +169,18 @@ class TritonProcess:
         self.grpc_port = grpc_port
         self.http_port = http_port
         self.metrics_port = metrics_port
+        self.host = host
         self.work_dir = work_dir or repo.parent / "_server"
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def _local_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self._local_host}:{self.grpc_port}"
 
     def start(self) -> TritonProcess:
         backends = prepare_backend_dir(self.work_dir / "backends")
@@ -180,6 +190,7 @@ class TritonProcess:
             grpc_port=self.grpc_port,
             http_port=self.http_port,
             metrics_port=self.metrics_port,
+            host=self.host,
         )
         out = self.log_file.open("ab") if self.log_file else None
         self.proc = subprocess.Popen(cmd, env=server_env(), stdout=out, stderr=subprocess.STDOUT)
@@ -187,7 +198,7 @@ class TritonProcess:
 
     def ready(self) -> bool:
         """Triton's own readiness: server up and every model loaded."""
-        url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
+        url = f"http://{self._local_host}:{self.http_port}/v2/health/ready"
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 return bool(resp.status == 200)
@@ -229,6 +240,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 in containers.")
     return p.parse_args(list(argv))
 
 
@@ -240,6 +252,7 @@ def main(argv: Sequence[str]) -> int:
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,
+        host=args.host,
     ).start()
 
     def forward(signum: int, _frame: FrameType | None) -> None:

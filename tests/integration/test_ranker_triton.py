@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.triton
 
 @pytest.fixture(scope="module")
 def artefact(tmp_path_factory: pytest.TempPathFactory) -> RankerArtefact:
+    torch.set_num_threads(1)  # see RankerSettings.torch_threads
     root = tmp_path_factory.mktemp("ranker")
     create_untrained_artefact(root, "v-triton", seed=11, max_length=32)
     return load_artefact(root)

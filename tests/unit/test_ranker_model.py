@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from services.ranker.candidates import CooccurrenceCandidates, baskets
 from services.ranker.model import (
@@ -23,6 +24,7 @@ from shared.data.types import EVENT_PURCHASE, EVENT_VIEW, Interaction
 
 @pytest.fixture(scope="module")
 def artefact(tmp_path_factory: pytest.TempPathFactory) -> RankerArtefact:
+    torch.set_num_threads(1)  # see RankerSettings.torch_threads
     root = tmp_path_factory.mktemp("ranker")
     create_untrained_artefact(root, "v-test", seed=3, max_length=32)
     return load_artefact(root)

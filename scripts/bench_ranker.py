@@ -1,0 +1,240 @@
+"""Throughput (pairs/s) and latency (p50/p95) of the ranker model at several batch sizes, for
+(a) the local torch backend and (b) the Triton gRPC path (bundled Triton, python backend
+running the exported ONNX graph with onnxruntime; on --device cuda its instances sit on the
+GPU and use onnxruntime's CUDA provider when onnxruntime-gpu is installed).
+
+Self-contained for a GPU box: needs torch, transformers, numpy, onnx, onnxruntime(-gpu),
+tritonclient[grpc] and nvidia-pytriton only (no SQLAlchemy, FAISS or OpenTelemetry).
+
+    python scripts/bench_ranker.py --device cpu --iters 3 --batch-sizes 32 64 128
+    python scripts/bench_ranker.py --device cuda --random-weights      # lead, on the GPU box
+
+Inputs are random token ids of a fixed length (--seq-len), which costs the same as real text
+of that length. --random-weights builds the all-MiniLM-L6-v2 architecture with random weights
+(the same compute as the real model) so the 90 MB weights need not travel; otherwise the
+model comes from --model-dir (an artefact or the LATEST under var/models/ranker).
+The table is printed and appended to docs/ranker.md with the device name, date and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+Arrays = dict[str, np.ndarray]
+Scorer = Callable[[Arrays], Any]
+
+# all-MiniLM-L6-v2's architecture, for --random-weights.
+MINILM_CONFIG: dict[str, Any] = {
+    "vocab_size": 30522,
+    "hidden_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, str]:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from services.ranker.model import CrossEncoder, load_artefact
+
+    if args.random_weights:
+        torch.manual_seed(0)
+        model = CrossEncoder(BertModel(BertConfig(**MINILM_CONFIG), add_pooling_layer=False))
+        return model.eval(), "random weights (all-MiniLM-L6-v2 architecture)"
+    artefact = load_artefact(args.model_dir)
+    return artefact.model, f"artefact {artefact.version}"
+
+
+def _inputs(batch: int, seq_len: int, rng: np.random.Generator) -> Arrays:
+    return {
+        "input_ids": rng.integers(1000, 30000, size=(batch, seq_len)).astype(np.int64),
+        "attention_mask": np.ones((batch, seq_len), dtype=np.int64),
+        "token_type_ids": (np.arange(seq_len)[None, :] >= seq_len // 2)
+        .repeat(batch, 0)
+        .astype(np.int64),
+    }
+
+
+def _measure(fn: Scorer, batches: list[Arrays], warmup: int) -> dict[str, float]:
+    for arrays in batches[:warmup]:
+        fn(arrays)
+    times = []
+    for arrays in batches[warmup:]:
+        start = time.perf_counter()
+        fn(arrays)
+        times.append(time.perf_counter() - start)
+    size = batches[0]["input_ids"].shape[0]
+    return {
+        "pairs_s": size * len(times) / sum(times),
+        "p50_ms": float(np.percentile(times, 50) * 1000),
+        "p95_ms": float(np.percentile(times, 95) * 1000),
+    }
+
+
+def _torch_fn(model: Any, device: str, fp16: bool) -> Scorer:
+    import torch
+
+    net = model.to(device)
+    if fp16:
+        net = net.half()
+
+    def run(arrays: Arrays) -> Any:
+        with torch.inference_mode():
+            out = net(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+            return out.float().cpu().numpy()  # the copy back waits for the GPU
+
+    return run
+
+
+def _triton_fn(url: str, model_name: str) -> Scorer:
+    from tritonclient.grpc import InferenceServerClient, InferInput, InferRequestedOutput
+
+    client = InferenceServerClient(url)
+
+    def run(arrays: Arrays) -> Any:
+        inputs = []
+        for name, value in arrays.items():
+            tensor = InferInput(name, list(value.shape), "INT64")
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        result = client.infer(model_name, inputs, outputs=[InferRequestedOutput("logits")])
+        return result.as_numpy("logits")
+
+    return run
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {platform.machine()} CPU ({cpu}), no GPU"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--iters", type=int, default=10, help="Timed calls per batch size.")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--model-dir", default="var/models/ranker")
+    p.add_argument("--random-weights", action="store_true")
+    p.add_argument("--fp16", action="store_true", help="Local backend in half precision (cuda).")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (torch, onnxruntime).")
+    p.add_argument("--skip-triton", action="store_true")
+    p.add_argument("--doc", default=str(ROOT / "docs" / "ranker.md"))
+    p.add_argument("--no-doc", action="store_true", help="Print only.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    from services.ranker.export import export_onnx, write_model_repository
+    from services.ranker.triton_server import TritonProcess, free_port
+
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda but torch sees no GPU", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    os.environ["RANKER_ORT_THREADS"] = str(args.threads)
+    model, source = _model(args)
+    rng = np.random.default_rng(0)
+    plan = {
+        b: [_inputs(b, args.seq_len, rng) for _ in range(args.warmup + args.iters)]
+        for b in args.batch_sizes
+    }
+    rows: list[tuple[str, int, dict[str, float]]] = []
+    local = _torch_fn(model, args.device, args.fp16)
+    for b, batches in plan.items():
+        rows.append(
+            (
+                "local torch" + (" fp16" if args.fp16 else ""),
+                b,
+                _measure(local, batches, args.warmup),
+            )
+        )
+        print(rows[-1], flush=True)
+    if not args.skip_triton:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = export_onnx(model.to("cpu").float(), Path(tmp) / "model.onnx")
+            repo = Path(tmp) / "repo"
+            write_model_repository(
+                onnx_path,
+                repo,
+                "ranker_bert",
+                "cpu",
+                max_batch_size=max(args.batch_sizes),
+                python_on_gpu=args.device == "cuda",
+            )
+            server = TritonProcess(
+                repo,
+                grpc_port=free_port(),
+                http_port=free_port(),
+                metrics_port=free_port(),
+                log_file=Path(tmp) / "triton.log",
+            ).start()
+            try:
+                server.wait_ready(300)
+                remote = _triton_fn(server.grpc_url, "ranker_bert")
+                for b, batches in plan.items():
+                    rows.append(("Triton gRPC", b, _measure(remote, batches, args.warmup)))
+                    print(rows[-1], flush=True)
+            finally:
+                server.stop()
+    device = _device_name(args.device)
+    command = "python scripts/bench_ranker.py " + " ".join(argv)
+    lines = [
+        f"### {device}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `{command.strip()}`; model: {source}; sequence length {args.seq_len}; "
+        f"{args.iters} timed calls per row after {args.warmup} warm-up; one client, "
+        f"sequential calls; {args.threads} CPU thread(s) for torch and onnxruntime.",
+        "",
+        "| path | batch | pairs/s | p50 ms | p95 ms |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {path} | {b} | {m['pairs_s']:.0f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} |"
+            for path, b, m in rows
+        ),
+        "",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_doc:
+        with open(args.doc, "a") as doc:
+            doc.write("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
