@@ -33,6 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from services.orchestrator.stack import (  # noqa: E402
     Layout,
+    PrepError,
     Stack,
     local_specs,
     prepare,
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         default_deadline_s=args.deadline_s,
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
-    prepare(layout, progress=say)
+    try:
+        prepare(layout, progress=say)
+    except PrepError as exc:
+        say(str(exc))
+        return 1
 
     stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
     stop = threading.Event()

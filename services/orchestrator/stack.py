@@ -391,13 +391,19 @@ class PrepStep:
     """One idempotent preparation command, skipped when its result already exists."""
 
     title: str
-    argv: list[str]
+    argv: Callable[[], list[str]]
     done: Callable[[], bool]
     log_name: str
 
 
 class PrepError(RuntimeError):
     """A preparation command failed; the message carries the tail of its log."""
+
+
+def latest_version(root: Path) -> Path:
+    """``root/<version>`` named by ``root/LATEST`` (the artefact layout of both trainers)."""
+    latest = root / "LATEST"
+    return root / latest.read_text().strip() if latest.exists() else root
 
 
 def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepStep]:
@@ -410,7 +416,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
     steps = [
         PrepStep(
             "generating the pseudonymization key ring",
-            python_module(
+            lambda: python_module(
                 "services.privacy_gateway.keys",
                 "generate",
                 "--if-missing",
@@ -422,7 +428,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "training the retrieval embeddings and FAISS index",
-            [
+            lambda: [
                 sys.executable,
                 str(layout.root / "scripts" / "train_retrieval.py"),
                 "--dataset",
@@ -435,7 +441,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "fine-tuning the BERT ranker (--quick, CPU)",
-            [
+            lambda: [
                 sys.executable,
                 str(layout.root / "scripts" / "train_ranker.py"),
                 "--quick",
@@ -443,7 +449,9 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
                 "--dataset",
                 dataset,
                 "--retrieval-dir",
-                str(layout.retrieval_dir),
+                # The trainer reads one version folder, not the root with LATEST, so the
+                # version is resolved here, after retrieval training has written it.
+                str(latest_version(layout.retrieval_dir)),
                 "--output",
                 str(layout.ranker_dir),
             ],
@@ -454,7 +462,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
     steps.append(
         PrepStep(
             "seeding the feature store (user ids pseudonymized with the gateway's key)",
-            python_module(
+            lambda: python_module(
                 "services.feature_store.seed",
                 "--dataset",
                 dataset,
@@ -488,7 +496,7 @@ def prepare(
         started = time.monotonic()
         with log.open("ab") as out:
             code = subprocess.call(
-                step.argv,
+                step.argv(),
                 cwd=layout.root,
                 stdout=out,
                 stderr=subprocess.STDOUT,

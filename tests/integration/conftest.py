@@ -9,9 +9,12 @@ an untrained head as the ranker model (what is tested is the plumbing, not ranki
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from services.orchestrator.stack import Layout, python_module
@@ -66,8 +69,32 @@ def small_layout(var: Path, *, ranker_backend: str) -> Layout:
     )
 
 
+_TEMPLATE: Path | None = None
+_ARTEFACTS = ("keys", "feature_store.sqlite", "models")
+
+
 def build_small_artefacts(layout: Layout) -> None:
-    """Key ring, seeded store, retrieval index and ranker model under ``layout.var``."""
+    """Key ring, seeded store, retrieval index and ranker model under ``layout.var``.
+
+    Built once per test session into a pristine template folder and copied for each stack,
+    so the service and integration tests do not both pay for training.
+    """
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        folder = Path(tempfile.mkdtemp(prefix="recsys-artefacts-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _build(Layout(root=REPO, var=folder))
+        _TEMPLATE = folder
+    layout.var.mkdir(parents=True, exist_ok=True)
+    for name in _ARTEFACTS:
+        src = _TEMPLATE / name
+        if src.is_dir():
+            shutil.copytree(src, layout.var / name, symlinks=True)
+        else:
+            shutil.copy2(src, layout.var / name)
+
+
+def _build(layout: Layout) -> None:
     import torch
 
     from services.ranker.model import build_model
