@@ -10,7 +10,8 @@ Steps, each printed as it happens:
      and the trace tree of one request;
   5. keep serving until Ctrl-C (or exit with --demo-only), then stop every child cleanly.
 
-Children log to var/logs/<service>.log; spans go to var/traces/<service>.jsonl.
+Everything lives under var/stack/ (--var): children log to logs/<service>.log, spans go to
+traces/<service>.jsonl, models to models/, the SQLite databases and the key ring next to them.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ def print_trace(layout: Layout, trace_id: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--var", default=str(ROOT / "var"), help="artefacts, logs, traces, databases")
+    p.add_argument(
+        "--var",
+        default=str(ROOT / "var" / "stack"),
+        help="artefacts, logs, traces, databases; a folder of its own so models trained by "
+        "other jobs on other datasets are never mixed with the stack's synthetic data",
+    )
     p.add_argument("--base-port", type=int, default=50050, help="orchestrator port; others +1..5")
     p.add_argument("--triton-http-port", type=int, default=8000)
     p.add_argument("--triton-grpc-port", type=int, default=8001)

@@ -2,7 +2,7 @@
 
     python scripts/trace_tree.py                      # the latest Recommend trace
     python scripts/trace_tree.py 4bf92f3577b34da6...  # one trace by id
-    python scripts/trace_tree.py --dir var/traces --list
+    python scripts/trace_tree.py --dir var/traces --list   # recent trace ids
 
 Each line shows the span name, the service that emitted it, its duration, its start offset
 from the trace's start and the key attributes (candidate counts, versions, fallback reasons).
@@ -26,13 +26,21 @@ from services.orchestrator.traces import (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("trace_id", nargs="?", help="32 hex digits; default: the latest trace")
-    parser.add_argument("--dir", default="var/traces", help="folder of <service>.jsonl files")
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="folder of <service>.jsonl files; default var/stack/traces (the local stack) "
+        "when it exists, else var/traces (services started on their own)",
+    )
     parser.add_argument(
         "--root", default="Recommend", help="with no id, the latest trace whose root has this"
     )
     parser.add_argument("--list", action="store_true", help="list recent trace ids and exit")
     args = parser.parse_args(argv)
 
+    if args.dir is None:
+        stack_dir = Path("var/stack/traces")
+        args.dir = str(stack_dir if stack_dir.exists() else Path("var/traces"))
     files = span_files(Path(args.dir))
     if not files:
         print(f"no span files in {args.dir}", file=sys.stderr)
