@@ -186,6 +186,7 @@ def train(
     *,
     checkpoint_dir: Path,
     resume: bool = False,
+    until_step: int | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[CrossEncoder, Any, dict[str, Any]]:
@@ -195,6 +196,8 @@ def train(
     initialisation and dropout all come from ``config.seed``. With ``resume`` the run
     continues from ``checkpoint_dir/checkpoint.pt`` at the step it had reached; the batch
     schedule is a pure function of the step, so a resumed run sees the same batches.
+    ``until_step`` stops early (with a checkpoint) without changing the learning-rate
+    schedule, for time-boxed runs on shared machines.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -231,7 +234,8 @@ def train(
         start, losses = int(state["step"]), list(state["losses"])
         log.info("resumed", extra={"step": start})
     group = 1 + config.negatives
-    bar = tqdm(range(start, config.steps), desc="train", disable=not progress, initial=start)
+    end = config.steps if until_step is None else min(until_step, config.steps)
+    bar = tqdm(range(start, end), desc="train", disable=not progress, initial=start)
     for step in bar:
         batch = [
             examples[(step * config.groups_per_step + j) % len(examples)]
@@ -251,12 +255,12 @@ def train(
         scheduler.step()
         losses.append(float(loss.item()))
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
             _save_checkpoint(ckpt, step + 1, model, optimizer, scheduler, losses)
     model.eval()
     stats = {
         "examples": len(examples),
-        "steps": config.steps,
+        "steps": end,
         "resumed_from_step": start,
         "first_loss": float(np.mean(losses[:10])) if losses else None,
         "last_loss": float(np.mean(losses[-10:])) if losses else None,
