@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C must raise KeyboardInterrupt even when this process inherited SIGINT as ignored
+    # (started in the background by a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         say("starting the services")
         stack.start()

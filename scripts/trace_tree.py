@@ -14,6 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# Runnable as a plain script from a checkout, without the package installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from services.orchestrator.traces import (
     build_tree,
     latest_trace_id,

@@ -149,6 +149,11 @@ def check_triton(http_target: str, timeout_s: float = 2.0) -> str:
         return "UNAVAILABLE"
 
 
+def stack_services(base_port: int = 50050, host: str = "127.0.0.1") -> dict[str, str]:
+    """The six gRPC addresses of a local stack whose orchestrator listens on ``base_port``."""
+    return {name: f"{host}:{base_port + i}" for i, name in enumerate(DEFAULT_SERVICES)}
+
+
 @dataclass
 class HealthRow:
     name: str
@@ -239,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--target", default=DEFAULT_TARGET, help="host:port to check")
     health.add_argument("--service", default="", help="service name; '' is overall readiness")
     health.add_argument("--all", action="store_true", help="every service of the local stack")
+    health.add_argument(
+        "--base-port",
+        type=int,
+        default=50050,
+        help="with --all: the stack's orchestrator port (the others follow, as run_stack.py)",
+    )
     health.add_argument("--triton-http", default=DEFAULT_TRITON_HTTP, help="Triton HTTP port")
     return parser
 
@@ -269,7 +280,7 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"accepted={ack.accepted_count} duplicates={ack.duplicate_count}")
         return 0
     rows = (
-        await check_all(triton_http=args.triton_http)
+        await check_all(stack_services(args.base_port), triton_http=args.triton_http)
         if args.all
         else [HealthRow(args.target, args.target, await check_health(args.target, args.service))]
     )
