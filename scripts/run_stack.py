@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,9 @@ DEMO_USERS = ("user-00001", "user-00042", "user-00137")
 
 
 def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    # Output piped into `head` that already exited must not skip stopping the children.
+    with contextlib.suppress(BrokenPipeError):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 async def demo(layout: Layout) -> str:
@@ -161,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(stack.wait_ready())
         except RuntimeError as exc:
-            if "triton" not in stack.processes or stack.processes["triton"].alive:
+            triton = stack.processes.get("triton")
+            if triton is None or (triton.alive and not str(exc).startswith("triton")):
                 raise
-            say(f"Triton could not start ({exc}); restarting the ranker on the local backend")
-            stack.stop("ranker")
+            say(f"Triton could not run here: {str(exc).splitlines()[0]} (see {triton.log_path})")
+            say("falling back to the ranker's local torch backend; restarting the stack")
+            stack.stop_all()
             layout.ranker_backend = "local"
             stack = Stack(local_specs(layout), layout.logs_dir, ROOT, progress=say)
             stack.start()
