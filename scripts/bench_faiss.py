@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--exact-only", action="store_true", help="Measure exact search only (no HNSW build)."
+    )
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
 
@@ -102,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     _, exact = flat.search(queries, 100)
     print(f"exact ground truth: {time.perf_counter() - t0:.1f}s", flush=True)
 
-    t0 = time.perf_counter()
-    params = HnswParams(m=args.m, ef_construction=args.ef_construction, ef_search=16)
-    hnsw = make_faiss_index(base, "hnsw", params)
-    build_s = time.perf_counter() - t0
-    print(f"HNSW build (M={args.m}, efC={args.ef_construction}): {build_s:.1f}s", flush=True)
+    hnsw, build_s = None, 0.0
+    if not args.exact_only:
+        t0 = time.perf_counter()
+        params = HnswParams(m=args.m, ef_construction=args.ef_construction, ef_search=16)
+        hnsw = make_faiss_index(base, "hnsw", params)
+        build_s = time.perf_counter() - t0
+        print(f"HNSW build (M={args.m}, efC={args.ef_construction}): {build_s:.1f}s", flush=True)
 
     faiss.omp_set_num_threads(1)
     lat_q = queries[: args.latency_queries]
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     ]
     print(f"exact latency done: {rows[0]['latency_k10']}", flush=True)
-    for ef in args.ef_search:
+    for ef in args.ef_search if hnsw is not None else []:
         hnsw.hnsw.efSearch = ef
         _, approx = hnsw.search(queries, 100)
         row: dict[str, Any] = {

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("var/models/retrieval"))
     parser.add_argument("--version", default=None, help="Version name; default time-dataset-seed.")
     parser.add_argument("--no-latest", action="store_true", help="Do not move LATEST.")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -80,7 +80,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.dim < 2 or self.epochs < 1 or self.batch_size < 2 or self.max_history < 1:
-            raise ValueError("dim >= 2, epochs >= 1, batch_size >= 2 and max_history >= 1")
+            raise ValueError("dim, epochs, batch_size and max_history must be >= 2, 1, 2 and 1")
         if not 0.0 < self.recency_decay <= 1.0:
             raise ValueError("recency_decay must be in (0, 1]")
         if not 0.0 <= self.id_dropout < 1.0:
