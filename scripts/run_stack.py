@@ -46,6 +46,7 @@ from services.orchestrator.traces import (  # noqa: E402
     load_spans,
     render_tree,
     span_files,
+    trace_services,
 )
 from shared import cli  # noqa: E402
 
@@ -94,10 +95,14 @@ async def demo(layout: Layout) -> str:
 
 
 def print_trace(layout: Layout, trace_id: str) -> None:
-    # Span processors flush every 0.5 s; give every process a moment to write its part.
-    time.sleep(1.5)
-    spans = load_spans(span_files(layout.traces_dir))
-    roots = build_tree(spans, trace_id)
+    # Our span processors flush every 0.5 s; Triton's exporter batches for a few seconds.
+    want = {"orchestrator", "ranker"} | ({"triton"} if layout.ranker_backend == "triton" else set())
+    deadline = time.monotonic() + 10.0
+    while True:
+        time.sleep(0.5)
+        roots = build_tree(load_spans(span_files(layout.traces_dir)), trace_id)
+        if trace_services(roots) >= want or time.monotonic() > deadline:
+            break
     say(f"trace {trace_id} (python scripts/trace_tree.py {trace_id}):")
     print(render_tree(roots), flush=True)
 
@@ -114,6 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--triton-http-port", type=int, default=8000)
     p.add_argument("--triton-grpc-port", type=int, default=8001)
     p.add_argument("--triton-metrics-port", type=int, default=8002)
+    p.add_argument(
+        "--otlp-port", type=int, default=4318, help="the span sink Triton exports its traces to"
+    )
     p.add_argument(
         "--ranker-backend",
         choices=["triton", "local"],
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         triton_http_port=args.triton_http_port,
         triton_grpc_port=args.triton_grpc_port,
         triton_metrics_port=args.triton_metrics_port,
+        otlp_port=args.otlp_port,
         ranker_backend=args.ranker_backend,
         candidate_count=args.candidates,
         default_deadline_s=args.deadline_s,

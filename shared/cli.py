@@ -136,17 +136,20 @@ async def check_health(target: str, service: str = "", timeout_s: float = 2.0) -
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
-def check_triton(http_target: str, timeout_s: float = 2.0) -> str:
-    """Triton's own readiness (``/v2/health/ready``): SERVING, NOT_SERVING or UNAVAILABLE."""
+def check_http(url: str, timeout_s: float = 2.0) -> str:
+    """SERVING when ``url`` answers 200, NOT_SERVING on another status, else UNAVAILABLE."""
     try:
-        with urllib.request.urlopen(
-            f"http://{http_target}/v2/health/ready", timeout=timeout_s
-        ) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return "SERVING" if response.status == 200 else "NOT_SERVING"
     except urllib.error.HTTPError:
         return "NOT_SERVING"
     except OSError:
         return "UNAVAILABLE"
+
+
+def check_triton(http_target: str, timeout_s: float = 2.0) -> str:
+    """Triton's own readiness (``/v2/health/ready`` on its HTTP port)."""
+    return check_http(f"http://{http_target}/v2/health/ready", timeout_s)
 
 
 def stack_services(base_port: int = 50050, host: str = "127.0.0.1") -> dict[str, str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from shared.cli import check_health, check_triton
+from shared.cli import check_health, check_http
 
 SERVICES = ("privacy_gateway", "feature_store", "retrieval", "ranker", "reranker", "orchestrator")
 
@@ -34,7 +34,7 @@ class ServiceSpec:
     argv: list[str]
     env: dict[str, str]
     grpc_target: str | None = None
-    http_ready: str | None = None
+    http_ready_url: str | None = None
     startup_timeout_s: float = 60.0
 
 
@@ -118,8 +118,8 @@ class ManagedProcess:
 
 async def probe(spec: ServiceSpec) -> str:
     """SERVING when the child reports ready on gRPC health (or Triton's HTTP endpoint)."""
-    if spec.http_ready is not None:
-        return await asyncio.to_thread(check_triton, spec.http_ready, 1.0)
+    if spec.http_ready_url is not None:
+        return await asyncio.to_thread(check_http, spec.http_ready_url, 1.0)
     assert spec.grpc_target is not None
     return await check_health(spec.grpc_target, "", 1.0)
 
@@ -198,6 +198,7 @@ class Layout:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
+    otlp_port: int = 4318
     ranker_backend: str = "triton"
     candidate_count: int = 100
     default_deadline_s: float = 3.0
@@ -306,11 +307,27 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
         ),
     ]
     if layout.ranker_backend == "triton":
-        specs.append(
+        specs += [
+            # Triton exports spans only over OTLP; without a collector this sink writes them
+            # next to the other span files, so a request's trace includes Triton.
+            ServiceSpec(
+                "otlp_sink",
+                python_module(
+                    "services.orchestrator.otlp_sink",
+                    "--host",
+                    layout.host,
+                    "--port",
+                    str(layout.otlp_port),
+                    "--dir",
+                    str(layout.traces_dir),
+                ),
+                {},
+                http_ready_url=f"http://{layout.host}:{layout.otlp_port}/health",
+            ),
             ServiceSpec(
                 "triton",
                 python_module(
-                    "services.ranker.triton_server",
+                    "services.orchestrator.triton_traced",
                     "--model-dir",
                     str(layout.ranker_dir),
                     "--http-port",
@@ -319,12 +336,14 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                     str(layout.triton_grpc_port),
                     "--metrics-port",
                     str(layout.triton_metrics_port),
+                    "--otlp-url",
+                    f"{layout.host}:{layout.otlp_port}",
                 ),
                 {},
-                http_ready=f"{layout.host}:{layout.triton_http_port}",
+                http_ready_url=f"http://{layout.host}:{layout.triton_http_port}/v2/health/ready",
                 startup_timeout_s=180.0,
-            )
-        )
+            ),
+        ]
     specs += [
         ServiceSpec(
             "ranker",

@@ -55,7 +55,7 @@ def dead_addr() -> str:
 
 def small_layout(var: Path, *, ranker_backend: str) -> Layout:
     base = free_port_block(6)
-    triton = free_port_block(3)
+    triton = free_port_block(4)
     return Layout(
         root=REPO,
         var=var,
@@ -63,6 +63,7 @@ def small_layout(var: Path, *, ranker_backend: str) -> Layout:
         triton_http_port=triton,
         triton_grpc_port=triton + 1,
         triton_metrics_port=triton + 2,
+        otlp_port=triton + 3,
         ranker_backend=ranker_backend,
         candidate_count=20,
         default_deadline_s=20.0,
