@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 # OTLP span kinds by number, as the SDK's exporter names them in our span files.
@@ -56,10 +57,9 @@ def _attrs(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _hex_id(value: str) -> str:
-    """OTLP JSON carries ids as hex; protobuf-to-JSON gives base64. Both become 0x-hex."""
-    if value and all(c in "0123456789abcdefABCDEF" for c in value):
-        return "0x" + value.lower()
-    return "0x" + base64.b64decode(value).hex()
+    """OTLP JSON ids are hex (unlike protobuf's canonical JSON, which would be base64)."""
+    int(value, 16)  # ValueError for anything else
+    return "0x" + value.lower()
 
 
 def spans_from_otlp_json(payload: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -105,7 +105,15 @@ def spans_from_otlp_json(payload: Mapping[str, Any]) -> Iterator[tuple[str, dict
 def decode(body: bytes, content_type: str) -> dict[str, Any]:
     if "protobuf" in content_type:
         request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-        return dict(json_format.MessageToDict(request))
+        payload = json_format.MessageToDict(request, use_integers_for_enums=True)
+        # Protobuf's JSON mapping writes bytes as base64; OTLP JSON wants hex ids.
+        for rs in payload.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in span:
+                            span[key] = base64.b64decode(span[key]).hex()
+        return dict(payload)
     return dict(json.loads(body))
 
 
@@ -147,7 +155,7 @@ def make_server(host: str, port: int, writer: SpanWriter) -> ThreadingHTTPServer
                 return
             try:
                 writer.write(decode(self.rfile.read(length), self.headers.get_content_type()))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, DecodeError):
                 self.send_error(400, "not an OTLP trace export")
                 return
             self.send_response(200)
