@@ -83,7 +83,9 @@ def _beyond_accuracy(
 
 def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     t0 = time.perf_counter()
-    data = load_dataset(ns.dataset, path=ns.path)
+    data = load_dataset(
+        ns.dataset, path=ns.path, n_items=ns.synthetic_items, n_users=ns.synthetic_users
+    )
     train, test = temporal_split(data, 0.8)
     retrieval = load_retrieval(resolve_version(ns.retrieval_dir))
     _check_dataset(retrieval.meta, ns.dataset, "retrieval")
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", default=None, help="A file/folder in the dataset's layout.")
     p.add_argument("--retrieval-dir", default="var/models/retrieval")
     p.add_argument("--ranker-dir", default="var/models/ranker")
+    p.add_argument("--synthetic-items", type=int, default=2000, help="synthetic catalog size")
+    p.add_argument("--synthetic-users", type=int, default=500, help="synthetic shoppers")
     p.add_argument("--users", type=int, default=150)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--tradeoffs", default="0.25,0.5,0.75")

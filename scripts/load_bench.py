@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import platform
@@ -384,7 +385,9 @@ def render(rows: list[dict[str, Any]], stages: Mapping[str, Mapping[str, float]]
     return "\n".join(lines)
 
 
-async def main_async(ns: argparse.Namespace) -> tuple[str, dict[str, float]]:
+async def main_async(
+    ns: argparse.Namespace,
+) -> tuple[str, dict[str, float], list[dict[str, Any]]]:
     layout = Layout(
         root=ROOT,
         var=ns.var,
@@ -435,7 +438,7 @@ async def main_async(ns: argparse.Namespace) -> tuple[str, dict[str, float]]:
         "p50_ratio": rows[0]["p50"] / rows[2]["p50"] if rows[2]["p50"] else float("nan"),
         "rps_ratio": rows[2]["rps"] / rows[0]["rps"] if rows[0]["rps"] else float("nan"),
     }
-    return render(rows, stages), ratio
+    return render(rows, stages), ratio, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -456,19 +459,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None, help="Write the rows as JSON.")
     ns = p.parse_args(argv)
     ns.var = Path(ns.var).resolve()
     if ns.requests < 1 or ns.concurrency < 1 or ns.rate <= 0 or ns.max_seconds <= 0:
         p.error("--requests, --concurrency, --rate and --max-seconds must be positive")
     # The in-process services log each degraded stage; the table counts them instead.
     logging.basicConfig(level=logging.ERROR)
-    table, ratio = asyncio.run(main_async(ns))
+    table, ratio, rows = asyncio.run(main_async(ns))
     summary = (
         f"gRPC/in-process p50 latency ratio {ratio['p50_ratio']:.2f}; "
         f"in-process/gRPC throughput ratio {ratio['rps_ratio']:.2f}"
     )
     print(table)
     print(summary)
+    if ns.json:
+        ns.json.write_text(json.dumps({"rows": rows, **ratio}, indent=2))
     if ns.record:
         cmd = "python scripts/load_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
         with ns.record.open("a") as f:
