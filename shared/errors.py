@@ -72,8 +72,35 @@ _PASS_THROUGH = {
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes are not the expected message."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    # grpc turns an exception in the deserializer into UNKNOWN with no detail; a request
+    # that is not the expected message is the caller's error, so the handler reports it.
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return _UNDECODABLE
+
+    return parse
+
+
 def _wrap(method: str, inner: Handler) -> Handler:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request is _UNDECODABLE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid message for {method}",
+            )
         try:
             return await inner(request, context)
         except ServiceError as exc:
@@ -106,6 +133,6 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return handler
         return grpc.unary_unary_rpc_method_handler(
             _wrap(handler_call_details.method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

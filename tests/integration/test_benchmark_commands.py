@@ -3,7 +3,6 @@ real on small inputs and its figures are checked for shape and sanity, not for s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -12,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from services.orchestrator.stack import Layout, Stack, local_specs
-from tests.integration.conftest import REPO, build_small_artefacts, small_layout
+from services.orchestrator.stack import Layout
+from tests.integration.conftest import REPO
+from tests.integration.local_stack import running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -118,15 +118,8 @@ def test_feature_store_benchmark_command(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
-    layout = small_layout(tmp_path_factory.mktemp("bench-stack"), ranker_backend="local")
-    build_small_artefacts(layout)
-    running = Stack(local_specs(layout), layout.logs_dir, REPO, progress=lambda _: None)
-    running.start()
-    try:
-        asyncio.run(running.wait_ready())
+    with running_stack(tmp_path_factory.mktemp("bench-stack")) as (layout, _):
         yield layout
-    finally:
-        running.stop_all()
 
 
 def test_load_benchmark_command_against_a_running_stack(

@@ -101,3 +101,19 @@ def test_budget_splits_and_expires() -> None:
     assert budget.expired
     with pytest.raises(Exception, match="deadline"):
         budget.timeout_for()
+
+
+async def test_undecodable_request_is_invalid_argument() -> None:
+    server = await _start()
+    async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+        raw = channel.unary_unary(
+            f"/{SERVICE}/Rerank",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            # Field 2 (k) with wire type 2 and a truncated payload: not a RerankRequest.
+            await raw(b"\x12\x05hello\xff\xff\xff", timeout=2)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid message" in (err.value.details() or "")
+    await server.stop(0)
