@@ -343,10 +343,12 @@ def run(
     *,
     root: Path,
     resume: bool = False,
+    until_step: int | None = None,
     version: str | None = None,
     progress: bool = True,
-) -> Path:
-    """Train, evaluate and write the versioned artefact; returns its folder."""
+) -> Path | None:
+    """Train, evaluate and write the versioned artefact; returns its folder, or None when
+    ``until_step`` stopped the run before its last step (resume it later)."""
     checkpoint_dir = root / "_checkpoints" / f"{dataset.name}-seed{config.seed}"
     model, tokenizer, stats = train(
         dataset,
@@ -355,8 +357,12 @@ def run(
         config,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        until_step=until_step,
         progress=progress,
     )
+    if stats["steps"] < config.steps:
+        log.info("stopped early; continue with --resume", extra={"step": stats["steps"]})
+        return None
     model.to("cpu")
     evaluation = evaluate(
         model, tokenizer, dataset, train_split, test_split, source, config, progress=progress
@@ -414,6 +420,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--version", help="Artefact version name (default: UTC timestamp).")
     p.add_argument("--quick", action="store_true", help="Tiny run for tests and the local stack.")
     p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint.")
+    p.add_argument("--until-step", type=int, help="Stop (with a checkpoint) at this step.")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--steps", type=int)
     p.add_argument("--groups-per-step", type=int)
@@ -461,8 +468,9 @@ def main(argv: Sequence[str]) -> int:
         config,
         root=Path(args.output),
         resume=args.resume,
+        until_step=args.until_step,
         version=args.version,
         progress=not args.no_progress,
     )
-    print(f"wrote {folder}")
+    print(f"wrote {folder}" if folder else f"checkpointed at step {args.until_step}")
     return 0
