@@ -72,6 +72,9 @@ class GrpcServer:
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
+                # GOAWAY after this age; in-flight calls get the grace period to finish.
+                ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
             ],
         )
         self.health = health.aio.HealthServicer()

@@ -23,6 +23,12 @@ class ServiceSettings(BaseSettings):
     max_concurrent_rpcs: int | None = Field(
         None, ge=1, description="RPCs beyond this are refused with RESOURCE_EXHAUSTED."
     )
+    max_connection_age_s: float = Field(
+        300.0,
+        gt=0,
+        description="Clients are asked to reconnect after this long, so that behind a "
+        "Kubernetes Service new replicas (HPA scale-up) get traffic from long-lived channels.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     traces_dir: str | None = Field(
         None,

@@ -117,3 +117,19 @@ async def test_undecodable_request_is_invalid_argument() -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "not a valid message" in (err.value.details() or "")
     await server.stop(0)
+
+
+async def test_connections_are_recycled_without_failing_calls() -> None:
+    # A client channel survives the server's GOAWAY at max age and keeps answering: the
+    # reconnect is what lets a Kubernetes Service spread load over new replicas.
+    server = GrpcServer(
+        ServiceSettings(port=0, grace_period_s=0.5, max_connection_age_s=0.3), [SERVICE]
+    )
+    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(_Probe(), server.server)
+    await server.start()
+    async with create_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = reranker_pb2_grpc.RerankerServiceStub(channel)
+        for _ in range(12):
+            await stub.Rerank(reranker_pb2.RerankRequest(k=1), timeout=2)
+            await asyncio.sleep(0.1)
+    await server.stop(0)
