@@ -410,7 +410,7 @@ class PrepStep:
     """One idempotent preparation command, skipped when its result already exists."""
 
     title: str
-    argv: Callable[[], list[str]]
+    argv: list[str]
     done: Callable[[], bool]
     log_name: str
 
@@ -435,7 +435,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
     steps = [
         PrepStep(
             "generating the pseudonymization key ring",
-            lambda: python_module(
+            python_module(
                 "services.privacy_gateway.keys",
                 "generate",
                 "--if-missing",
@@ -447,7 +447,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "training the retrieval embeddings and FAISS index",
-            lambda: [
+            [
                 sys.executable,
                 str(layout.root / "scripts" / "train_retrieval.py"),
                 "--dataset",
@@ -460,7 +460,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "fine-tuning the BERT ranker (--quick, CPU)",
-            lambda: [
+            [
                 sys.executable,
                 str(layout.root / "scripts" / "train_ranker.py"),
                 "--quick",
@@ -468,8 +468,8 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
                 "--dataset",
                 dataset,
                 "--retrieval-dir",
-                # The trainer reads one version folder, not the root with LATEST, so the
-                # version is resolved here, after retrieval training has written it.
+                # The trainer reads one version folder, not the root with LATEST; prepare()
+                # rebuilds each step when it runs, so this names the freshly trained one.
                 str(latest_version(layout.retrieval_dir)),
                 "--output",
                 str(layout.ranker_dir),
@@ -481,7 +481,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
     steps.append(
         PrepStep(
             "seeding the feature store (user ids pseudonymized with the gateway's key)",
-            lambda: python_module(
+            python_module(
                 "services.feature_store.seed",
                 "--dataset",
                 dataset,
@@ -506,7 +506,9 @@ def prepare(
 ) -> None:
     """Run every preparation step whose result is missing; raise PrepError on a failure."""
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
-    for step in prepare_steps(layout, dataset=dataset):
+    for i in range(len(prepare_steps(layout, dataset=dataset))):
+        # Built anew for each step: a step's command may name what the previous one wrote.
+        step = prepare_steps(layout, dataset=dataset)[i]
         if step.done():
             progress(f"{step.title}: already there")
             continue
@@ -515,7 +517,7 @@ def prepare(
         started = time.monotonic()
         with log.open("ab") as out:
             code = subprocess.call(
-                step.argv(),
+                step.argv,
                 cwd=layout.root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
