@@ -14,8 +14,11 @@ Searches are read-only, so one index may serve concurrent threads.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import faiss
@@ -23,6 +26,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from services.retrieval.model import RetrievalArtefact
+
+log = logging.getLogger(__name__)
 
 IndexKind = Literal["flat", "hnsw"]
 INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw")
@@ -61,6 +66,33 @@ def make_faiss_index(vectors: np.ndarray, kind: str, hnsw: HnswParams | None = N
     return index
 
 
+def hnsw_file_name(params: HnswParams) -> str:
+    """Graph file name inside a version folder; efSearch is a search-time knob, not part of it."""
+    return f"index-hnsw-m{params.m}-efc{params.ef_construction}.faiss"
+
+
+def _read_graph(path: Path, n: int, dim: int) -> faiss.Index | None:
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError:
+        log.warning("unreadable HNSW file; rebuilding", extra={"file": path.name})
+        return None
+    if index.ntotal != n or index.d != dim:
+        log.warning("HNSW file does not match the vectors; rebuilding", extra={"file": path.name})
+        return None
+    return index
+
+
+def _write_graph(index: faiss.Index, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, path)
+    except (OSError, RuntimeError):
+        # A read-only artefact volume only costs a rebuild at the next start.
+        log.warning("could not save the HNSW graph", extra={"file": path.name})
+
+
 class CandidateIndex:
     """Item ids plus a FAISS index over their vectors; row i of the index is ``item_ids[i]``."""
 
@@ -70,7 +102,10 @@ class CandidateIndex:
         vectors: np.ndarray,
         kind: str = "flat",
         hnsw: HnswParams | None = None,
+        graph_dir: Path | None = None,
     ) -> None:
+        """``graph_dir``: where an HNSW graph is read from when present and saved after a build,
+        because building one over 1M items takes many minutes. Only for immutable vectors."""
         if len(item_ids) != len(vectors):
             raise ValueError(f"{len(item_ids)} item ids but {len(vectors)} vectors")
         if len(set(item_ids)) != len(item_ids):
@@ -78,9 +113,19 @@ class CandidateIndex:
         self.kind = kind
         self.item_ids = list(item_ids)
         self._row = {item: i for i, item in enumerate(self.item_ids)}
-        self.hnsw = hnsw if kind == "hnsw" else None
-        self._index = make_faiss_index(vectors, kind, self.hnsw or HnswParams())
+        self.hnsw = (hnsw or HnswParams()) if kind == "hnsw" else None
         self.dimension = int(vectors.shape[1])
+        graph = None
+        if self.hnsw is not None and graph_dir is not None:
+            graph = graph_dir / hnsw_file_name(self.hnsw)
+        index = (
+            _read_graph(graph, len(item_ids), self.dimension) if graph and graph.exists() else None
+        )
+        if index is None:
+            index = make_faiss_index(vectors, kind, self.hnsw)
+            if graph is not None:
+                _write_graph(index, graph)
+        self._index = index
 
     @property
     def size(self) -> int:
@@ -123,7 +168,11 @@ class CandidateIndex:
 
 
 def build_index(
-    artefact: RetrievalArtefact, kind: str = "flat", hnsw: HnswParams | None = None
+    artefact: RetrievalArtefact,
+    kind: str = "flat",
+    hnsw: HnswParams | None = None,
+    graph_dir: Path | None = None,
 ) -> CandidateIndex:
-    """An index over every item vector of a trained artefact."""
-    return CandidateIndex(artefact.item_ids, artefact.item_vectors, kind, hnsw)
+    """An index over every item vector of a trained artefact; ``graph_dir`` (normally the
+    version folder) keeps the HNSW graph between starts."""
+    return CandidateIndex(artefact.item_ids, artefact.item_vectors, kind, hnsw, graph_dir)

@@ -59,7 +59,7 @@ def load_served(
     """Resolve ("" = LATEST), read and index a version. Blocking: run it in an executor."""
     path = resolve_version(root, version)
     artefact = load_artefact(path)
-    index = build_index(artefact, kind, hnsw)
+    index = build_index(artefact, kind, hnsw, graph_dir=path)
     log.info(
         "index built",
         extra={"index_version": artefact.version, "kind": kind, "items": index.size},

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from services.retrieval.index import CandidateIndex, HnswParams, make_faiss_index
+from services.retrieval.index import CandidateIndex, HnswParams, hnsw_file_name, make_faiss_index
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -96,3 +98,36 @@ def test_construction_rejects_inconsistent_inputs() -> None:
         make_faiss_index(np.zeros((0, 3), dtype=np.float32), "flat")
     with pytest.raises(ValueError, match="HNSW needs"):
         HnswParams(m=1)
+
+
+def test_hnsw_graph_is_saved_and_reused_from_the_version_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    ids = [f"i{k}" for k in range(500)]
+    vectors, other = _unit(rng, 500, 16), _unit(rng, 500, 16)
+    params = HnswParams(m=8, ef_construction=40, ef_search=200)
+    first = CandidateIndex(ids, vectors, "hnsw", params, graph_dir=tmp_path)
+    graph = tmp_path / hnsw_file_name(params)
+    assert graph.is_file()
+    assert first.search(vectors[7], 1)[0][0] == "i7"
+    # A graph over other vectors under the same name proves that the file, not a rebuild,
+    # answers the next load.
+    (tmp_path / "o").mkdir()
+    CandidateIndex(ids, other, "hnsw", params, graph_dir=tmp_path / "o")
+    (tmp_path / "o" / graph.name).replace(graph)
+    reused = CandidateIndex(ids, vectors, "hnsw", params, graph_dir=tmp_path)
+    assert reused.search(other[7], 1)[0][0] == "i7"
+
+
+def test_damaged_or_mismatched_graph_files_are_rebuilt(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ids = [f"i{k}" for k in range(300)]
+    vectors = _unit(rng, 300, 16)
+    params = HnswParams(m=8, ef_construction=40)
+    graph = tmp_path / hnsw_file_name(params)
+    graph.write_bytes(b"not a faiss index")
+    index = CandidateIndex(ids, vectors, "hnsw", params, graph_dir=tmp_path)
+    assert index.search(vectors[3], 1)[0][0] == "i3"
+    assert graph.stat().st_size > 1000
+    smaller = CandidateIndex(ids[:200], vectors[:200], "hnsw", params, graph_dir=tmp_path)
+    assert smaller.size == 200
+    assert smaller.search(vectors[150], 1)[0][0] == "i150"
