@@ -214,3 +214,25 @@ def onnx_scores(session: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """onnxruntime logits, shape (batch,), for checking the export against eager torch."""
     out = session.run([OUTPUT_NAME], arrays)[0]
     return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def export_repository(
+    model_dir: Path,
+    out: Path,
+    *,
+    variants: Sequence[str] = VARIANTS,
+    model_name: str | None = None,
+    **config_args: int | bool | Sequence[int],
+) -> dict[str, Path]:
+    """Export an artefact (or the LATEST under a root) to ``out/model.onnx`` and write the
+    requested repository variants as ``out/<variant>/<model_name>/``; returns the repos."""
+    from services.ranker.model import load_artefact
+
+    artefact = load_artefact(model_dir)
+    onnx_path = export_onnx(artefact.model, out / ONNX_FILE)
+    name = model_name or artefact.model_name
+    repos = {}
+    for variant in variants:
+        write_model_repository(onnx_path, out / variant, name, variant, **config_args)
+        repos[variant] = out / variant
+    return repos
