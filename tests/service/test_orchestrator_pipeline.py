@@ -394,3 +394,47 @@ async def test_nothing_to_serve_is_unavailable(
         await app.close()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "no stage could produce" in (err.value.details() or "")
+
+
+async def test_store_refusing_item_features_skips_the_ranker(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    """A store that answers user features but refuses the candidate lookup (here: a replica
+    configured with a 10-id batch limit, below the 20 candidates: RESOURCE_EXHAUSTED) leaves
+    no titles for the cross-encoder: retrieval order, the ranker flagged as skipped, the store
+    as degraded."""
+    layout, _ = stack
+    base = next(s for s in local_specs(layout) if s.name == "feature_store")
+    port = int(dead_addr().rsplit(":", 1)[1])
+    spec = ServiceSpec(
+        "feature_store_small_batch",
+        base.argv,
+        {
+            **base.env,
+            **env_for("RECSYS_FEATURE_STORE_", {"port": port, "max_item_batch": 10}),
+        },
+        grpc_target=f"127.0.0.1:{port}",
+    )
+    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
+    own.start()
+    try:
+        await own.wait_ready()
+        app = await _start(_settings(layout, feature_store_addr=spec.grpc_target), observed)
+        try:
+            response = await _recommend(app)
+        finally:
+            await app.close()
+    finally:
+        own.stop_all(grace_s=2)
+    assert _degraded(response) == {
+        STAGE.STAGE_FEATURE_STORE: "resource_exhausted",
+        STAGE.STAGE_RANKER: "no_item_features",
+    }
+    assert len(response.items) == K
+    for item in response.items:
+        assert list(item.stages) == [STAGE.STAGE_RETRIEVAL, STAGE.STAGE_RERANKER]
+        assert item.relevance_score == pytest.approx(item.retrieval_score)
+    history = next(
+        s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.history_features"
+    )
+    assert [e.name for e in history.events] == ["history_titles_missing"]
