@@ -57,6 +57,11 @@ def create_channel(
         ("grpc.service_config", _service_config(max(2, max_attempts))),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.keepalive_time_ms", 30_000),
+        # gRPC's default reconnect backoff grows to 120 s: a dependency that restarted would
+        # stay "down" to us for minutes. Cap it so recovery follows the restart closely.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
     interceptors = aio_client_interceptors()
     if tls is None:
