@@ -6,7 +6,7 @@ Examples:
     python scripts/train_ranker.py --dataset online-retail --steps 300 --resume
 
 The GPU is used when torch sees one. --resume continues from the run's last checkpoint
-(var/models/ranker/_checkpoints/<dataset>-seed<seed>/checkpoint.pt).
+(var/models/ranker/_checkpoints/<dataset>-<source>-seed<seed>/checkpoint.pt).
 """
 
 from __future__ import annotations

@@ -81,6 +81,10 @@ class TrainConfig:
     # all. Freezing the lower layers keeps CPU runs affordable, since backpropagation then
     # stops early; on a GPU train all of them.
     trainable_layers: int = 2
+    # Keep only cuts whose positive is among the source's candidates, so positives and
+    # negatives come from the list the ranker will re-rank. Without it the model learns to
+    # tell "anything bought" from "what the source proposes", which runs against the source.
+    positives_in_candidates: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -130,8 +134,10 @@ def build_examples(
             fresh = [i for i in basket if i not in set(past) and i in dataset.items]
             if past and fresh:
                 cands = source.candidates(past, config.candidates)
+                if config.positives_in_candidates:
+                    fresh = [i for i in fresh if i in set(cands)]
                 negs = [c for c in cands if c not in set(basket) and c in dataset.items]
-                if len(negs) >= config.negatives:
+                if fresh and len(negs) >= config.negatives:
                     pos = rng.choice(fresh)
                     picked = rng.sample(negs, config.negatives)
                     examples.append(
@@ -145,8 +151,14 @@ def build_examples(
     return examples[: config.max_examples]
 
 
+def _schedule_fields(config: TrainConfig) -> dict[str, Any]:
+    """The fields that decide the training trajectory; evaluation settings may differ."""
+    return {k: v for k, v in asdict(config).items() if not k.startswith("eval_")}
+
+
 def _save_checkpoint(
     path: Path,
+    config: TrainConfig,
     step: int,
     model: CrossEncoder,
     optimizer: torch.optim.Optimizer,
@@ -162,6 +174,7 @@ def _save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "losses": losses,
             "torch_rng": torch.get_rng_state(),
+            "config": _schedule_fields(config),
         },
         tmp,
     )
@@ -227,6 +240,8 @@ def train(
     ckpt = checkpoint_dir / CHECKPOINT_FILE
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state.get("config") != _schedule_fields(config):
+            raise ValueError(f"{ckpt} was written by a run with other settings; not resuming")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -256,7 +271,7 @@ def train(
         losses.append(float(loss.item()))
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
-            _save_checkpoint(ckpt, step + 1, model, optimizer, scheduler, losses)
+            _save_checkpoint(ckpt, config, step + 1, model, optimizer, scheduler, losses)
     model.eval()
     stats = {
         "examples": len(examples),
@@ -349,7 +364,7 @@ def run(
 ) -> Path | None:
     """Train, evaluate and write the versioned artefact; returns its folder, or None when
     ``until_step`` stopped the run before its last step (resume it later)."""
-    checkpoint_dir = root / "_checkpoints" / f"{dataset.name}-seed{config.seed}"
+    checkpoint_dir = root / "_checkpoints" / f"{dataset.name}-{source.name}-seed{config.seed}"
     model, tokenizer, stats = train(
         dataset,
         train_split,
@@ -430,6 +445,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--head-lr", type=float)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--trainable-layers", type=int, help="Top BERT layers to tune; -1 = all.")
+    p.add_argument("--candidates", type=int, help="Candidates per training cut.")
+    p.add_argument(
+        "--any-positive",
+        action="store_true",
+        help="Also train on cuts whose positive is not among the candidates.",
+    )
     p.add_argument("--eval-users", type=int)
     p.add_argument("--eval-candidates", type=int)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
@@ -452,6 +473,8 @@ def main(argv: Sequence[str]) -> int:
         "head_lr": args.head_lr,
         "checkpoint_every": args.checkpoint_every,
         "trainable_layers": args.trainable_layers,
+        "candidates": args.candidates,
+        "positives_in_candidates": False if args.any_positive else None,
         "eval_users": args.eval_users,
         "eval_candidates": args.eval_candidates,
     }

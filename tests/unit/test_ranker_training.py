@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(data, tmp_path: Path) 
         progress=False,
     )
     assert stats["resumed_from_step"] == 1
+    with pytest.raises(ValueError, match="other settings"):
+        train(
+            dataset,
+            train_split,
+            source,
+            replace(TINY, lr=1e-3),
+            checkpoint_dir=tmp_path / "b",
+            resume=True,
+            progress=False,
+        )
     for (name, p), q in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=name)
     moved = whole.head.weight.detach()
