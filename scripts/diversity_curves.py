@@ -12,19 +12,23 @@
     real taxonomy (aisles and departments; metrics.category_coverage over the categories present
     among the user's candidates) and ILD@k. The history is a user's baskets; candidates exclude
     it. The reranker sees the aisle as the category (S blends category similarity in; no cap).
+(c) Only when the LATEST retrieval artefact was trained on the embedded synthetic dataset: the
+    same protocol as (a) on that dataset, with the artefact's candidates and vectors, plus
+    category coverage@k over its leaf categories (given to the reranker).
 
 Candidates and relevance: with --source retrieval (and by default when var/models/retrieval/
 LATEST exists and was trained on Online Retail) the two-tower retrieval artefact gives the user
 vector, the FAISS top-N and inner-product relevance, and its item vectors are the embeddings.
 Otherwise (and always for Instacart) all-MiniLM-L6-v2 title embeddings (cached under var/) are
 the embeddings and relevance is the cosine to the mean of the user's history embeddings.
-Writes docs/figures/diversity_{online_retail,instacart}.png and the tables between the markers
-in docs/reranker.md; prints the tables too.
+Writes docs/figures/diversity_{online_retail,instacart,synthetic}.png and the tables between
+the markers in docs/reranker.md; prints the tables too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -40,8 +44,8 @@ import matplotlib.pyplot as plt
 
 from services.reranker.rerank import Method, RerankParams, rerank
 from shared import metrics
-from shared.data import instacart, online_retail, temporal_split
-from shared.data.types import Dataset
+from shared.data import instacart, online_retail, synthetic, temporal_split
+from shared.data.types import Dataset, Interaction
 
 DOC = Path("docs/reranker.md")
 FIGURES = Path("docs/figures")
@@ -122,15 +126,14 @@ def retrieval_candidates(
     return cases, f"retrieval artefact {artefact.version}"
 
 
-def retrieval_usable() -> bool:
+def retrieval_dataset() -> str:
+    """The dataset the LATEST retrieval artefact was trained on, or "" when there is none."""
     latest = RETRIEVAL_ROOT / "LATEST"
     if not latest.exists():
-        return False
-    import json
-
+        return ""
     version = latest.read_text().strip()
     meta = json.loads((RETRIEVAL_ROOT / version / "meta.json").read_text())
-    return "online" in str(meta.get("dataset", "")).lower()
+    return str(meta.get("dataset", "")).lower()
 
 
 def sample(users: list[str], limit: int, seed: int) -> list[str]:
@@ -149,6 +152,8 @@ def curve(
 ) -> list[dict[str, float | str]]:
     """One row per (method, trade-off): means of ``evaluate`` over users, and the wall time per
     user (reranking plus metrics)."""
+    if not cases:
+        raise SystemExit("no user has candidates (does the retrieval artefact know these items?)")
     rows: list[dict[str, float | str]] = []
     for method in (Method.DPP, Method.MMR):
         for t in tradeoffs:
@@ -169,8 +174,11 @@ def curve(
     return rows
 
 
-def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | str]], str]:
-    ds = online_retail.load()
+def split_histories(
+    ds: Dataset,
+) -> tuple[list[Interaction], dict[str, list[str]], dict[str, set[str]]]:
+    """Training interactions, each user's distinct training items (oldest first), and the
+    test items each user had not bought before the cut."""
     train, test = temporal_split(ds, 0.8)
     histories: dict[str, list[str]] = {}
     for x in train:
@@ -181,6 +189,12 @@ def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float 
     for x in test:
         if x.user_id in histories and x.item_id not in histories[x.user_id]:
             truth.setdefault(x.user_id, set()).add(x.item_id)
+    return train, histories, truth
+
+
+def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | str]], str]:
+    ds = online_retail.load()
+    train, histories, truth = split_histories(ds)
     users = sample(sorted(truth), args.max_users, args.seed)
     histories = {u: histories[u] for u in users}
     n_train_users = len({x.user_id for x in train})
@@ -190,7 +204,9 @@ def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float 
     popularity = {
         item: (len(item_users.get(item, ())) + 1) / (n_train_users + 1) for item in ds.items
     }
-    use_retrieval = args.source == "retrieval" or (args.source == "auto" and retrieval_usable())
+    use_retrieval = args.source == "retrieval" or (
+        args.source == "auto" and "online" in retrieval_dataset()
+    )
     if use_retrieval:
         cases, source = retrieval_candidates(histories, truth, args.candidates)
     else:
@@ -253,6 +269,68 @@ def instacart_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | st
         f"to the mean history embedding); the aisle is the category given to the reranker."
     )
     return rows, note
+
+
+def synthetic_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | str]], str] | None:
+    """(c) The embedded synthetic dataset with the two-tower retrieval artefact trained on it,
+    when that is the LATEST artefact: real retrieval candidates and synthetic leaf categories."""
+    if args.source == "minilm" or retrieval_dataset() != "synthetic":
+        return None
+    ds = synthetic.generate()
+    _, histories, truth = split_histories(ds)
+    histories = {u: histories[u] for u in sorted(truth)}
+    cases, source = retrieval_candidates(histories, truth, args.candidates)
+    leaf = {i: item.leaf_category for i, item in ds.items.items()}
+    vectors: dict[str, np.ndarray] = {}
+    for case in cases:
+        vectors.update(zip(case.items, case.embeddings, strict=True))
+
+    def evaluate(case: UserCase, ranked: list[str]) -> dict[str, float]:
+        available = len({leaf[i] for i in case.items})
+        return {
+            "ndcg": metrics.ndcg_at_k(ranked, case.truth, args.k),
+            "ild": metrics.intra_list_diversity(ranked[: args.k], vectors),
+            "cat_cov": metrics.category_coverage(ranked, leaf, args.k, available),
+        }
+
+    rows = curve(cases, args.k, args.tradeoffs, evaluate, lambda c: [leaf[i] for i in c.items])
+    note = (
+        f"Synthetic dataset (shared.data.synthetic.generate() defaults), temporal split 80/20, "
+        f"{len(cases)} users with a new test item; {args.candidates} candidates per user from the "
+        f"{source} (FAISS top-N, inner-product relevance, its 64-d item vectors as embeddings); "
+        "the leaf category is given to the reranker."
+    )
+    return rows, note
+
+
+def plot_synthetic(rows: list[dict[str, float | str]], path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method, marker in (("dpp", "o"), ("mmr", "s")):
+        sel = [r for r in rows if r["method"] == method]
+        left.plot(
+            [float(r["ild"]) for r in sel],
+            [float(r["ndcg"]) for r in sel],
+            marker=marker,
+            label=method.upper(),
+        )
+        right.plot(
+            [float(r["tradeoff"]) for r in sel],
+            [float(r["cat_cov"]) for r in sel],
+            marker=marker,
+            label=method.upper(),
+        )
+    left.set(
+        xlabel="ILD@10 (retrieval vectors)",
+        ylabel="NDCG@10",
+        title="Synthetic: relevance vs diversity",
+    )
+    right.set(xlabel="trade-off", ylabel="category coverage@10", title="Synthetic: leaf categories")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def table(rows: list[dict[str, float | str]], columns: list[tuple[str, str]]) -> str:
@@ -362,6 +440,7 @@ def main() -> None:
     started = time.perf_counter()
     retail_rows, retail_note = online_retail_curve(args)
     insta_rows, insta_note = instacart_curve(args)
+    synthetic_result = synthetic_curve(args)
     FIGURES.mkdir(parents=True, exist_ok=True)
     plot_online_retail(retail_rows, FIGURES / "diversity_online_retail.png")
     plot_instacart(insta_rows, FIGURES / "diversity_instacart.png")
@@ -397,6 +476,21 @@ def main() -> None:
             "![Instacart curves](figures/diversity_instacart.png)",
         ]
     )
+    if synthetic_result is not None:
+        synth_rows, synth_note = synthetic_result
+        plot_synthetic(synth_rows, FIGURES / "diversity_synthetic.png")
+        columns = [("ndcg", "NDCG@10"), ("ild", "ILD@10"), ("cat_cov", "category coverage@10")]
+        section += "\n".join(
+            [
+                "",
+                "",
+                f"**(c) {synth_note}**",
+                "",
+                table(synth_rows, columns),
+                "",
+                "![Synthetic curves](figures/diversity_synthetic.png)",
+            ]
+        )
     print(section)
     if not args.no_doc:
         write_doc(section)
