@@ -1,0 +1,1 @@
+"""The recommender microservices, one package each."""
