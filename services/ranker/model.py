@@ -2,9 +2,9 @@
 
 Both texts of a pair go through BERT together ([CLS] context [SEP] item [SEP]), so attention
 can compare the shopper's history with the candidate word by word (Nogueira and Cho, 2019,
-"Passage Re-ranking with BERT"). The head reads the masked mean of the last hidden states,
-the pooling all-MiniLM-L6-v2 was pretrained with, which gives a better starting point than
-the untrained [CLS] vector.
+"Passage Re-ranking with BERT"). The head reads a masked mean of the last hidden states
+(see CrossEncoder for which tokens), a better starting point than the [CLS] vector, which
+all-MiniLM-L6-v2 never trained.
 
 An artefact is a folder ``var/models/ranker/<version>/`` with ``model.safetensors`` (all
 weights), ``config.json`` (BERT architecture), ``tokenizer/`` (the backbone's tokenizer files,
@@ -38,11 +38,26 @@ OUTPUT_NAME = "logits"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class CrossEncoder(nn.Module):
-    """BERT over a (context, item) pair -> relevance logit of shape (batch, 1)."""
+POOLINGS = ("item_mean", "mean")
 
-    def __init__(self, backbone: BertModel, dropout: float = 0.1) -> None:
+
+class CrossEncoder(nn.Module):
+    """BERT over a (context, item) pair -> relevance logit of shape (batch, 1).
+
+    ``item_mean`` (default) averages the last hidden states of the item segment only
+    (token_type_ids == 1; they have attended to the context): candidates of one shopper
+    share the context, and a mean over the whole pair is dominated by it, which left
+    fine-tuning on CPU budgets nearly flat. ``mean`` averages the whole pair (the pooling
+    all-MiniLM-L6-v2 was pretrained with).
+    """
+
+    def __init__(
+        self, backbone: BertModel, dropout: float = 0.1, pooling: str = "item_mean"
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}")
         super().__init__()
+        self.pooling = pooling
         # The pooler (a tanh layer over [CLS]) is unused with mean pooling; dropping it keeps
         # it out of the weights, the ONNX graph and every forward pass.
         backbone.pooler = None
@@ -61,7 +76,8 @@ class CrossEncoder(nn.Module):
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
         ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        keep = attention_mask * token_type_ids if self.pooling == "item_mean" else attention_mask
+        mask = keep.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         logits: torch.Tensor = self.head(self.dropout(pooled))
         return logits
@@ -159,7 +175,7 @@ def save_artefact(
         "version": version,
         "model_name": DEFAULT_MODEL_NAME,
         "backbone": {"name": minilm.MODEL_NAME, "sha256": minilm.WEIGHTS_SHA256},
-        "pooling": "mean",
+        "pooling": model.pooling,
         "text_format_version": TEXT_FORMAT_VERSION,
         "inputs": list(INPUT_NAMES),
         "output": OUTPUT_NAME,
@@ -203,7 +219,8 @@ def load_artefact(path: Path | str, device: str = "cpu") -> RankerArtefact:
 
     folder = resolve_model_dir(path)
     tokenizer, meta = load_tokenizer(folder)
-    model = CrossEncoder(BertModel(_bert_config(folder), add_pooling_layer=False))
+    backbone = BertModel(_bert_config(folder), add_pooling_layer=False)
+    model = CrossEncoder(backbone, pooling=str(meta.get("pooling", "mean")))
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)
     model.to(device).eval()
     return RankerArtefact(folder, model, tokenizer, meta)

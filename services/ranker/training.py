@@ -131,12 +131,14 @@ def build_examples(
         history: list[str] = []
         for basket in groups[user]:
             past = _newest_first(history)
-            fresh = [i for i in basket if i not in set(past) and i in dataset.items]
+            bought, in_basket = set(past), set(basket)
+            fresh = [i for i in basket if i not in bought and i in dataset.items]
             if past and fresh:
                 cands = source.candidates(past, config.candidates)
                 if config.positives_in_candidates:
-                    fresh = [i for i in fresh if i in set(cands)]
-                negs = [c for c in cands if c not in set(basket) and c in dataset.items]
+                    listed = set(cands)
+                    fresh = [i for i in fresh if i in listed]
+                negs = [c for c in cands if c not in in_basket and c in dataset.items]
                 if fresh and len(negs) >= config.negatives:
                     pos = rng.choice(fresh)
                     picked = rng.sample(negs, config.negatives)
