@@ -83,13 +83,15 @@ class CrossEncoder(nn.Module):
         return logits
 
 
-def build_model(seed: int = 0) -> tuple[CrossEncoder, PreTrainedTokenizerBase]:
+def build_model(
+    seed: int = 0, pooling: str = "item_mean"
+) -> tuple[CrossEncoder, PreTrainedTokenizerBase]:
     """The pretrained, checksum-verified backbone with a freshly initialised head.
 
     ``seed`` fixes the head initialisation (and dropout masks drawn right after)."""
     backbone, tokenizer = minilm.load_backbone()
     torch.manual_seed(seed)
-    return CrossEncoder(backbone), tokenizer
+    return CrossEncoder(backbone, pooling=pooling), tokenizer
 
 
 def encode_pairs(

@@ -85,6 +85,7 @@ class TrainConfig:
     # negatives come from the list the ranker will re-rank. Without it the model learns to
     # tell "anything bought" from "what the source proposes", which runs against the source.
     positives_in_candidates: bool = True
+    pooling: str = "item_mean"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -221,7 +222,7 @@ def train(
     examples = build_examples(dataset, train_split, source, config, rng)
     if not examples:
         raise ValueError("no training examples: too few shoppers with two or more baskets")
-    model, tokenizer = build_model(config.seed)
+    model, tokenizer = build_model(config.seed, config.pooling)
     _freeze_lower_layers(model, config.trainable_layers)
     model.to(device).train()
     optimizer = torch.optim.AdamW(
@@ -448,6 +449,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--trainable-layers", type=int, help="Top BERT layers to tune; -1 = all.")
     p.add_argument("--candidates", type=int, help="Candidates per training cut.")
+    p.add_argument("--pooling", choices=["item_mean", "mean"], help="See CrossEncoder.")
     p.add_argument(
         "--any-positive",
         action="store_true",
@@ -476,6 +478,7 @@ def main(argv: Sequence[str]) -> int:
         "checkpoint_every": args.checkpoint_every,
         "trainable_layers": args.trainable_layers,
         "candidates": args.candidates,
+        "pooling": args.pooling,
         "positives_in_candidates": False if args.any_positive else None,
         "eval_users": args.eval_users,
         "eval_candidates": args.eval_candidates,
