@@ -107,3 +107,26 @@ def test_no_examples_is_a_clear_error(data, tmp_path: Path) -> None:  # type: ig
             checkpoint_dir=tmp_path,
             progress=False,
         )
+
+
+def test_positives_must_be_in_the_candidate_list_unless_told_otherwise() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.data.types import CatalogItem, Interaction
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    items = {i: CatalogItem(i, f"THING {i.upper()}", ("home",), 2.0) for i in "abcd"}
+    log = [
+        Interaction("u1", "a", t0),
+        Interaction("u1", "b", t0 + timedelta(days=1)),
+        *(Interaction(u, i, t0) for u in ("u2", "u3") for i in "acd"),
+    ]
+    dataset = Dataset("toy", items, log)
+    source = CooccurrenceCandidates(log)
+    assert source.candidates(["a"], 2) == ["c", "d"]  # b never co-occurs with a
+    strict = replace(TINY, candidates=2, negatives=2)
+    assert build_examples(dataset, log, source, strict, random.Random(0)) == []
+    loose = replace(strict, positives_in_candidates=False)
+    [example] = build_examples(dataset, log, source, loose, random.Random(0))
+    assert example.items[0].startswith("thing b")
+    assert {t.split(" | ")[0] for t in example.items[1:]} == {"thing c", "thing d"}
