@@ -59,8 +59,9 @@ def create_channel(
         ("grpc.keepalive_time_ms", 30_000),
         # gRPC's default reconnect backoff grows to 120 s: a dependency that restarted would
         # stay "down" to us for minutes. Cap it so recovery follows the restart closely.
+        # grpc.min_reconnect_backoff_ms stays at its default: gRPC also uses it as the
+        # connect timeout, and a short one would fail slow handshakes (TLS across zones).
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
     interceptors = aio_client_interceptors()
