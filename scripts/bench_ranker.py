@@ -35,6 +35,70 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# --triton-runtime torch: the bundled Triton has only the python backend and a GPU box may
+# have no CUDA build of onnxruntime, so this model.py runs the eager cross-encoder with torch
+# on the instance's device (fp16 with RANKER_TRITON_FP16=1): Triton's serving path (gRPC,
+# dynamic batching, python backend) around the same compute as the local backend.
+TORCH_MODEL = '''"""Triton python-backend model: the ranker cross-encoder in eager torch."""
+
+import json
+import os
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+from transformers import BertConfig, BertModel
+
+from services.ranker.model import CrossEncoder
+
+INPUTS = {inputs!r}
+OUTPUT = {output!r}
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        folder = os.path.join(args["model_repository"], args["model_version"])
+        gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
+        device_id = int(args.get("model_instance_device_id", 0))
+        self.device = torch.device(f"cuda:{{device_id}}" if gpu else "cpu")
+        with open(os.path.join(folder, "bert_config.json")) as f:
+            config = BertConfig(**json.load(f))
+        model = CrossEncoder(BertModel(config, add_pooling_layer=False))
+        model.load_state_dict(torch.load(os.path.join(folder, "model.pt"), map_location="cpu"))
+        model = model.to(self.device).eval()
+        if gpu and os.environ.get("RANKER_TRITON_FP16") == "1":
+            model = model.half()
+        self.model = model
+
+    def execute(self, requests):
+        arrays = [
+            {{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in INPUTS}}
+            for r in requests
+        ]
+        groups = {{}}
+        for i, a in enumerate(arrays):
+            groups.setdefault(a[INPUTS[0]].shape[1], []).append(i)
+        outputs = [None] * len(requests)
+        with torch.inference_mode():
+            for members in groups.values():
+                feed = {{
+                    n: torch.from_numpy(np.concatenate([arrays[i][n] for i in members])).to(
+                        self.device
+                    )
+                    for n in INPUTS
+                }}
+                logits = self.model(**feed).float().cpu().numpy().reshape(-1, 1)
+                start = 0
+                for i in members:
+                    rows = arrays[i][INPUTS[0]].shape[0]
+                    outputs[i] = logits[start : start + rows]
+                    start += rows
+        return [
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, out)])
+            for out in outputs
+        ]
+'''
+
 Arrays = dict[str, np.ndarray]
 Scorer = Callable[[Arrays], Any]
 
@@ -122,6 +186,22 @@ def _triton_fn(url: str, model_name: str) -> Scorer:
     return run
 
 
+def _torch_repository(model: Any, version_dir: Path) -> None:
+    """Replace the version's model.py by the torch runtime, with the weights beside it."""
+    import json
+
+    import torch
+
+    from services.ranker.model import INPUT_NAMES, OUTPUT_NAME
+
+    cpu = model.to("cpu").float()
+    torch.save(cpu.state_dict(), version_dir / "model.pt")
+    (version_dir / "bert_config.json").write_text(json.dumps(cpu.backbone.config.to_dict()))
+    (version_dir / "model.py").write_text(
+        TORCH_MODEL.format(inputs=tuple(INPUT_NAMES), output=OUTPUT_NAME)
+    )
+
+
 def _device_name(device: str) -> str:
     if device == "cuda":
         import torch
@@ -150,6 +230,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fp16", action="store_true", help="Local backend in half precision (cuda).")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (torch, onnxruntime).")
     p.add_argument("--skip-triton", action="store_true")
+    p.add_argument(
+        "--triton-runtime",
+        choices=["onnxruntime", "torch"],
+        default="onnxruntime",
+        help="What the python-backend model runs inside Triton: the exported ONNX graph on "
+        "onnxruntime (CUDA provider when installed), or the eager model on torch (GPU boxes "
+        "without onnxruntime-gpu). --fp16 applies to it too.",
+    )
     p.add_argument("--doc", default=str(ROOT / "docs" / "ranker.md"))
     p.add_argument("--no-doc", action="store_true", help="Print only.")
     return p.parse_args(argv)
@@ -196,6 +284,9 @@ def main(argv: list[str]) -> int:
                 max_batch_size=max(args.batch_sizes),
                 python_on_gpu=args.device == "cuda",
             )
+            if args.triton_runtime == "torch":
+                _torch_repository(model, repo / "ranker_bert" / "1")
+                os.environ["RANKER_TRITON_FP16"] = "1" if args.fp16 else "0"
             server = TritonProcess(
                 repo,
                 grpc_port=free_port(),
@@ -207,7 +298,8 @@ def main(argv: list[str]) -> int:
                 server.wait_ready(300)
                 remote = _triton_fn(server.grpc_url, "ranker_bert")
                 for b, batches in plan.items():
-                    rows.append(("Triton gRPC", b, _measure(remote, batches, args.warmup)))
+                    label = f"Triton gRPC ({args.triton_runtime}" + (" fp16)" if args.fp16 else ")")
+                    rows.append((label, b, _measure(remote, batches, args.warmup)))
                     print(rows[-1], flush=True)
             finally:
                 server.stop()

@@ -15,6 +15,7 @@ benchmark uses it on a machine that has none of them.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -31,17 +32,22 @@ from types import FrameType
 TRITON_DIR = "triton"
 
 
+def _pytriton_package() -> Path:
+    # Located, not imported: importing pytriton loads its client (gevent, HTTP stack), which
+    # is not needed to run the server binary and is absent on lean GPU images.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("nvidia-pytriton is not installed; it bundles the Triton server")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
 def pytriton_dist() -> Path:
     """The folder of the bundled Triton distribution inside the pytriton package."""
-    import pytriton
-
-    return Path(pytriton.__file__).resolve().parent / "tritonserver"
+    return _pytriton_package() / "tritonserver"
 
 
 def pytriton_libs() -> Path:
-    import pytriton
-
-    return Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs"
+    return _pytriton_package().parent / "nvidia_pytriton.libs"
 
 
 def prepare_backend_dir(dest: Path) -> Path:
