@@ -35,15 +35,17 @@ class ReadinessMonitor:
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.ready: bool | None = None
 
     async def probe(self) -> bool:
         """One check; reports the status when it changed and returns it."""
         loop = asyncio.get_running_loop()
         try:
-            ok = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._check), self._timeout_s
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+            # arrives as the check finishes, and stop() would then wait forever.
+            async with asyncio.timeout(self._timeout_s):
+                ok = await loop.run_in_executor(self._executor, self._check)
         except Exception as exc:
             log.warning("readiness probe failed", extra={"error": type(exc).__name__})
             ok = False
@@ -54,7 +56,7 @@ class ReadinessMonitor:
         return ok
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self.probe()
             await asyncio.sleep(self._interval_s)
 
@@ -63,6 +65,7 @@ class ReadinessMonitor:
             self._task = asyncio.create_task(self._loop(), name="feature-store-readiness")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

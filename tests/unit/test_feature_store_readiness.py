@@ -71,3 +71,29 @@ async def test_background_loop_starts_and_stops(tmp_path: Path) -> None:
     assert monitor.ready is False
     executor.shutdown()
     store.close()
+
+
+async def test_stop_returns_even_when_cancelled_as_a_probe_finishes() -> None:
+    """A probe that fails at once (database refusing connections) races stop() against the
+    executor future finishing; on Python 3.11 asyncio.wait_for lost that cancellation and
+    stop() waited forever (seen once in CI as a 300 s test timeout). 300 tries hit the
+    window dozens of times with the old code."""
+
+    def refused() -> bool:
+        raise ConnectionRefusedError
+
+    async def set_ready(ready: bool) -> None:
+        pass
+
+    executor = ThreadPoolExecutor(1)
+    try:
+        for attempt in range(300):
+            monitor = ReadinessMonitor(refused, set_ready, executor, interval_s=0, timeout_s=2)
+            monitor.start()
+            await asyncio.sleep(0.001 * (attempt % 7))
+            stopping = asyncio.ensure_future(monitor.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=2)
+            if not done:
+                raise AssertionError(f"stop() hung on attempt {attempt}")
+    finally:
+        executor.shutdown(wait=True)
