@@ -14,7 +14,7 @@ import grpc
 
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.downstream import DownstreamError
-from shared.channels import create_channel
+from shared.channels import TlsClientConfig, create_channel
 from shared.gen.acme.recsys.v1 import (
     common_pb2,
     feature_store_pb2,
@@ -47,17 +47,37 @@ async def _call(service: str, call: Awaitable[T]) -> T:
         raise DownstreamError(service, code, message) from None
 
 
+def downstream_tls(settings: OrchestratorSettings) -> TlsClientConfig | None:
+    """TLS for every outbound channel when a CA is configured; a client certificate without
+    its key (or the reverse) is a configuration error, never a silent plaintext fallback."""
+    if bool(settings.downstream_tls_cert_file) != bool(settings.downstream_tls_key_file):
+        raise ValueError("downstream_tls_cert_file and downstream_tls_key_file go together")
+    if not settings.downstream_tls_ca_file:
+        if settings.downstream_tls_cert_file:
+            raise ValueError("downstream_tls_cert_file needs downstream_tls_ca_file")
+        return None
+    return TlsClientConfig(
+        ca_file=settings.downstream_tls_ca_file,
+        cert_file=settings.downstream_tls_cert_file,
+        key_file=settings.downstream_tls_key_file,
+    )
+
+
 class Downstreams:
     """Channels and stubs of every dependency; one instance per orchestrator process."""
 
     def __init__(self, settings: OrchestratorSettings) -> None:
-        attempts = settings.downstream_max_attempts
+        tls = downstream_tls(settings)
+        addresses = {
+            "privacy_gateway": settings.privacy_gateway_addr,
+            "feature_store": settings.feature_store_addr,
+            "retrieval": settings.retrieval_addr,
+            "ranker": settings.ranker_addr,
+            "reranker": settings.reranker_addr,
+        }
         self._channels = {
-            "privacy_gateway": create_channel(settings.privacy_gateway_addr, max_attempts=attempts),
-            "feature_store": create_channel(settings.feature_store_addr, max_attempts=attempts),
-            "retrieval": create_channel(settings.retrieval_addr, max_attempts=attempts),
-            "ranker": create_channel(settings.ranker_addr, max_attempts=attempts),
-            "reranker": create_channel(settings.reranker_addr, max_attempts=attempts),
+            name: create_channel(addr, max_attempts=settings.downstream_max_attempts, tls=tls)
+            for name, addr in addresses.items()
         }
         self._gateway = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(
             self._channels["privacy_gateway"]

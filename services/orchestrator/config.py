@@ -47,3 +47,12 @@ class OrchestratorSettings(ServiceSettings):
     downstream_max_attempts: int = Field(
         2, ge=1, description="Attempts per outbound call (retries on UNAVAILABLE only)."
     )
+    downstream_tls_ca_file: str | None = Field(
+        None,
+        description="CA of the downstream services' server certificates; enables TLS on every "
+        "outbound channel (each certificate must name the host dialled).",
+    )
+    downstream_tls_cert_file: str | None = Field(
+        None, description="Client certificate for mTLS to the downstream services."
+    )
+    downstream_tls_key_file: str | None = Field(None, description="Client private key.")

@@ -281,3 +281,88 @@ def test_half_a_client_certificate_is_a_configuration_error(pki: Pki, part: str)
     tls = TlsClientConfig(ca_file=str(pki.ca.ca_file), **{part: given[part]})
     with pytest.raises(ValueError, match="both cert_file and key_file"):
         create_channel("127.0.0.1:1", tls=tls)
+
+
+# ---- the orchestrator's outbound channels ----------------------------------------------------
+
+
+async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
+    """Every Downstreams channel takes the RECSYS_ORCHESTRATOR_DOWNSTREAM_TLS_* settings: a
+    real Rerank RPC to a reranker that requires client certificates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.orchestrator.clients import Downstreams
+    from services.orchestrator.config import OrchestratorSettings
+    from services.orchestrator.downstream import DownstreamError
+    from services.reranker.config import RerankerSettings
+    from services.reranker.servicer import SERVICE_NAME, RerankerServicer
+    from shared.gen.acme.recsys.v1 import common_pb2, reranker_pb2, reranker_pb2_grpc
+
+    settings = RerankerSettings(  # type: ignore[call-arg]
+        port=0,
+        tls_cert_file=str(pki.server.cert),
+        tls_key_file=str(pki.server.key),
+        tls_client_ca_file=str(pki.ca.ca_file),
+    )
+    request = reranker_pb2.RerankRequest(
+        candidates=[
+            reranker_pb2.RerankCandidate(item_id=f"i{n}", relevance=1.0 - n / 10, embedding=[1, n])
+            for n in range(5)
+        ],
+        k=3,
+        method=common_pb2.RERANK_METHOD_MMR,
+        tradeoff=0.5,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        server = GrpcServer(settings, [SERVICE_NAME])
+        reranker_pb2_grpc.add_RerankerServiceServicer_to_server(
+            RerankerServicer(settings, executor), server.server
+        )
+        await server.start()
+        try:
+            target = f"127.0.0.1:{server.port}"
+            secure = Downstreams(
+                OrchestratorSettings(  # type: ignore[call-arg]
+                    reranker_addr=target,
+                    downstream_max_attempts=1,
+                    downstream_tls_ca_file=str(pki.ca.ca_file),
+                    downstream_tls_cert_file=str(pki.client.cert),
+                    downstream_tls_key_file=str(pki.client.key),
+                )
+            )
+            plain = Downstreams(
+                OrchestratorSettings(reranker_addr=target, downstream_max_attempts=1)  # type: ignore[call-arg]
+            )
+            try:
+                reply = await secure.rerank(request, 5)
+                assert len(reply.items) == 3
+                assert reply.items[0].item_id == "i0"
+                with pytest.raises(DownstreamError) as err:
+                    await plain.rerank(request, 5)
+                assert err.value.code == grpc.StatusCode.UNAVAILABLE
+            finally:
+                await secure.close()
+                await plain.close()
+        finally:
+            await server.stop(0)
+
+
+def test_orchestrator_half_a_client_certificate_is_refused(pki: Pki) -> None:
+    from services.orchestrator.clients import downstream_tls
+    from services.orchestrator.config import OrchestratorSettings
+
+    with pytest.raises(ValueError, match="go together"):
+        downstream_tls(
+            OrchestratorSettings(  # type: ignore[call-arg]
+                downstream_tls_ca_file=str(pki.ca.ca_file),
+                downstream_tls_cert_file=str(pki.client.cert),
+            )
+        )
+    with pytest.raises(ValueError, match="needs downstream_tls_ca_file"):
+        downstream_tls(
+            OrchestratorSettings(  # type: ignore[call-arg]
+                downstream_tls_cert_file=str(pki.client.cert),
+                downstream_tls_key_file=str(pki.client.key),
+            )
+        )
+    assert downstream_tls(OrchestratorSettings()) is None  # type: ignore[call-arg]
