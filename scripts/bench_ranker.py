@@ -19,10 +19,12 @@ The table is printed and appended to docs/ranker.md with the device name, date a
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -169,6 +171,47 @@ def _torch_fn(model: Any, device: str, fp16: bool) -> Scorer:
     return run
 
 
+def _measure_clients(
+    make_fn: Callable[[], Scorer], batches: list[Arrays], warmup: int, clients: int
+) -> dict[str, float]:
+    """``clients`` threads, each with its own connection, send the timed batches at once:
+    aggregate pairs/s over the wall time, and per-call latency percentiles."""
+    if clients == 1:
+        return _measure(make_fn(), batches, warmup)
+    fns = [make_fn() for _ in range(clients)]
+    for fn in fns:
+        for arrays in batches[:warmup]:
+            fn(arrays)
+    barrier = threading.Barrier(clients + 1)
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def client(fn: Scorer) -> None:
+        barrier.wait()
+        mine = []
+        for arrays in batches[warmup:]:
+            start = time.perf_counter()
+            fn(arrays)
+            mine.append(time.perf_counter() - start)
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    size = batches[0]["input_ids"].shape[0]
+    return {
+        "pairs_s": size * len(times) / wall,
+        "p50_ms": float(np.percentile(times, 50) * 1000),
+        "p95_ms": float(np.percentile(times, 95) * 1000),
+    }
+
+
 def _triton_fn(url: str, model_name: str) -> Scorer:
     from tritonclient.grpc import InferenceServerClient, InferInput, InferRequestedOutput
 
@@ -238,6 +281,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "onnxruntime (CUDA provider when installed), or the eager model on torch (GPU boxes "
         "without onnxruntime-gpu). --fp16 applies to it too.",
     )
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="Concurrent Triton clients, each sending its own batches (what dynamic batching "
+        "merges); the local backend is always one caller.",
+    )
+    p.add_argument(
+        "--dynamic-batching",
+        choices=["on", "off", "both"],
+        default="on",
+        help="Triton's dynamic batcher in the generated config.pbtxt; both = one server of each.",
+    )
     p.add_argument("--doc", default=str(ROOT / "docs" / "ranker.md"))
     p.add_argument("--no-doc", action="store_true", help="Print only.")
     return p.parse_args(argv)
@@ -272,7 +328,11 @@ def main(argv: list[str]) -> int:
             )
         )
         print(rows[-1], flush=True)
-    if not args.skip_triton:
+    if args.clients < 1:
+        print("--clients must be >= 1", file=sys.stderr)
+        return 2
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.dynamic_batching]
+    for batching in [] if args.skip_triton else modes:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = export_onnx(model.to("cpu").float(), Path(tmp) / "model.onnx")
             repo = Path(tmp) / "repo"
@@ -281,8 +341,9 @@ def main(argv: list[str]) -> int:
                 repo,
                 "ranker_bert",
                 "cpu",
-                max_batch_size=max(args.batch_sizes),
+                max_batch_size=max(args.batch_sizes) * args.clients,
                 python_on_gpu=args.device == "cuda",
+                dynamic_batching=batching,
             )
             if args.triton_runtime == "torch":
                 _torch_repository(model, repo / "ranker_bert" / "1")
@@ -296,10 +357,16 @@ def main(argv: list[str]) -> int:
             ).start()
             try:
                 server.wait_ready(300)
-                remote = _triton_fn(server.grpc_url, "ranker_bert")
+                label = (
+                    f"Triton gRPC ({args.triton_runtime}"
+                    + (" fp16" if args.fp16 else "")
+                    + f", dynamic batching {'on' if batching else 'off'}"
+                    + (f", {args.clients} clients)" if args.clients > 1 else ")")
+                )
+                connect = functools.partial(_triton_fn, server.grpc_url, "ranker_bert")
                 for b, batches in plan.items():
-                    label = f"Triton gRPC ({args.triton_runtime}" + (" fp16)" if args.fp16 else ")")
-                    rows.append((label, b, _measure(remote, batches, args.warmup)))
+                    measured = _measure_clients(connect, batches, args.warmup, args.clients)
+                    rows.append((label, b, measured))
                     print(rows[-1], flush=True)
             finally:
                 server.stop()
@@ -309,8 +376,9 @@ def main(argv: list[str]) -> int:
         f"### {device}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command.strip()}`; model: {source}; sequence length {args.seq_len}; "
-        f"{args.iters} timed calls per row after {args.warmup} warm-up; one client, "
-        f"sequential calls; {args.threads} CPU thread(s) for torch and onnxruntime.",
+        f"{args.iters} timed calls per row (per client) after {args.warmup} warm-up; "
+        f"{args.clients} Triton client(s) sending at once, each call a batch of the row's "
+        f"size; {args.threads} CPU thread(s) for torch and onnxruntime.",
         "",
         "| path | batch | pairs/s | p50 ms | p95 ms |",
         "|---|---:|---:|---:|---:|",

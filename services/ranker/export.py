@@ -134,12 +134,14 @@ def model_config(
     max_queue_delay_us: int = 2000,
     instances: int = 1,
     python_on_gpu: bool = False,
+    dynamic_batching: bool = True,
 ) -> mc.ModelConfig:
     """The config.pbtxt of one variant as a protobuf message.
 
     ``python_on_gpu`` puts the python-backend (``cpu``) variant's instances on the GPU, where
     its model.py runs onnxruntime's CUDA provider: the only GPU path the bundled Triton has,
-    used by scripts/bench_ranker.py.
+    used by scripts/bench_ranker.py. ``dynamic_batching=False`` leaves the scheduler out
+    (each request runs as sent): only for measuring what dynamic batching buys.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
@@ -155,10 +157,11 @@ def model_config(
     for name in INPUT_NAMES:
         config.input.append(mc.ModelInput(name=name, data_type=mc.TYPE_INT64, dims=[-1]))
     config.output.append(mc.ModelOutput(name=OUTPUT_NAME, data_type=mc.TYPE_FP32, dims=[1]))
-    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
-    config.dynamic_batching.preferred_batch_size.extend(
-        b for b in preferred_batch_sizes if b <= max_batch_size
-    )
+    if dynamic_batching:
+        config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+        config.dynamic_batching.preferred_batch_size.extend(
+            b for b in preferred_batch_sizes if b <= max_batch_size
+        )
     config.instance_group.append(mc.ModelInstanceGroup(count=instances, kind=kind))
     config.version_policy.latest.num_versions = 1
     return config

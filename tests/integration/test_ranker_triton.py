@@ -114,6 +114,10 @@ def test_unbounded_queue_delay_and_unknown_variant_are_refused() -> None:
     on_gpu = model_config("m", "cpu", python_on_gpu=True)
     assert on_gpu.backend == "python"
     assert on_gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+    assert on_gpu.HasField("dynamic_batching")
+    unbatched = model_config("m", "gpu", dynamic_batching=False)
+    assert not unbatched.HasField("dynamic_batching")
+    assert unbatched.max_batch_size == 512  # clients may still send batches
 
 
 @pytest.fixture(scope="module")
