@@ -12,7 +12,9 @@ history and test items, a seeded sample of --users of them. Compared on the same
 - popularity           training-period popularity (the fallback list)
 - retrieval            two-tower + FAISS order
 - + BERT ranker        the top --candidates retrieval candidates ordered by the cross-encoder
-- + DPP(t) / + MMR(t)  the ranker's scores diversified at trade-off t (services.reranker)
+- + BERT blend(w)      ordered by w * z(BERT) + (1 - w) * z(retrieval score)
+- + DPP(t) / + MMR(t)  the blended relevance at --ranker-weight (the orchestrator's default)
+                       diversified at trade-off t (services.reranker)
 
 Metrics (shared.metrics): Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10,
 ILD@10 over MiniLM title embeddings (independent of the retrieval vectors the reranker uses),
@@ -42,12 +44,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from services.feature_store.seed import load_dataset  # noqa: E402
+from services.orchestrator.blend import blend  # noqa: E402
+from services.orchestrator.config import OrchestratorSettings  # noqa: E402
 from services.ranker.model import encode_pairs, load_artefact, score_arrays  # noqa: E402
 from services.ranker.training import candidate_text, shopper_context  # noqa: E402
 from services.reranker.rerank import Method, RerankParams, rerank  # noqa: E402
 from services.retrieval.evaluation import holdout_truth  # noqa: E402
 from services.retrieval.index import build_index  # noqa: E402
-from services.retrieval.model import ColdStartError, resolve_version  # noqa: E402
+from services.retrieval.model import ColdStartError, artefact_dir  # noqa: E402
 from services.retrieval.model import load_artefact as load_retrieval  # noqa: E402
 from services.retrieval.text import title_embeddings  # noqa: E402
 from shared import metrics  # noqa: E402
@@ -87,7 +91,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         ns.dataset, path=ns.path, n_items=ns.synthetic_items, n_users=ns.synthetic_users
     )
     train, test = temporal_split(data, 0.8)
-    retrieval = load_retrieval(resolve_version(ns.retrieval_dir))
+    retrieval = load_retrieval(artefact_dir(ns.retrieval_dir))
     _check_dataset(retrieval.meta, ns.dataset, "retrieval")
     ranker = load_artefact(ns.ranker_dir)
     _check_dataset(ranker.meta, ns.dataset, "ranker")
@@ -110,17 +114,23 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     popular = retrieval.popular_items(max(KS))
     lists: dict[str, dict[str, list[str]]] = {"popularity": {}, "retrieval": {}, "+ BERT": {}}
+    for w in ns.blend_weights:
+        lists[f"+ BERT blend({w:g})"] = {}
     diversified = [(m, t) for m in (Method.DPP, Method.MMR) for t in ns.tradeoffs]
+    stage = "+ BERT" if ns.ranker_weight == 1.0 else f"+ BERT blend({ns.ranker_weight:g})"
     for m, t in diversified:
-        lists[f"+ BERT + {m.name}({t:g})"] = {}
+        lists[f"{stage} + {m.name}({t:g})"] = {}
     for n_done, user in enumerate(users, 1):
         lists["popularity"][user] = popular
         try:
             vector = retrieval.user_vector(histories[user])
-            cands = [i for i, _ in index.search(vector, ns.candidates)]
+            found = index.search(vector, ns.candidates)
         except ColdStartError:
-            cands = retrieval.popular_items(ns.candidates)
-        cands = [c for c in cands if c in data.items]
+            popular_cands = retrieval.popular_items(ns.candidates)
+            found = [(c, -float(r)) for r, c in enumerate(popular_cands)]
+        found = [(c, s) for c, s in found if c in data.items]
+        cands = [c for c, _ in found]
+        prior = [s for _, s in found]
         lists["retrieval"][user] = cands
         ctx = shopper_context(histories[user], data.items)
         scores = []
@@ -135,14 +145,20 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             scores.extend(score_arrays(ranker.model, arrays).tolist())
         rel = np.asarray(scores)
         lists["+ BERT"][user] = [cands[i] for i in np.argsort(-rel, kind="stable")]
+        for w in ns.blend_weights:
+            mixed = blend(rel, prior, w)
+            lists[f"+ BERT blend({w:g})"][user] = [
+                cands[i] for i in np.argsort(-mixed, kind="stable")
+            ]
         rows_ = [retrieval.row(c) for c in cands]
         emb = retrieval.item_vectors[[r for r in rows_ if r is not None]]
         if len(emb) != len(cands):
             raise SystemExit("a candidate has no retrieval vector; artefacts disagree")
         cats = [data.items[c].top_category for c in cands]
+        relevance = blend(rel, prior, ns.ranker_weight)  # what the orchestrator sends
         for m, t in diversified:
-            sel = rerank(rel, emb, cats, RerankParams(k=max(KS), method=m, tradeoff=t))
-            lists[f"+ BERT + {m.name}({t:g})"][user] = [cands[i] for i in sel.indices]
+            sel = rerank(relevance, emb, cats, RerankParams(k=max(KS), method=m, tradeoff=t))
+            lists[f"{stage} + {m.name}({t:g})"][user] = [cands[i] for i in sel.indices]
         if n_done % 25 == 0:
             print(f"  {n_done}/{len(users)} users", flush=True)
     truth_s = {u: truth[u] for u in users}
@@ -232,12 +248,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=150)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--tradeoffs", default="0.25,0.5,0.75")
+    p.add_argument(
+        "--ranker-weight",
+        type=float,
+        default=OrchestratorSettings.model_fields["ranker_weight"].default,
+        help="The blend the diversified rows start from, as the orchestrator's "
+        "RECSYS_ORCHESTRATOR_RANKER_WEIGHT (default: the service default).",
+    )
+    p.add_argument(
+        "--blend-weights",
+        default="0.5",
+        help="Also rank by w * z(BERT) + (1 - w) * z(retrieval score) for each w "
+        "(services.orchestrator.blend, the orchestrator's RANKER_WEIGHT); '' for none.",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", type=Path, default=None, help="Append the table to this file.")
     p.add_argument("--figure", type=Path, default=None, help="PNG path; default docs/figures.")
     p.add_argument("--json", type=Path, default=None, help="Write the raw figures as JSON.")
     ns = p.parse_args(argv)
     ns.tradeoffs = [float(t) for t in ns.tradeoffs.split(",") if t]
+    ns.blend_weights = [float(w) for w in ns.blend_weights.split(",") if w]
+    if any(not 0.0 <= w <= 1.0 for w in [*ns.blend_weights, ns.ranker_weight]):
+        p.error("blend weights must be in [0, 1]")
     if ns.users < 1 or ns.candidates < max(KS):
         p.error(f"--users must be >= 1 and --candidates >= {max(KS)}")
     if any(not 0.0 <= t <= 1.0 for t in ns.tradeoffs):

@@ -342,7 +342,11 @@ async def build_in_process(layout: Layout) -> tuple[Call, Callable[[], Awaitable
     popularity = PopularityCache(fetch, orch.popularity_refresh_s)
     await popularity.refresh()
     pipeline = Pipeline(
-        backends, popularity, candidate_count=orch.candidate_count, recent_items=orch.recent_items
+        backends,
+        popularity,
+        candidate_count=orch.candidate_count,
+        recent_items=orch.recent_items,
+        ranker_weight=orch.ranker_weight,
     )
     servicer = RecommendationServicer(orch, pipeline)
 

@@ -71,6 +71,7 @@ async def start_orchestrator(
         popularity,
         candidate_count=settings.candidate_count,
         recent_items=settings.recent_items,
+        ranker_weight=settings.ranker_weight,
         metrics_=PipelineMetrics(meter),
         tracer=tracer,
     )

@@ -35,6 +35,14 @@ class OrchestratorSettings(ServiceSettings):
         100, ge=1, description="Candidates retrieved (N); the ranker scores all of them."
     )
     recent_items: int = Field(20, ge=1, description="History length asked of the store.")
+    ranker_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of the ranker in relevance: w * z(ranker score) + (1 - w) * "
+        "z(retrieval score or DP popularity), standardised over the request's candidates; "
+        "1 = the ranker's logits alone. 0.5 measured best on Online Retail (docs/evaluation.md).",
+    )
     default_tradeoff: float = Field(
         0.5, ge=0.0, le=1.0, description="Trade-off when the request has no diversity settings."
     )

@@ -5,6 +5,9 @@ item features -> ranker -> reranker. Only the privacy gateway is mandatory: with
 pseudonym nothing may proceed. Every other stage degrades instead of failing the request
 (ranker -> retrieval order; reranker -> relevance order; feature store or retrieval ->
 popularity list), and each fallback is recorded in the result, on the span and in a metric.
+A shopper with no indexed item in the history (cold start) gets candidates from the DP
+popularity release instead of retrieval, then the same ranker and reranker. The ranker's
+score is blended with the candidate's own (services.orchestrator.blend, ``ranker_weight``).
 
 Spans and logs carry counts, versions and reasons only, never user refs or pseudonyms.
 """
@@ -21,6 +24,7 @@ from typing import TypeVar
 from google.protobuf import timestamp_pb2
 from opentelemetry import metrics, trace
 
+from services.orchestrator.blend import blend
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
 from shared.deadline import Budget
@@ -162,6 +166,7 @@ class Pipeline:
         *,
         candidate_count: int,
         recent_items: int,
+        ranker_weight: float = 1.0,
         metrics_: PipelineMetrics | None = None,
         tracer: trace.Tracer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -170,6 +175,7 @@ class Pipeline:
         self._popularity = popularity
         self._n = candidate_count
         self._recent = recent_items
+        self._ranker_weight = ranker_weight
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
@@ -236,6 +242,30 @@ class Pipeline:
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
+        context = ranker_pb2.ShopperContext(
+            recent_item_titles=[f.title for f in history if f.title],
+            recent_categories=[a.category for a in features.category_affinities],
+        )
+        popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
+        if popular:
+            # No known item in the history. Retrieval's cold-start list ranks by its
+            # artefact's raw training counts, which the privacy gateway never released; the
+            # candidates come from the DP popularity release instead, and the ranker and
+            # reranker order and diversify them as usual. A designed path, not degraded.
+            request_span.add_event("cold_start", {"recsys.candidate_source": "dp_popularity"})
+            outcome.versions["popularity_release"] = self._popularity.release_id
+            candidates = [
+                Candidate(
+                    item_id=f.item_id,
+                    relevance=f.dp_popularity,
+                    features=f,
+                    stages=[STAGE.STAGE_POPULARITY],
+                )
+                for f in popular
+            ]
+            await self._rank(candidates, context, True, budget, outcome, "popularity_order")
+            outcome.items = await self._rerank(query, candidates, budget, outcome)
+            return self._finish(request_span, outcome)
         candidates = [
             Candidate(
                 item_id=c.item_id,
@@ -247,10 +277,6 @@ class Pipeline:
             for c in retrieved.candidates
         ]
         have_features = await self._attach_item_features(candidates, budget, outcome)
-        context = ranker_pb2.ShopperContext(
-            recent_item_titles=[f.title for f in history if f.title],
-            recent_categories=[a.category for a in features.category_affinities],
-        )
         await self._rank(candidates, context, have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
         return self._finish(request_span, outcome)
@@ -371,6 +397,7 @@ class Pipeline:
         have_features: bool,
         budget: Budget,
         outcome: Outcome,
+        fallback: str = "retrieval_order",
     ) -> None:
         with self._tracer.start_as_current_span("orchestrator.ranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
@@ -396,15 +423,21 @@ class Pipeline:
                     budget, SHARE_RANKER, lambda t: self._b.score(request, t)
                 )
             except ServiceError as exc:
-                self._degrade(outcome, STAGE.STAGE_RANKER, _reason(exc), "retrieval_order")
+                self._degrade(outcome, STAGE.STAGE_RANKER, _reason(exc), fallback)
                 return
             scores = {s.item_id: s.score for s in scored.scores}
             if any(c.item_id not in scores for c in candidates):
-                self._degrade(outcome, STAGE.STAGE_RANKER, "incomplete_scores", "retrieval_order")
+                self._degrade(outcome, STAGE.STAGE_RANKER, "incomplete_scores", fallback)
                 return
-            for cand in candidates:
-                cand.relevance = float(scores[cand.item_id])
+            relevance = blend(
+                [scores[c.item_id] for c in candidates],
+                [c.relevance for c in candidates],
+                self._ranker_weight,
+            )
+            for cand, value in zip(candidates, relevance, strict=True):
+                cand.relevance = float(value)
                 cand.stages.append(STAGE.STAGE_RANKER)
+            span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             version = f"{scored.model_name}/{scored.model_version}"
             outcome.versions["ranker_model"] = version
             outcome.versions["ranker_backend"] = scored.backend

@@ -110,7 +110,8 @@ def stack(layout: Layout, main_command: subprocess.CompletedProcess[str]) -> Ite
         running.stop_all(grace_s=10)
 
 
-def _recommend(layout: Layout, user: str = RAW_REFS[0]) -> orchestrator_pb2.RecommendResponse:
+def _recommend(layout: Layout, user: str = RAW_REFS[2]) -> orchestrator_pb2.RecommendResponse:
+    """``user-00007`` has a purchase history in the small dataset; RAW_REFS[0] has none."""
     request = cli.recommend_request(user, K, method="dpp", tradeoff=0.5)
     return asyncio.run(cli.recommend(layout.addr("orchestrator"), request, timeout_s=30))
 
@@ -148,6 +149,20 @@ def test_recommend_and_log_events_through_the_stack(layout: Layout, stack: Stack
         )
     )
     assert response.items[0].item_id not in {i.item_id for i in after.items}
+
+
+def test_shopper_without_history_gets_dp_popularity_candidates_through_the_ranker(
+    layout: Layout, stack: Stack
+) -> None:
+    response = _recommend(layout, RAW_REFS[0])
+    assert not response.degraded_stages
+    assert len(response.items) == K
+    assert all(
+        list(i.stages) == [STAGE.STAGE_POPULARITY, STAGE.STAGE_RANKER, STAGE.STAGE_RERANKER]
+        for i in response.items
+    )
+    assert response.versions["popularity_release"]
+    assert response.versions["ranker_backend"] == "triton"
 
 
 def test_one_trace_spans_every_service_with_parent_links(layout: Layout, stack: Stack) -> None:

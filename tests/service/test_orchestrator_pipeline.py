@@ -199,6 +199,30 @@ async def test_full_pipeline_answers_with_every_stage(
             assert USER not in str(value)
 
 
+async def test_ranker_weight_blends_the_ranker_with_retrieval(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    none = orchestrator_pb2.DiversitySettings(method=common_pb2.RERANK_METHOD_NONE)
+    answers = {}
+    for weight in (0.0, 1.0):
+        app = await _start(_settings(stack[0], ranker_weight=weight), observed)
+        try:
+            answers[weight] = await _recommend(app, diversity=none)
+        finally:
+            await app.close()
+    # Weight 0: the ranker ran, but the order is retrieval's.
+    prior = answers[0.0]
+    assert not prior.degraded_stages
+    assert all(STAGE.STAGE_RANKER in i.stages for i in prior.items)
+    scores = [i.retrieval_score for i in prior.items]
+    assert scores == sorted(scores, reverse=True)
+    # Weight 1: relevance is the raw cross-encoder logit, and the order follows it.
+    ranked = answers[1.0]
+    relevance = [i.relevance_score for i in ranked.items]
+    assert relevance == sorted(relevance, reverse=True)
+    assert [i.item_id for i in ranked.items] != [i.item_id for i in prior.items]
+
+
 async def test_exclusions_and_purchases_are_never_recommended(full: Orchestrator) -> None:
     first = await _recommend(full)
     top = first.items[0].item_id
@@ -220,6 +244,41 @@ async def test_exclusions_and_purchases_are_never_recommended(full: Orchestrator
     after = await _recommend(full, exclude_purchased=True)
     assert top not in {i.item_id for i in after.items}
     assert not after.degraded_stages
+
+
+async def test_shopper_without_history_is_served_from_the_dp_release(
+    full: Orchestrator, observed: Observed
+) -> None:
+    await _wait_cache(full)
+    request = orchestrator_pb2.RecommendRequest(
+        user_ref="never-seen-shopper",
+        k=K,
+        diversity=orchestrator_pb2.DiversitySettings(
+            method=common_pb2.RERANK_METHOD_DPP, tradeoff=0.5
+        ),
+    )
+    async with create_channel(f"127.0.0.1:{full.port}", max_attempts=1) as channel:
+        stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
+        response = await stub.Recommend(request, timeout=25)
+    assert not response.degraded_stages
+    assert len(response.items) == K
+    # Candidates from the gateway's DP release (not retrieval's raw training counts), then
+    # scored by the ranker and diversified by the reranker like any other answer.
+    released = {f.item_id for f in full.popularity.items[:20]}
+    for item in response.items:
+        assert item.item_id in released
+        assert list(item.stages) == [
+            STAGE.STAGE_POPULARITY,
+            STAGE.STAGE_RANKER,
+            STAGE.STAGE_RERANKER,
+        ]
+        assert item.title
+    assert response.versions["popularity_release"] == full.popularity.release_id
+    assert "retrieval_index" in response.versions  # retrieval was asked and said cold start
+    retrieval_span = next(
+        s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.retrieval"
+    )
+    assert (retrieval_span.attributes or {})["recsys.cold_start"] is True
 
 
 async def test_log_events_is_idempotent_and_passes_store_validation_through(

@@ -1,0 +1,43 @@
+"""Blending the ranker's score with the score the candidate arrived with.
+
+The cross-encoder's logits and the retrieval inner products (or DP popularity counts) live on
+unrelated scales, so each is standardised over the request's candidates before the weighted
+sum: ``weight * z(ranker) + (1 - weight) * z(prior)``. ``weight = 1`` is the ranker alone
+(the candidates' own scores are ignored), ``weight = 0`` keeps the prior order. Pure numpy:
+the orchestrator and scripts/evaluate.py call the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def standardise(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance over the list; all zeros when the list is constant."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return x
+    # Equal values can still show a rounding-sized std (0.2 three times has ~3e-17): only
+    # a spread that is real relative to the values' magnitude is standardised.
+    std = float(x.std())
+    scale = float(np.abs(x).max())
+    if not np.isfinite(std) or std <= 1e-12 * max(scale, 1e-300):
+        return np.zeros_like(x)
+    return (x - x.mean()) / std
+
+
+def blend(
+    ranker: Sequence[float] | np.ndarray, prior: Sequence[float] | np.ndarray, weight: float
+) -> np.ndarray:
+    """The blended relevance of each candidate; ``weight`` in [0, 1] is the ranker's share."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError("weight must be in [0, 1]")
+    r = np.asarray(ranker, dtype=np.float64)
+    p = np.asarray(prior, dtype=np.float64)
+    if r.shape != p.shape:
+        raise ValueError("ranker and prior scores must have one value per candidate")
+    if weight == 1.0:
+        return r.copy()
+    return weight * standardise(r) + (1.0 - weight) * standardise(p)
