@@ -477,6 +477,12 @@ def resolve_version(root: Path | str, version: str = "") -> Path:
     return path
 
 
+def artefact_dir(path: Path | str) -> Path:
+    """A version folder as given, or the ``LATEST`` version under a root folder."""
+    path = Path(path)
+    return path if (path / "meta.json").is_file() else resolve_version(path)
+
+
 def load_artefact(path: Path | str) -> RetrievalArtefact:
     """Read a version directory written by ``save_artefact``; checks shapes and finiteness."""
     path = Path(path)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,27 +32,35 @@ def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[s
     return result
 
 
-def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
+def _small_retrieval(data: Any, dataset: str, root: Path) -> None:
+    """A one-epoch, 16-d retrieval artefact ``root/smoke`` (LATEST) trained on ``data``."""
     import torch
 
-    from services.ranker.model import build_model
-    from services.ranker.model import save_artefact as save_ranker
     from services.retrieval.model import TrainConfig, train
     from services.retrieval.model import save_artefact as save_retrieval
-    from shared.data import synthetic, temporal_split
+    from shared.data import temporal_split
 
     torch.set_num_threads(2)
-    data = synthetic.generate(n_items=200, n_users=60)
     train_split, _ = temporal_split(data)
     artefact = train(
         train_split,
         data.items,
         TrainConfig(epochs=1, dim=16),
         seed=0,
-        dataset="synthetic",
+        dataset=dataset,
         text_cache_dir=REPO / "var" / "cache" / "retrieval" / "titles",
     )
-    save_retrieval(artefact, tmp_path / "retrieval", "smoke")
+    save_retrieval(artefact, root, "smoke")
+
+
+def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
+    from services.ranker.model import build_model
+    from services.ranker.model import save_artefact as save_ranker
+    from shared.data import synthetic
+
+    _small_retrieval(
+        synthetic.generate(n_items=200, n_users=60), "synthetic", tmp_path / "retrieval"
+    )
     model, tokenizer = build_model(seed=0)
     save_ranker(
         model, tokenizer, tmp_path / "ranker", "smoke", {"max_length": 32, "dataset": "synthetic"}
@@ -87,8 +96,9 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
         "popularity",
         "retrieval",
         "+ BERT",
-        "+ BERT + DPP(0.5)",
-        "+ BERT + MMR(0.5)",
+        "+ BERT blend(0.5)",
+        "+ BERT blend(0.5) + DPP(0.5)",
+        "+ BERT blend(0.5) + MMR(0.5)",
     }
     for row in rows.values():
         for key in ("ndcg@10", "recall@50", "coverage@10", "ild@10", "catcov@10"):
@@ -96,7 +106,32 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     # Every stage after retrieval reorders the same candidates: recall@50 of a 50-item list
     # cannot change, so a difference would mean items were lost or invented.
     assert rows["+ BERT"]["recall@50"] == pytest.approx(rows["retrieval"]["recall@50"])
+    assert rows["+ BERT blend(0.5)"]["recall@50"] == pytest.approx(rows["retrieval"]["recall@50"])
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_privacy_utility_command_fills_the_full_pipeline_column(tmp_path: Path) -> None:
+    from shared.data import online_retail
+
+    _small_retrieval(online_retail.load(), "online-retail", tmp_path / "retrieval")
+    doc = tmp_path / "privacy.md"
+    doc.write_text("# Privacy\n\nintro\n")
+    args = ["scripts/privacy_utility.py", "--runs", "2", "--sweep", "--write-doc", str(doc)]
+    _run([*args, "--retrieval-dir", str(tmp_path / "retrieval" / "smoke")])
+    text = doc.read_text()
+    assert text.startswith("# Privacy\n\nintro\n")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "±" in line]
+    assert len(rows) == 5  # the finite epsilons
+    full = [float(row.split("|")[4].split("±")[0]) for row in rows]
+    popularity = [float(row.split("|")[2].split("±")[0]) for row in rows]
+    # Personal lists for shoppers with history beat one list for everyone at every epsilon.
+    assert all(f > p for f, p in zip(full, popularity, strict=True))
+    assert "test users have a train history" in text
+    # Run again without the artefact: the block is replaced, not appended.
+    _run(args)
+    again = doc.read_text()
+    assert again.count("<!-- privacy-utility:begin -->") == 1
+    assert "not run (needs --retrieval-dir)" in again
 
 
 def test_feature_store_benchmark_command(tmp_path: Path) -> None:
