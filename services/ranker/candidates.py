@@ -113,9 +113,7 @@ class RetrievalCandidates:
         from services.retrieval import index as retrieval_index
         from services.retrieval import model as retrieval_model
 
-        folder = Path(path)
-        if not (folder / "meta.json").exists():
-            folder = retrieval_model.resolve_version(folder)
+        folder = retrieval_model.artefact_dir(path)
         self._cold = retrieval_model.ColdStartError
         self.artefact: Any = retrieval_model.load_artefact(folder)
         self.dataset = str(self.artefact.meta.get("dataset", ""))
