@@ -148,9 +148,14 @@ def _measure(fn: Scorer, batches: list[Arrays], warmup: int) -> dict[str, float]
         start = time.perf_counter()
         fn(arrays)
         times.append(time.perf_counter() - start)
+    return _summary(batches, times, sum(times))
+
+
+def _summary(batches: list[Arrays], times: list[float], busy_s: float) -> dict[str, float]:
+    """pairs/s over ``busy_s`` seconds, and per-call latency percentiles of ``times``."""
     size = batches[0]["input_ids"].shape[0]
     return {
-        "pairs_s": size * len(times) / sum(times),
+        "pairs_s": size * len(times) / busy_s,
         "p50_ms": float(np.percentile(times, 50) * 1000),
         "p95_ms": float(np.percentile(times, 95) * 1000),
     }
@@ -203,13 +208,7 @@ def _measure_clients(
     start = time.perf_counter()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
-    size = batches[0]["input_ids"].shape[0]
-    return {
-        "pairs_s": size * len(times) / wall,
-        "p50_ms": float(np.percentile(times, 50) * 1000),
-        "p95_ms": float(np.percentile(times, 95) * 1000),
-    }
+    return _summary(batches, times, time.perf_counter() - start)
 
 
 def _triton_fn(url: str, model_name: str) -> Scorer:
@@ -296,7 +295,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--doc", default=str(ROOT / "docs" / "ranker.md"))
     p.add_argument("--no-doc", action="store_true", help="Print only.")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.clients < 1:
+        p.error("--clients must be >= 1")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -328,9 +330,6 @@ def main(argv: list[str]) -> int:
             )
         )
         print(rows[-1], flush=True)
-    if args.clients < 1:
-        print("--clients must be >= 1", file=sys.stderr)
-        return 2
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.dynamic_batching]
     for batching in [] if args.skip_triton else modes:
         with tempfile.TemporaryDirectory() as tmp:
