@@ -21,6 +21,17 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
+# The real datasets are read in place from ../shared/data beside the checkout, never copied. A
+# clone of a local checkout made elsewhere (git clone /work/main /tmp/x) has nothing beside it:
+# it reads them beside its origin. Tests that need them fail loudly when neither exists.
+if [ -z "${RECSYS_DATA_DIR:-}" ] && [ ! -d ../shared/data ]; then
+  origin=$(git remote get-url origin 2>/dev/null || true)
+  if [ -n "$origin" ] && [ -d "$origin/../shared/data" ]; then
+    RECSYS_DATA_DIR=$(cd "$origin/../shared/data" && pwd)
+    export RECSYS_DATA_DIR
+    echo "==> real datasets: $RECSYS_DATA_DIR (beside this clone's origin)"
+  fi
+fi
 export RECSYS_TEST_POSTGRES_URL=${RECSYS_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
 export RECSYS_REQUIRE_POSTGRES=${RECSYS_REQUIRE_POSTGRES:-${CI:-0}}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
