@@ -41,11 +41,12 @@ async def start(settings: FeatureStoreSettings) -> Running:
     probe_executor = ThreadPoolExecutor(1, thread_name_prefix="feature-store-probe")
     server = GrpcServer(settings, [SERVICE_NAME])
     feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(
-        FeatureStoreServicer(settings, store, executor), server.server
+        FeatureStoreServicer(settings, store.queries, store.ingest, store.admin, executor),
+        server.server,
     )
     await server.start()
     monitor = ReadinessMonitor(
-        partial(store.check_ready, migrate=settings.auto_migrate),
+        partial(store.database.check_ready, migrate=settings.auto_migrate),
         server.set_ready,
         probe_executor,
         interval_s=settings.readiness_interval_s,
