@@ -10,6 +10,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from types import TracebackType
+from typing import Self
 
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.readiness import ReadinessMonitor
@@ -36,8 +38,14 @@ class FeatureStoreApp:
         return self.server.port
 
     async def start(self) -> int:
-        """Bind and serve (NOT_SERVING until the first good probe); returns the port."""
-        port = await self.server.start()
+        """Bind and serve (NOT_SERVING until the first good probe); returns the port.
+
+        A failed bind releases the executors and the pool again."""
+        try:
+            port = await self.server.start()
+        except BaseException:
+            await self.close()
+            raise
         self.monitor.start()
         return port
 
@@ -56,11 +64,24 @@ class FeatureStoreApp:
         await self.server.stop(grace)
         await self.close()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
 
 def build_feature_store(settings: FeatureStoreSettings) -> FeatureStoreApp:
     """Wire the store's roles, the servicer, the server and the readiness monitor.
 
     Nothing connects yet: the engine opens connections on first use, and ``start`` binds.
+    Call it inside the event loop that will serve: grpc.aio ties a server to its loop.
     """
     store = FeatureStore.from_url(settings.database_url, pool_size=settings.db_pool_size)
     executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="feature-store")

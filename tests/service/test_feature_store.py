@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -357,6 +358,19 @@ async def test_popularity_round_trip_for_the_privacy_gateway(
         ("SKU5", 4.2),
         ("SKU0", 0.0),
     ]
+
+
+async def test_a_failed_bind_releases_the_executors(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = build_feature_store(_settings(f"sqlite:///{tmp_path / 'fs.sqlite'}", port=port))
+        with pytest.raises(RuntimeError, match="bind"):
+            await app.start()
+    for executor in (app.executor, app.probe_executor):
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            executor.submit(print)
 
 
 async def test_unreachable_database_keeps_readiness_off_and_rpcs_unavailable() -> None:
