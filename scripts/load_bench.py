@@ -327,7 +327,9 @@ async def build_in_process(layout: Layout) -> tuple[Call, Callable[[], Awaitable
         default_timeout_s=rk_settings.request_timeout_s,
     )
     servicers = {
-        "feature_store": FeatureStoreServicer(fs_settings, store, executor),
+        "feature_store": FeatureStoreServicer(
+            fs_settings, store.queries, store.ingest, store.admin, executor
+        ),
         "privacy_gateway": gateway,
         "retrieval": retrieval,
         "ranker": ranker,

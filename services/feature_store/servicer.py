@@ -1,4 +1,7 @@
-"""FeatureStoreService: validate -> store (in the bounded executor) -> response.
+"""FeatureStoreService: validate -> role (in the bounded executor) -> response.
+
+Reads go to ``FeatureQueries``, IngestEvents to ``EventIngest``, the catalog, the
+contribution-bounded counts and the popularity write-back to ``FeatureAdmin``.
 
 Size limits come from settings: a batch larger than its limit is RESOURCE_EXHAUSTED (the
 request is well-formed but too big to serve in one call, split it), an out-of-range scalar is
@@ -20,8 +23,11 @@ import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import metrics, trace
 
+from services.feature_store.admin import FeatureAdmin
 from services.feature_store.config import FeatureStoreSettings
-from services.feature_store.store import AggregateKind, Event, FeatureStore, Item
+from services.feature_store.ingest import EventIngest
+from services.feature_store.model import AggregateKind, Event, Item
+from services.feature_store.queries import FeatureQueries
 from shared.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
 
@@ -91,13 +97,20 @@ def event_from_proto(index: int, event: common_pb2.Event) -> Event:
 
 
 class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
-    """Every RPC of FeatureStoreService over one FeatureStore."""
+    """Every RPC of FeatureStoreService over the store's three roles."""
 
     def __init__(
-        self, settings: FeatureStoreSettings, store: FeatureStore, executor: Executor
+        self,
+        settings: FeatureStoreSettings,
+        queries: FeatureQueries,
+        ingest: EventIngest,
+        admin: FeatureAdmin,
+        executor: Executor,
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._queries = queries
+        self._ingest = ingest
+        self._admin = admin
         self._executor = executor
         meter = metrics.get_meter("services.feature_store")
         self._events_counter = meter.create_counter(
@@ -127,7 +140,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
             raise InvalidArgument(
                 f"max_recent_items must be between 0 and {self._settings.max_recent_items}"
             )
-        f = await self._run(partial(self._store.get_user_features, request.user_id, n))
+        f = await self._run(partial(self._queries.get_user_features, request.user_id, n))
         features = common_pb2.UserFeatures(
             user_id=f.user_id,
             recent_item_ids=f.recent_item_ids,
@@ -151,7 +164,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         self, request: feature_store_pb2.GetItemFeaturesRequest, context: grpc.aio.ServicerContext
     ) -> feature_store_pb2.GetItemFeaturesResponse:
         _limit("item_ids", len(request.item_ids), self._settings.max_item_batch)
-        lookup = await self._run(partial(self._store.get_item_features, list(request.item_ids)))
+        lookup = await self._run(partial(self._queries.get_item_features, list(request.item_ids)))
         span = trace.get_current_span()
         span.set_attribute("feature_store.items_requested", len(request.item_ids))
         span.set_attribute("feature_store.items_missing", len(lookup.missing_item_ids))
@@ -165,7 +178,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
     ) -> feature_store_pb2.IngestEventsResponse:
         _limit("events", len(request.events), self._settings.max_events_per_call)
         batch = [event_from_proto(i, e) for i, e in enumerate(request.events)]
-        result = await self._run(partial(self._store.ingest_events, batch))
+        result = await self._run(partial(self._ingest.ingest_events, batch))
         self._events_counter.add(result.accepted, {"outcome": "accepted"})
         self._events_counter.add(result.duplicates, {"outcome": "duplicate"})
         span = trace.get_current_span()
@@ -189,7 +202,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
             )
             for it in request.items
         ]
-        result = await self._run(partial(self._store.load_catalog, catalog))
+        result = await self._run(partial(self._admin.load_catalog, catalog))
         trace.get_current_span().set_attribute("feature_store.items_loaded", len(catalog))
         return feature_store_pb2.LoadCatalogResponse(
             inserted_count=result.inserted, updated_count=result.updated
@@ -202,7 +215,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
             raise InvalidArgument(f"limit must be between 1 and {self._settings.max_popular_items}")
         excluded = list(request.excluded_item_ids)
         _limit("excluded_item_ids", len(excluded), self._settings.max_item_batch)
-        popular = await self._run(partial(self._store.get_popular_items, request.limit, excluded))
+        popular = await self._run(partial(self._queries.get_popular_items, request.limit, excluded))
         return feature_store_pb2.GetPopularItemsResponse(
             items=[item_to_proto(it) for it in popular.items], release_id=popular.release_id
         )
@@ -222,7 +235,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
                 "max_contributions_per_user must be between 1 and "
                 f"{self._settings.max_contributions_limit}"
             )
-        counts = await self._run(partial(self._store.contribution_bounded_counts, kind, bound))
+        counts = await self._run(partial(self._admin.contribution_bounded_counts, kind, bound))
         trace.get_current_span().set_attribute("feature_store.keys", len(counts))
         return feature_store_pb2.GetContributionBoundedCountsResponse(
             counts=[feature_store_pb2.KeyCount(key=k, count=float(n)) for k, n in counts.items()]
@@ -237,7 +250,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         _limit("popularities", len(request.popularities), self._settings.max_popularities_per_call)
         values = [(p.key, p.count) for p in request.popularities]
         updated = await self._run(
-            partial(self._store.set_item_popularity, request.release_id, values)
+            partial(self._admin.set_item_popularity, request.release_id, values)
         )
         trace.get_current_span().set_attribute("feature_store.items_updated", updated)
         return feature_store_pb2.SetItemPopularityResponse(updated_count=updated)

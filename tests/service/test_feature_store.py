@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.feature_store.__main__ import Running, start
+from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import SERVICE_NAME
 from services.feature_store.store import FeatureStore
@@ -82,18 +83,18 @@ def _catalog(n: int = 6) -> list[common_pb2.ItemFeatures]:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    service = await start(_settings(f"sqlite:///{tmp_path / 'fs.sqlite'}"))
-    yield service
-    await service.server.stop(0)
-    await service.close()
+async def running(tmp_path: Path) -> AsyncIterator[FeatureStoreApp]:
+    app = build_feature_store(_settings(f"sqlite:///{tmp_path / 'fs.sqlite'}"))
+    await app.start()
+    yield app
+    await app.stop(0)
 
 
 @pytest.fixture
 async def stub(
-    running: Running,
+    running: FeatureStoreApp,
 ) -> AsyncIterator[feature_store_pb2_grpc.FeatureStoreServiceStub]:
-    async with create_channel(f"127.0.0.1:{running.server.port}") as channel:
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
         await _wait_status(channel, SERVING)
         stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
         loaded = await stub.LoadCatalog(feature_store_pb2.LoadCatalogRequest(items=_catalog()))
@@ -107,8 +108,8 @@ async def _code(call: object) -> tuple[grpc.StatusCode, str]:
     return err.value.code(), err.value.details() or ""
 
 
-async def test_readiness_turns_serving_once_migrated(running: Running) -> None:
-    async with create_channel(f"127.0.0.1:{running.server.port}") as channel:
+async def test_readiness_turns_serving_once_migrated(running: FeatureStoreApp) -> None:
+    async with create_channel(f"127.0.0.1:{running.port}") as channel:
         assert await _status(channel, "liveness") == SERVING
         await _wait_status(channel, SERVING)
         assert await _status(channel, SERVICE_NAME) == SERVING
@@ -359,11 +360,25 @@ async def test_popularity_round_trip_for_the_privacy_gateway(
     ]
 
 
+async def test_a_failed_bind_releases_the_executors(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = build_feature_store(_settings(f"sqlite:///{tmp_path / 'fs.sqlite'}", port=port))
+        with pytest.raises(RuntimeError, match="bind"):
+            await app.start()
+    for executor in (app.executor, app.probe_executor):
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            executor.submit(print)
+
+
 async def test_unreachable_database_keeps_readiness_off_and_rpcs_unavailable() -> None:
     # Nothing listens on port 1: every connection attempt is refused.
-    service = await start(_settings("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    service = build_feature_store(_settings("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    await service.start()
     try:
-        async with create_channel(f"127.0.0.1:{service.server.port}", max_attempts=1) as channel:
+        async with create_channel(f"127.0.0.1:{service.port}", max_attempts=1) as channel:
             await asyncio.sleep(0.3)
             assert await _status(channel, "liveness") == SERVING
             assert await _status(channel) == NOT_SERVING
@@ -377,8 +392,7 @@ async def test_unreachable_database_keeps_readiness_off_and_rpcs_unavailable() -
             assert details == "the feature store database is unavailable"
             assert "127.0.0.1:1" not in details
     finally:
-        await service.server.stop(0)
-        await service.close()
+        await service.stop(0)
 
 
 @pytest.mark.postgres
@@ -392,7 +406,8 @@ async def test_readiness_follows_a_database_outage(pg_schema_url: str) -> None:
         conn.exec_driver_sql(f'create role "{role}" login')
         conn.exec_driver_sql(f'grant all on schema "{schema}" to "{role}"')
     url = sa.make_url(pg_schema_url).set(username=role).render_as_string(hide_password=False)
-    service = await start(_settings(url))
+    service = build_feature_store(_settings(url))
+    await service.start()
 
     def set_login(allowed: bool) -> None:
         with admin.begin() as conn:
@@ -407,7 +422,7 @@ async def test_readiness_follows_a_database_outage(pg_schema_url: str) -> None:
                 )
 
     try:
-        async with create_channel(f"127.0.0.1:{service.server.port}", max_attempts=1) as channel:
+        async with create_channel(f"127.0.0.1:{service.port}", max_attempts=1) as channel:
             await _wait_status(channel, SERVING)
             set_login(False)
             await _wait_status(channel, NOT_SERVING)
@@ -423,8 +438,7 @@ async def test_readiness_follows_a_database_outage(pg_schema_url: str) -> None:
             )
             assert list(popular.items) == []
     finally:
-        await service.server.stop(0)
-        await service.close()
+        await service.stop(0)
         with admin.begin() as conn:
             conn.execute(
                 sa.text(

@@ -10,7 +10,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import ValidationError
 
-from services.feature_store.__main__ import Running, start
+from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from shared.channels import TlsClientConfig, create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
@@ -32,7 +32,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[Running]:
+async def running(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[FeatureStoreApp]:
     server = certs["server"]
     assert isinstance(server, Pair)
     settings = FeatureStoreSettings(
@@ -45,10 +45,10 @@ async def running(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterato
         tls_client_ca_file=str(certs["ca"]),
         privileged_callers=["privacy-gateway"],
     )  # type: ignore[call-arg]
-    service = await start(settings)
-    yield service
-    await service.server.stop(0)
-    await service.close()
+    app = build_feature_store(settings)
+    await app.start()
+    yield app
+    await app.stop(0)
 
 
 def _tls(certs: dict[str, Pair | Path], who: str) -> TlsClientConfig:
@@ -68,9 +68,9 @@ RELEASE = feature_store_pb2.SetItemPopularityRequest(
 
 
 async def test_gateway_certificate_may_read_aggregates(
-    running: Running, certs: dict[str, Pair | Path]
+    running: FeatureStoreApp, certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{running.server.port}"
+    target = f"127.0.0.1:{running.port}"
     async with create_channel(target, tls=_tls(certs, "gateway")) as channel:
         await _wait_status(channel, SERVING)
         stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
@@ -85,9 +85,9 @@ async def test_gateway_certificate_may_read_aggregates(
 
 
 async def test_other_services_are_denied_aggregates_but_not_features(
-    running: Running, certs: dict[str, Pair | Path]
+    running: FeatureStoreApp, certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{running.server.port}"
+    target = f"127.0.0.1:{running.port}"
     async with create_channel(target, tls=_tls(certs, "orchestrator")) as channel:
         await _wait_status(channel, SERVING)
         stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)

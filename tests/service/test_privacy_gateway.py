@@ -89,7 +89,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     fs_settings = FeatureStoreSettings(port=0, grace_period_s=0.2)
     fs_server = GrpcServer(fs_settings, ["acme.recsys.v1.FeatureStoreService"])
     feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(
-        FeatureStoreServicer(fs_settings, store, executor), fs_server.server
+        FeatureStoreServicer(fs_settings, store.queries, store.ingest, store.admin, executor),
+        fs_server.server,
     )
     await fs_server.start()
 

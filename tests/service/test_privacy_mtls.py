@@ -11,7 +11,7 @@ import grpc
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from services.feature_store.__main__ import Running, start
+from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from services.privacy_gateway.clients import FeatureStoreClient, feature_store_tls
 from services.privacy_gateway.config import PrivacyGatewaySettings
@@ -49,7 +49,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
 
 
 @pytest.fixture
-async def feature_store(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[Running]:
+async def feature_store(
+    tmp_path: Path, certs: dict[str, Pair | Path]
+) -> AsyncIterator[FeatureStoreApp]:
     server = certs["server"]
     assert isinstance(server, Pair)
     settings = FeatureStoreSettings(
@@ -62,10 +64,10 @@ async def feature_store(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncI
         tls_client_ca_file=str(certs["ca"]),
         privileged_callers=["privacy-gateway"],
     )  # type: ignore[call-arg]
-    running = await start(settings)
+    running = build_feature_store(settings)
+    await running.start()
     yield running
-    await running.server.stop(0)
-    await running.close()
+    await running.stop(0)
 
 
 def _settings(port: int, certs: dict[str, Pair | Path], who: str) -> PrivacyGatewaySettings:
@@ -82,7 +84,7 @@ def _settings(port: int, certs: dict[str, Pair | Path], who: str) -> PrivacyGate
 
 
 async def _release_as(
-    who: str, fs: Running, certs: dict[str, Pair | Path], tmp_path: Path
+    who: str, fs: FeatureStoreApp, certs: dict[str, Pair | Path], tmp_path: Path
 ) -> tuple[privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError, float]:
     """One release through a gateway whose feature-store client presents ``who``'s certificate;
     returns the response (or the error) and the epsilon spent afterwards."""
@@ -124,7 +126,7 @@ async def _release_as(
 
 
 async def test_release_over_mtls_with_the_gateway_certificate(
-    feature_store: Running, certs: dict[str, Pair | Path], tmp_path: Path
+    feature_store: FeatureStoreApp, certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
     settings = _settings(feature_store.server.port, certs, "privacy-gateway")
     async with create_channel(
@@ -146,7 +148,7 @@ async def test_release_over_mtls_with_the_gateway_certificate(
 
 
 async def test_another_certificate_is_refused_and_nothing_is_charged(
-    feature_store: Running, certs: dict[str, Pair | Path], tmp_path: Path
+    feature_store: FeatureStoreApp, certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
     settings = _settings(feature_store.server.port, certs, "orchestrator")
     async with create_channel(

@@ -1,0 +1,1 @@
+"""Benchmark harnesses; ``scripts/bench_*.py`` are their command-line entry points."""
