@@ -158,3 +158,22 @@ def test_outcome_becomes_the_response() -> None:
     ]
     assert dict(response.versions) == {"retrieval_index": "v7"}
     assert response.trace_id == "abc"
+
+
+@pytest.mark.parametrize("module", ["blend", "domain", "downstream", "pipeline", "popularity"])
+def test_the_domain_modules_import_no_protobuf_and_no_grpc(module: str) -> None:
+    """Conversion happens at the edge (clients.py, servicer.py) only."""
+    import ast
+    from pathlib import Path
+
+    import services.orchestrator
+
+    source = Path(services.orchestrator.__file__).with_name(f"{module}.py").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    banned = ("shared.gen", "grpc", "google.protobuf")
+    assert not {m for m in imported if m.startswith(banned)}
