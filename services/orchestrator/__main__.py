@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.orchestrator.app import start_orchestrator
+from services.orchestrator.app import build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
 from shared.logging import configure_logging
 from shared.server import run_until_signal
@@ -12,8 +12,9 @@ from shared.telemetry import setup_telemetry
 
 
 async def serve(settings: OrchestratorSettings) -> None:
-    app = await start_orchestrator(settings)
-    await run_until_signal(app.server, on_shutdown=[app.stop_background, app.downstreams.close])
+    app = build_orchestrator(settings)
+    await app.start()
+    await run_until_signal(app.server, on_shutdown=[app.release])
 
 
 def main() -> None:

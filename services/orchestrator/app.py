@@ -1,87 +1,101 @@
-"""Assembling a running orchestrator: channels, popularity refresher, pipeline, gRPC server.
+"""The orchestrator's composition root: backends, popularity refresher, pipeline, gRPC server.
 
-``__main__`` runs it until a signal; tests start it in-process on port 0 next to real
-downstream services and stop it with ``close``.
+``build_orchestrator`` is the one place the orchestrator is assembled: ``__main__`` serves it
+until a signal; tests, the in-process benchmark and the local stack build it the same way
+(on port 0, with their own tracer, meter or backends) and stop it with ``close``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
 
 from services.orchestrator.clients import Downstreams
 from services.orchestrator.config import OrchestratorSettings
+from services.orchestrator.domain import PopularItems
+from services.orchestrator.downstream import Backends
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
-from shared.gen.acme.recsys.v1 import feature_store_pb2, orchestrator_pb2_grpc
+from shared.gen.acme.recsys.v1 import orchestrator_pb2_grpc
 from shared.server import GrpcServer
-
-POPULARITY_FETCH_TIMEOUT_S = 2.0
 
 
 @dataclass
 class Orchestrator:
-    """A started orchestrator and the things ``close`` must stop, in order."""
+    """An assembled orchestrator; ``start`` serves it, ``close`` stops what it started."""
 
     server: GrpcServer
     servicer: RecommendationServicer
+    pipeline: Pipeline
     popularity: PopularityCache
-    downstreams: Downstreams
-    stop_refresh: asyncio.Event
-    refresher: asyncio.Task[None]
+    backends: Backends
+    close_backends: Callable[[], Awaitable[None]] | None = None
+    stop_refresh: asyncio.Event = field(default_factory=asyncio.Event)
+    refresher: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
 
-    async def stop_background(self) -> None:
+    async def start(self) -> int:
+        """Bind, start the popularity refresher, turn ready; returns the bound port."""
+        await self.server.start()
+        self.refresher = asyncio.create_task(self.popularity.run(self.stop_refresh))
+        # Ready at once: every stage but the gateway has a fallback, and a down gateway is
+        # answered per request with UNAVAILABLE, which is the truthful answer.
+        await self.server.set_ready(True)
+        return self.port
+
+    async def release(self) -> None:
+        """Stop the refresher, then close the backends this orchestrator opened (injected
+        ones belong to whoever injected them)."""
         self.stop_refresh.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.refresher
+        if self.refresher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.refresher
+        if self.close_backends is not None:
+            await self.close_backends()
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop serving, then the refresher, then the channels (the shutdown order)."""
         await self.server.stop(grace)
-        await self.stop_background()
-        await self.downstreams.close()
+        await self.release()
 
 
-async def start_orchestrator(
+def build_orchestrator(
     settings: OrchestratorSettings,
     *,
     tracer: trace.Tracer | None = None,
     meter: metrics.Meter | None = None,
+    backends: Backends | None = None,
 ) -> Orchestrator:
-    """Start serving on ``settings.port``; tracer and meter default to the global providers
-    that shared.telemetry installs (tests pass their own to read spans and metrics back)."""
-    downstreams = Downstreams(settings)
+    """Assemble an orchestrator on ``settings.port``; nothing runs until ``start``.
 
-    async def fetch_popular() -> feature_store_pb2.GetPopularItemsResponse:
-        return await downstreams.popular_items(
-            settings.popularity_size, [], POPULARITY_FETCH_TIMEOUT_S
+    Tracer and meter default to the global providers that shared.telemetry installs (tests
+    pass their own to read spans and metrics back); ``backends`` defaults to gRPC channels to
+    the configured addresses.
+    """
+    close_backends: Callable[[], Awaitable[None]] | None = None
+    if backends is None:
+        downstreams = Downstreams(settings)
+        backends, close_backends = downstreams, downstreams.close
+    source = backends
+
+    async def fetch_popular() -> PopularItems:
+        return await source.popular_items(
+            settings.popularity_size, [], settings.popularity_fetch_timeout_s
         )
 
     popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s)
     pipeline = Pipeline(
-        downstreams,
-        popularity,
-        candidate_count=settings.candidate_count,
-        recent_items=settings.recent_items,
-        ranker_weight=settings.ranker_weight,
-        metrics_=PipelineMetrics(meter),
-        tracer=tracer,
+        backends, popularity, settings, metrics_=PipelineMetrics(meter), tracer=tracer
     )
     servicer = RecommendationServicer(settings, pipeline)
     server = GrpcServer(settings, [SERVICE_NAME])
     orchestrator_pb2_grpc.add_RecommendationServiceServicer_to_server(servicer, server.server)
-    await server.start()
-    stop_refresh = asyncio.Event()
-    refresher = asyncio.create_task(popularity.run(stop_refresh))
-    # Ready at once: every stage but the gateway has a fallback, and a down gateway is
-    # answered per request with UNAVAILABLE, which is the truthful answer.
-    await server.set_ready(True)
-    return Orchestrator(server, servicer, popularity, downstreams, stop_refresh, refresher)
+    return Orchestrator(server, servicer, pipeline, popularity, backends, close_backends)

@@ -1,18 +1,38 @@
-"""Outbound calls to the five internal services.
+"""Outbound calls to the five internal services: the ``Backends`` protocol over gRPC.
 
-Each method takes the timeout the pipeline derived from the request's Budget and turns a
-failed RPC into a DownstreamError that names the service and a short reason, so the domain
+The one place where the pipeline's domain values become downstream protobuf messages and
+back. Each method takes the timeout the pipeline derived from the request's Budget and turns
+a failed RPC into a DownstreamError that names the service and a short reason, so the domain
 code decides on fallbacks without importing grpc.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from services.orchestrator.config import OrchestratorSettings
+from services.orchestrator.domain import (
+    EventType,
+    IngestResult,
+    ItemFeatures,
+    ItemLookup,
+    PopularItems,
+    Pseudonyms,
+    RerankedItem,
+    RerankMethod,
+    RerankRequest,
+    RerankResult,
+    RetrievalResult,
+    RetrievedItem,
+    Scores,
+    ShopperContext,
+    StoredEvent,
+    UserFeatures,
+)
 from services.orchestrator.downstream import DownstreamError
 from shared.channels import TlsClientConfig, create_channel
 from shared.gen.acme.recsys.v1 import (
@@ -63,6 +83,123 @@ def downstream_tls(settings: OrchestratorSettings) -> TlsClientConfig | None:
     )
 
 
+# ---- conversions between domain values and downstream messages ---------------------------
+
+
+def item_features_from_proto(item: common_pb2.ItemFeatures) -> ItemFeatures:
+    return ItemFeatures(
+        item_id=item.item_id,
+        title=item.title,
+        category_path=tuple(item.category_path),
+        price=item.price,
+        dp_popularity=item.dp_popularity,
+    )
+
+
+def user_features_from_proto(response: feature_store_pb2.GetUserFeaturesResponse) -> UserFeatures:
+    features = response.features
+    return UserFeatures(
+        known_user=response.known_user,
+        recent_item_ids=tuple(features.recent_item_ids),
+        purchased_item_ids=tuple(features.purchased_item_ids),
+        top_categories=tuple(a.category for a in features.category_affinities),
+    )
+
+
+def retrieval_from_proto(response: retrieval_pb2.RetrieveCandidatesResponse) -> RetrievalResult:
+    return RetrievalResult(
+        candidates=tuple(
+            RetrievedItem(item_id=c.item_id, score=c.score, embedding=tuple(c.embedding))
+            for c in response.candidates
+        ),
+        index_version=response.index_version,
+        cold_start=response.cold_start,
+    )
+
+
+def score_request_to_proto(
+    context: ShopperContext, items: Sequence[ItemFeatures]
+) -> ranker_pb2.ScoreCandidatesRequest:
+    return ranker_pb2.ScoreCandidatesRequest(
+        context=ranker_pb2.ShopperContext(
+            recent_item_titles=list(context.recent_item_titles),
+            recent_categories=list(context.recent_categories),
+        ),
+        candidates=[
+            ranker_pb2.CandidateItem(
+                item_id=f.item_id,
+                title=f.title,
+                category_path=list(f.category_path),
+                price=f.price,
+            )
+            for f in items
+        ],
+    )
+
+
+def scores_from_proto(response: ranker_pb2.ScoreCandidatesResponse) -> Scores:
+    return Scores(
+        scores={s.item_id: s.score for s in response.scores},
+        model_name=response.model_name,
+        model_version=response.model_version,
+        backend=response.backend,
+    )
+
+
+def rerank_method_to_proto(method: RerankMethod) -> common_pb2.RerankMethod:
+    return common_pb2.RerankMethod.Value(method.value)
+
+
+def rerank_method_from_proto(method: common_pb2.RerankMethod) -> RerankMethod:
+    return RerankMethod(common_pb2.RerankMethod.Name(method))
+
+
+def rerank_request_to_proto(request: RerankRequest) -> reranker_pb2.RerankRequest:
+    return reranker_pb2.RerankRequest(
+        candidates=[
+            reranker_pb2.RerankCandidate(
+                item_id=c.item_id,
+                relevance=c.relevance,
+                embedding=list(c.embedding),
+                category=c.category,
+            )
+            for c in request.candidates
+        ],
+        k=request.k,
+        method=rerank_method_to_proto(request.method),
+        tradeoff=request.tradeoff,
+        max_per_category=request.max_per_category,
+    )
+
+
+def rerank_result_from_proto(response: reranker_pb2.RerankResponse) -> RerankResult:
+    return RerankResult(
+        items=tuple(
+            RerankedItem(item_id=i.item_id, selection_score=i.selection_score)
+            for i in response.items
+        ),
+        method=rerank_method_from_proto(response.method),
+    )
+
+
+def event_type_to_proto(event_type: EventType) -> common_pb2.EventType:
+    return common_pb2.EventType.Value(f"EVENT_TYPE_{event_type.name}")
+
+
+def event_to_proto(event: StoredEvent) -> common_pb2.Event:
+    timestamp = timestamp_pb2.Timestamp()
+    # An aware datetime is converted to UTC; the pipeline only makes aware ones.
+    timestamp.FromDatetime(event.timestamp)
+    return common_pb2.Event(
+        event_id=event.event_id,
+        user_id=event.user_id,
+        item_id=event.item_id,
+        type=event_type_to_proto(event.type),
+        timestamp=timestamp,
+        quantity=event.quantity,
+    )
+
+
 class Downstreams:
     """Channels and stubs of every dependency; one instance per orchestrator process."""
 
@@ -93,31 +230,20 @@ class Downstreams:
         for channel in self._channels.values():
             await channel.close()
 
-    async def pseudonymize(
-        self, user_refs: Sequence[str], timeout_s: float
-    ) -> privacy_gateway_pb2.PseudonymizeResponse:
-        return await _call(
+    async def pseudonymize(self, user_refs: Sequence[str], timeout_s: float) -> Pseudonyms:
+        response = await _call(
             "privacy_gateway",
             self._gateway.Pseudonymize(
                 privacy_gateway_pb2.PseudonymizeRequest(user_refs=list(user_refs)),
                 timeout=timeout_s,
             ),
         )
-
-    async def sanitize_context(
-        self, context: Mapping[str, str], timeout_s: float
-    ) -> privacy_gateway_pb2.SanitizeContextResponse:
-        return await _call(
-            "privacy_gateway",
-            self._gateway.SanitizeContext(
-                privacy_gateway_pb2.SanitizeContextRequest(context=dict(context)), timeout=timeout_s
-            ),
-        )
+        return Pseudonyms(tuple(response.pseudonyms), response.key_version)
 
     async def user_features(
         self, user_id: str, max_recent_items: int, timeout_s: float
-    ) -> feature_store_pb2.GetUserFeaturesResponse:
-        return await _call(
+    ) -> UserFeatures:
+        response = await _call(
             "feature_store",
             self._store.GetUserFeatures(
                 feature_store_pb2.GetUserFeaturesRequest(
@@ -126,21 +252,24 @@ class Downstreams:
                 timeout=timeout_s,
             ),
         )
+        return user_features_from_proto(response)
 
-    async def item_features(
-        self, item_ids: Sequence[str], timeout_s: float
-    ) -> feature_store_pb2.GetItemFeaturesResponse:
-        return await _call(
+    async def item_features(self, item_ids: Sequence[str], timeout_s: float) -> ItemLookup:
+        response = await _call(
             "feature_store",
             self._store.GetItemFeatures(
                 feature_store_pb2.GetItemFeaturesRequest(item_ids=list(item_ids)), timeout=timeout_s
             ),
         )
+        return ItemLookup(
+            items=tuple(item_features_from_proto(f) for f in response.items),
+            missing_item_ids=tuple(response.missing_item_ids),
+        )
 
     async def popular_items(
         self, limit: int, excluded_item_ids: Sequence[str], timeout_s: float
-    ) -> feature_store_pb2.GetPopularItemsResponse:
-        return await _call(
+    ) -> PopularItems:
+        response = await _call(
             "feature_store",
             self._store.GetPopularItems(
                 feature_store_pb2.GetPopularItemsRequest(
@@ -149,16 +278,20 @@ class Downstreams:
                 timeout=timeout_s,
             ),
         )
+        return PopularItems(
+            items=tuple(item_features_from_proto(f) for f in response.items),
+            release_id=response.release_id,
+        )
 
-    async def ingest_events(
-        self, events: Sequence[common_pb2.Event], timeout_s: float
-    ) -> feature_store_pb2.IngestEventsResponse:
-        return await _call(
+    async def ingest_events(self, events: Sequence[StoredEvent], timeout_s: float) -> IngestResult:
+        response = await _call(
             "feature_store",
             self._store.IngestEvents(
-                feature_store_pb2.IngestEventsRequest(events=list(events)), timeout=timeout_s
+                feature_store_pb2.IngestEventsRequest(events=[event_to_proto(e) for e in events]),
+                timeout=timeout_s,
             ),
         )
+        return IngestResult(response.accepted_count, response.duplicate_count)
 
     async def retrieve(
         self,
@@ -166,8 +299,8 @@ class Downstreams:
         n: int,
         excluded_item_ids: Sequence[str],
         timeout_s: float,
-    ) -> retrieval_pb2.RetrieveCandidatesResponse:
-        return await _call(
+    ) -> RetrievalResult:
+        response = await _call(
             "retrieval",
             self._retrieval.RetrieveCandidates(
                 retrieval_pb2.RetrieveCandidatesRequest(
@@ -179,13 +312,18 @@ class Downstreams:
                 timeout=timeout_s,
             ),
         )
+        return retrieval_from_proto(response)
 
     async def score(
-        self, request: ranker_pb2.ScoreCandidatesRequest, timeout_s: float
-    ) -> ranker_pb2.ScoreCandidatesResponse:
-        return await _call("ranker", self._ranker.ScoreCandidates(request, timeout=timeout_s))
+        self, context: ShopperContext, items: Sequence[ItemFeatures], timeout_s: float
+    ) -> Scores:
+        request = score_request_to_proto(context, items)
+        response = await _call("ranker", self._ranker.ScoreCandidates(request, timeout=timeout_s))
+        return scores_from_proto(response)
 
-    async def rerank(
-        self, request: reranker_pb2.RerankRequest, timeout_s: float
-    ) -> reranker_pb2.RerankResponse:
-        return await _call("reranker", self._reranker.Rerank(request, timeout=timeout_s))
+    async def rerank(self, request: RerankRequest, timeout_s: float) -> RerankResult:
+        response = await _call(
+            "reranker",
+            self._reranker.Rerank(rerank_request_to_proto(request), timeout=timeout_s),
+        )
+        return rerank_result_from_proto(response)

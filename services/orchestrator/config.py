@@ -52,6 +52,9 @@ class OrchestratorSettings(ServiceSettings):
     popularity_refresh_s: float = Field(
         30.0, gt=0, description="How often the popularity list is refreshed in the background."
     )
+    popularity_fetch_timeout_s: float = Field(
+        2.0, gt=0, description="Deadline of one background fetch of the popularity list."
+    )
     downstream_max_attempts: int = Field(
         2, ge=1, description="Attempts per outbound call (retries on UNAVAILABLE only)."
     )

@@ -1,27 +1,36 @@
 """What the pipeline needs from its dependencies, and how a failed call is reported.
 
-The pipeline is written against the ``Backends`` protocol so the domain code stays free of
-grpc; ``services.orchestrator.clients.Downstreams`` is the gRPC implementation.
+The pipeline is written against the ``Backends`` protocol, typed on the domain values of
+``services.orchestrator.domain``, so it stays free of grpc and protobuf:
+``services.orchestrator.clients.Downstreams`` is the gRPC implementation, and tests drive the
+pipeline with an in-memory one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from shared.errors import ServiceError
-from shared.gen.acme.recsys.v1 import (
-    common_pb2,
-    feature_store_pb2,
-    privacy_gateway_pb2,
-    ranker_pb2,
-    reranker_pb2,
-    retrieval_pb2,
+from services.orchestrator.domain import (
+    IngestResult,
+    ItemFeatures,
+    ItemLookup,
+    PopularItems,
+    Pseudonyms,
+    Reason,
+    RerankRequest,
+    RerankResult,
+    RetrievalResult,
+    Scores,
+    ShopperContext,
+    StoredEvent,
+    UserFeatures,
 )
+from shared.errors import ServiceError
 
 
 class DownstreamError(ServiceError):
-    """A call to ``service`` failed; ``reason`` is the status code name in lower case."""
+    """A call to ``service`` failed with status ``code`` (a ``grpc.StatusCode``)."""
 
     def __init__(self, service: str, code: Any, message: str) -> None:
         super().__init__(message)
@@ -29,48 +38,39 @@ class DownstreamError(ServiceError):
         # An instance attribute shadows ServiceError.code, so an error that reaches the
         # server's interceptor keeps the downstream status (UNAVAILABLE stays UNAVAILABLE).
         self.code = code
-        self.reason = str(code.name).lower()
+        self.reason = Reason.from_status(str(code.name))
 
     @property
     def invalid_argument(self) -> bool:
-        return self.reason == "invalid_argument"
+        return self.reason is Reason.INVALID_ARGUMENT
 
 
 class Backends(Protocol):
-    """The calls the orchestrator makes, each with its timeout in seconds."""
+    """The calls the orchestrator makes, each with its timeout in seconds; a failed call
+    raises DownstreamError."""
 
-    async def pseudonymize(
-        self, user_refs: Sequence[str], timeout_s: float
-    ) -> privacy_gateway_pb2.PseudonymizeResponse: ...
-
-    async def sanitize_context(
-        self, context: Mapping[str, str], timeout_s: float
-    ) -> privacy_gateway_pb2.SanitizeContextResponse: ...
+    async def pseudonymize(self, user_refs: Sequence[str], timeout_s: float) -> Pseudonyms: ...
 
     async def user_features(
         self, user_id: str, max_recent_items: int, timeout_s: float
-    ) -> feature_store_pb2.GetUserFeaturesResponse: ...
+    ) -> UserFeatures: ...
 
-    async def item_features(
-        self, item_ids: Sequence[str], timeout_s: float
-    ) -> feature_store_pb2.GetItemFeaturesResponse: ...
+    async def item_features(self, item_ids: Sequence[str], timeout_s: float) -> ItemLookup: ...
 
     async def popular_items(
         self, limit: int, excluded_item_ids: Sequence[str], timeout_s: float
-    ) -> feature_store_pb2.GetPopularItemsResponse: ...
+    ) -> PopularItems: ...
 
     async def ingest_events(
-        self, events: Sequence[common_pb2.Event], timeout_s: float
-    ) -> feature_store_pb2.IngestEventsResponse: ...
+        self, events: Sequence[StoredEvent], timeout_s: float
+    ) -> IngestResult: ...
 
     async def retrieve(
         self, history: Sequence[str], n: int, excluded_item_ids: Sequence[str], timeout_s: float
-    ) -> retrieval_pb2.RetrieveCandidatesResponse: ...
+    ) -> RetrievalResult: ...
 
     async def score(
-        self, request: ranker_pb2.ScoreCandidatesRequest, timeout_s: float
-    ) -> ranker_pb2.ScoreCandidatesResponse: ...
+        self, context: ShopperContext, items: Sequence[ItemFeatures], timeout_s: float
+    ) -> Scores: ...
 
-    async def rerank(
-        self, request: reranker_pb2.RerankRequest, timeout_s: float
-    ) -> reranker_pb2.RerankResponse: ...
+    async def rerank(self, request: RerankRequest, timeout_s: float) -> RerankResult: ...

@@ -9,47 +9,48 @@ A shopper with no indexed item in the history (cold start) gets candidates from 
 popularity release instead of retrieval, then the same ranker and reranker. The ranker's
 score is blended with the candidate's own (services.orchestrator.blend, ``ranker_weight``).
 
-Spans and logs carry counts, versions and reasons only, never user refs or pseudonyms.
+The request context (page, device) is not used by any stage, so it is neither sent to the
+gateway's SanitizeContext nor forwarded: the pipeline never sees it.
+
+Written against the Backends protocol on domain values; no protobuf here. Spans and logs carry
+counts, versions and reasons only, never user refs or pseudonyms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from google.protobuf import timestamp_pb2
 from opentelemetry import metrics, trace
 
 from services.orchestrator.blend import blend
+from services.orchestrator.config import OrchestratorSettings
+from services.orchestrator.domain import (
+    Candidate,
+    IngestResult,
+    ItemFeatures,
+    Outcome,
+    Reason,
+    RecommendQuery,
+    RerankCandidate,
+    RerankRequest,
+    RetrievalResult,
+    ShopperContext,
+    ShopperEvent,
+    Stage,
+    StoredEvent,
+)
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, ServiceError, Unavailable
-from shared.gen.acme.recsys.v1 import (
-    common_pb2,
-    orchestrator_pb2,
-    privacy_gateway_pb2,
-    ranker_pb2,
-    reranker_pb2,
-    retrieval_pb2,
-)
+from shared.selection import top_k_by_category
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-STAGE = common_pb2.Stage
-STAGE_NAMES = {
-    STAGE.STAGE_PRIVACY_GATEWAY: "privacy_gateway",
-    STAGE.STAGE_FEATURE_STORE: "feature_store",
-    STAGE.STAGE_RETRIEVAL: "retrieval",
-    STAGE.STAGE_RANKER: "ranker",
-    STAGE.STAGE_RERANKER: "reranker",
-    STAGE.STAGE_POPULARITY: "popularity",
-}
 
 # Share of the budget still left that each stage may use. The cheap lookups get small shares
 # so the BERT ranker, the slowest stage by far on CPU, keeps most of the time, and the
@@ -60,51 +61,6 @@ SHARE_RETRIEVAL = 0.25
 SHARE_ITEM_FEATURES = 0.2
 SHARE_RANKER = 0.7
 SHARE_RERANKER = 0.8
-
-
-@dataclass(frozen=True)
-class RecommendQuery:
-    """A validated Recommend request; ``user_ref`` is raw and only goes to the gateway."""
-
-    user_ref: str
-    k: int
-    context: Mapping[str, str]
-    method: common_pb2.RerankMethod
-    tradeoff: float
-    max_per_category: int
-    excluded_item_ids: tuple[str, ...]
-    exclude_purchased: bool
-
-
-@dataclass
-class Candidate:
-    """One item moving through the pipeline."""
-
-    item_id: str
-    retrieval_score: float = 0.0
-    relevance: float = 0.0
-    score: float = 0.0
-    embedding: list[float] = field(default_factory=list)
-    features: common_pb2.ItemFeatures | None = None
-    stages: list[common_pb2.Stage] = field(default_factory=list)
-
-    @property
-    def category(self) -> str:
-        path = self.features.category_path if self.features is not None else []
-        return path[0] if path else ""
-
-
-@dataclass
-class Outcome:
-    """What Recommend answers: items in display order, degraded stages, versions."""
-
-    items: list[Candidate] = field(default_factory=list)
-    degraded: list[tuple[common_pb2.Stage, str]] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def degrade(self, stage: common_pb2.Stage, reason: str) -> None:
-        if all(s != stage for s, _ in self.degraded):
-            self.degraded.append((stage, reason))
 
 
 class PipelineMetrics:
@@ -126,12 +82,12 @@ class PipelineMetrics:
         )
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException) -> Reason:
     if isinstance(exc, DownstreamError):
         return exc.reason
     if isinstance(exc, DeadlineExceeded | asyncio.TimeoutError):
-        return "deadline_exceeded"
-    return "error"
+        return Reason.DEADLINE_EXCEEDED
+    return Reason.ERROR
 
 
 def top_by_relevance(
@@ -141,60 +97,73 @@ def top_by_relevance(
     taken: Sequence[Candidate] = (),
 ) -> list[Candidate]:
     """The k most relevant candidates, at most ``max_per_category`` per top-level category
-    counting the ``taken`` items already on the page."""
-    chosen: list[Candidate] = []
-    per_category: dict[str, int] = {}
-    for cand in taken:
-        per_category[cand.category] = per_category.get(cand.category, 0) + 1
-    for cand in sorted(candidates, key=lambda c: c.relevance, reverse=True):
-        if max_per_category > 0 and per_category.get(cand.category, 0) >= max_per_category:
-            continue
-        per_category[cand.category] = per_category.get(cand.category, 0) + 1
-        chosen.append(cand)
-        if len(chosen) >= k:
-            break
-    return chosen
+    counting the ``taken`` items already on the page (shared.selection, as the reranker)."""
+    picked = top_k_by_category(
+        [c.relevance for c in candidates],
+        [c.category for c in candidates],
+        k,
+        max_per_category,
+        [c.category for c in taken],
+    )
+    return [candidates[i] for i in picked]
+
+
+def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[Candidate]:
+    """Candidates from a DP popularity list; ``final`` when no later stage scores them."""
+    return [
+        Candidate(
+            item_id=f.item_id,
+            relevance=f.dp_popularity,
+            score=f.dp_popularity if final else 0.0,
+            features=f,
+            stages=[Stage.POPULARITY],
+        )
+        for f in items
+    ]
 
 
 class Pipeline:
-    """Runs one request at a time through the stages; shared by all requests."""
+    """Runs one request at a time through the stages; shared by all requests. Its knobs
+    (candidate count, history length, ranker weight) are read from the settings."""
 
     def __init__(
         self,
         backends: Backends,
         popularity: PopularityCache,
+        settings: OrchestratorSettings,
         *,
-        candidate_count: int,
-        recent_items: int,
-        ranker_weight: float = 1.0,
         metrics_: PipelineMetrics | None = None,
         tracer: trace.Tracer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._b = backends
         self._popularity = popularity
-        self._n = candidate_count
-        self._recent = recent_items
-        self._ranker_weight = ranker_weight
+        self._n = settings.candidate_count
+        self._recent = settings.recent_items
+        self._ranker_weight = settings.ranker_weight
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
 
     # ---- helpers -------------------------------------------------------------------------
 
-    def _degrade(
-        self, outcome: Outcome, stage: common_pb2.Stage, reason: str, fallback: str
-    ) -> None:
+    def _degrade(self, outcome: Outcome, stage: Stage, reason: Reason, fallback: str) -> None:
         """Flag ``stage`` in the answer, on the current and the request span, and in metrics."""
         outcome.degrade(stage, reason)
-        name = STAGE_NAMES.get(stage, "unknown")
-        attrs = {"recsys.stage": name, "recsys.reason": reason, "recsys.fallback": fallback}
+        attrs = {
+            "recsys.stage": stage.value,
+            "recsys.reason": reason.value,
+            "recsys.fallback": fallback,
+        }
         span = trace.get_current_span()
         span.add_event("degraded", attrs)
         span.set_attribute("recsys.degraded", True)
-        span.set_attribute("recsys.fallback.reason", reason)
-        self.metrics.fallbacks.add(1, {"stage": name, "reason": reason})
-        log.warning("stage degraded", extra={"stage": name, "reason": reason, "fallback": fallback})
+        span.set_attribute("recsys.fallback.reason", reason.value)
+        self.metrics.fallbacks.add(1, {"stage": stage.value, "reason": reason.value})
+        log.warning(
+            "stage degraded",
+            extra={"stage": stage.value, "reason": reason.value, "fallback": fallback},
+        )
 
     async def _timed(
         self, budget: Budget, share: float, call: Callable[[float], Awaitable[T]]
@@ -219,19 +188,18 @@ class Pipeline:
                     lambda t: self._b.user_features(pseudonym, self._recent, t),
                 )
             except ServiceError as exc:
-                self._degrade(outcome, STAGE.STAGE_FEATURE_STORE, _reason(exc), "popularity")
+                self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "popularity")
                 await self._popularity_answer(query, budget, outcome, query.excluded_item_ids)
                 return self._finish(request_span, outcome)
-            features = user.features
             span.set_attribute("recsys.known_user", user.known_user)
-            span.set_attribute("recsys.recent_items", len(features.recent_item_ids))
+            span.set_attribute("recsys.recent_items", len(user.recent_item_ids))
 
         excluded = list(query.excluded_item_ids)
         if query.exclude_purchased:
             already = set(excluded)
-            excluded += [i for i in features.purchased_item_ids if i not in already]
+            excluded += [i for i in user.purchased_item_ids if i not in already]
         retrieved, history = await self._retrieve_with_history(
-            features.recent_item_ids, excluded, budget, outcome
+            user.recent_item_ids, excluded, budget, outcome
         )
         if retrieved is None:
             await self._popularity_answer(query, budget, outcome, excluded)
@@ -242,9 +210,9 @@ class Pipeline:
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
-        context = ranker_pb2.ShopperContext(
-            recent_item_titles=[f.title for f in history if f.title],
-            recent_categories=[a.category for a in features.category_affinities],
+        context = ShopperContext(
+            recent_item_titles=tuple(f.title for f in history if f.title),
+            recent_categories=user.top_categories,
         )
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
         if popular:
@@ -254,15 +222,7 @@ class Pipeline:
             # reranker order and diversify them as usual. A designed path, not degraded.
             request_span.add_event("cold_start", {"recsys.candidate_source": "dp_popularity"})
             outcome.versions["popularity_release"] = self._popularity.release_id
-            candidates = [
-                Candidate(
-                    item_id=f.item_id,
-                    relevance=f.dp_popularity,
-                    features=f,
-                    stages=[STAGE.STAGE_POPULARITY],
-                )
-                for f in popular
-            ]
+            candidates = _popularity_candidates(popular, final=False)
             await self._rank(candidates, context, True, budget, outcome, "popularity_order")
             outcome.items = await self._rerank(query, candidates, budget, outcome)
             return self._finish(request_span, outcome)
@@ -271,8 +231,8 @@ class Pipeline:
                 item_id=c.item_id,
                 retrieval_score=c.score,
                 relevance=c.score,
-                embedding=list(c.embedding),
-                stages=[STAGE.STAGE_RETRIEVAL],
+                embedding=c.embedding,
+                stages=[Stage.RETRIEVAL],
             )
             for c in retrieved.candidates
         ]
@@ -284,7 +244,7 @@ class Pipeline:
     def _finish(self, request_span: trace.Span, outcome: Outcome) -> Outcome:
         request_span.set_attribute("recsys.items", len(outcome.items))
         request_span.set_attribute(
-            "recsys.degraded_stages", [STAGE_NAMES.get(s, "unknown") for s, _ in outcome.degraded]
+            "recsys.degraded_stages", [d.stage.value for d in outcome.degraded]
         )
         outcome.versions = {k: v for k, v in outcome.versions.items() if v}
         for key, value in outcome.versions.items():
@@ -293,34 +253,21 @@ class Pipeline:
 
     async def _pseudonymize(self, query: RecommendQuery, budget: Budget, outcome: Outcome) -> str:
         with self._tracer.start_as_current_span("orchestrator.privacy_gateway") as span:
-            timeout = budget.timeout_for(SHARE_GATEWAY)
-            calls: list[Awaitable[object]] = [self._b.pseudonymize([query.user_ref], timeout)]
-            if query.context:
-                calls.append(self._b.sanitize_context(query.context, timeout))
-            results = await asyncio.gather(*calls, return_exceptions=True)
-            for result in results:
-                if isinstance(result, DownstreamError):
-                    span.set_attribute("recsys.error", result.reason)
-                    if result.invalid_argument:
-                        raise result
-                    raise Unavailable(
-                        "the privacy gateway is unavailable; "
-                        "no request proceeds without a pseudonym"
-                    )
-                if isinstance(result, BaseException):
-                    raise result
-            response = results[0]
-            assert isinstance(response, privacy_gateway_pb2.PseudonymizeResponse)
+            try:
+                response = await self._timed(
+                    budget, SHARE_GATEWAY, lambda t: self._b.pseudonymize([query.user_ref], t)
+                )
+            except DownstreamError as exc:
+                span.set_attribute("recsys.error", exc.reason.value)
+                if exc.invalid_argument:
+                    raise
+                raise Unavailable(
+                    "the privacy gateway is unavailable; no request proceeds without a pseudonym"
+                ) from None
             if len(response.pseudonyms) != 1 or not response.pseudonyms[0]:
                 raise Unavailable("the privacy gateway returned no pseudonym")
             outcome.versions["pseudonym_key"] = response.key_version
             span.set_attribute("recsys.key_version", response.key_version)
-            if len(results) > 1:
-                clean = results[1]
-                assert isinstance(clean, privacy_gateway_pb2.SanitizeContextResponse)
-                span.set_attribute("recsys.context.kept", len(clean.context))
-                span.set_attribute("recsys.context.dropped", len(clean.dropped_fields))
-                span.set_attribute("recsys.context.generalized", len(clean.generalized_fields))
             return response.pseudonyms[0]
 
     async def _retrieve_with_history(
@@ -329,11 +276,11 @@ class Pipeline:
         excluded: Sequence[str],
         budget: Budget,
         outcome: Outcome,
-    ) -> tuple[retrieval_pb2.RetrieveCandidatesResponse | None, list[common_pb2.ItemFeatures]]:
+    ) -> tuple[RetrievalResult | None, list[ItemFeatures]]:
         """Retrieval and the titles of the user's history are independent: run them together."""
         recent = list(recent_item_ids)
 
-        async def retrieve() -> retrieval_pb2.RetrieveCandidatesResponse | None:
+        async def retrieve() -> RetrievalResult | None:
             with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
                 span.set_attribute("recsys.history_items", len(recent))
                 span.set_attribute("recsys.excluded_items", len(excluded))
@@ -344,7 +291,7 @@ class Pipeline:
                         lambda t: self._b.retrieve(recent, self._n, excluded, t),
                     )
                 except ServiceError as exc:
-                    self._degrade(outcome, STAGE.STAGE_RETRIEVAL, _reason(exc), "popularity")
+                    self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "popularity")
                     return None
                 span.set_attribute("recsys.candidates", len(found.candidates))
                 span.set_attribute("recsys.index_version", found.index_version)
@@ -352,7 +299,7 @@ class Pipeline:
                 outcome.versions["retrieval_index"] = found.index_version
                 return found
 
-        async def history() -> list[common_pb2.ItemFeatures]:
+        async def history() -> list[ItemFeatures]:
             if not recent:
                 return []
             with self._tracer.start_as_current_span("orchestrator.history_features") as span:
@@ -363,7 +310,7 @@ class Pipeline:
                 except ServiceError as exc:
                     # The ranker still scores without history titles; the answer is only
                     # less personal, so this is an event, not a degraded stage.
-                    span.add_event("history_titles_missing", {"recsys.reason": _reason(exc)})
+                    span.add_event("history_titles_missing", {"recsys.reason": _reason(exc).value})
                     return []
                 span.set_attribute("recsys.items", len(got.items))
                 return list(got.items)
@@ -382,7 +329,7 @@ class Pipeline:
                     budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(ids, t)
                 )
             except ServiceError as exc:
-                self._degrade(outcome, STAGE.STAGE_FEATURE_STORE, _reason(exc), "no_item_features")
+                self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "no_item_features")
                 return False
             by_id = {f.item_id: f for f in got.items}
             for cand in candidates:
@@ -393,7 +340,7 @@ class Pipeline:
     async def _rank(
         self,
         candidates: list[Candidate],
-        context: ranker_pb2.ShopperContext,
+        context: ShopperContext,
         have_features: bool,
         budget: Budget,
         outcome: Outcome,
@@ -404,30 +351,19 @@ class Pipeline:
             if not have_features:
                 # Without titles the cross-encoder would score empty strings: keep retrieval
                 # order rather than pay for meaningless scores.
-                self._degrade(outcome, STAGE.STAGE_RANKER, "no_item_features", "retrieval_order")
+                self._degrade(outcome, Stage.RANKER, Reason.NO_ITEM_FEATURES, "retrieval_order")
                 return
-            request = ranker_pb2.ScoreCandidatesRequest(
-                context=context,
-                candidates=[
-                    ranker_pb2.CandidateItem(
-                        item_id=c.item_id,
-                        title=c.features.title if c.features else "",
-                        category_path=list(c.features.category_path) if c.features else [],
-                        price=c.features.price if c.features else 0.0,
-                    )
-                    for c in candidates
-                ],
-            )
+            items = [c.features or ItemFeatures(c.item_id) for c in candidates]
             try:
                 scored = await self._timed(
-                    budget, SHARE_RANKER, lambda t: self._b.score(request, t)
+                    budget, SHARE_RANKER, lambda t: self._b.score(context, items, t)
                 )
             except ServiceError as exc:
-                self._degrade(outcome, STAGE.STAGE_RANKER, _reason(exc), fallback)
+                self._degrade(outcome, Stage.RANKER, _reason(exc), fallback)
                 return
-            scores = {s.item_id: s.score for s in scored.scores}
+            scores = scored.scores
             if any(c.item_id not in scores for c in candidates):
-                self._degrade(outcome, STAGE.STAGE_RANKER, "incomplete_scores", fallback)
+                self._degrade(outcome, Stage.RANKER, Reason.INCOMPLETE_SCORES, fallback)
                 return
             relevance = blend(
                 [scores[c.item_id] for c in candidates],
@@ -436,7 +372,7 @@ class Pipeline:
             )
             for cand, value in zip(candidates, relevance, strict=True):
                 cand.relevance = float(value)
-                cand.stages.append(STAGE.STAGE_RANKER)
+                cand.stages.append(Stage.RANKER)
             span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             version = f"{scored.model_name}/{scored.model_version}"
             outcome.versions["ranker_model"] = version
@@ -454,16 +390,16 @@ class Pipeline:
         with self._tracer.start_as_current_span("orchestrator.reranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
             span.set_attribute("recsys.tradeoff", query.tradeoff)
-            request = reranker_pb2.RerankRequest(
-                candidates=[
-                    reranker_pb2.RerankCandidate(
+            request = RerankRequest(
+                candidates=tuple(
+                    RerankCandidate(
                         item_id=c.item_id,
                         relevance=c.relevance,
                         embedding=c.embedding,
                         category=c.category,
                     )
                     for c in candidates
-                ],
+                ),
                 k=query.k,
                 method=query.method,
                 tradeoff=query.tradeoff,
@@ -474,7 +410,7 @@ class Pipeline:
                     budget, SHARE_RERANKER, lambda t: self._b.rerank(request, t)
                 )
             except ServiceError as exc:
-                self._degrade(outcome, STAGE.STAGE_RERANKER, _reason(exc), "relevance_order")
+                self._degrade(outcome, Stage.RERANKER, _reason(exc), "relevance_order")
                 chosen = top_by_relevance(candidates, query.k, query.max_per_category)
                 for cand in chosen:
                     cand.score = cand.relevance
@@ -482,26 +418,23 @@ class Pipeline:
             by_id = {c.item_id: c for c in candidates}
             chosen = []
             for item in reranked.items:
-                found = by_id.get(item.item_id)
+                found = by_id.pop(item.item_id, None)
                 if found is None:
-                    continue  # never show an item the pipeline did not retrieve
-                cand = found
-                cand.score = item.selection_score
-                cand.stages.append(STAGE.STAGE_RERANKER)
-                chosen.append(cand)
+                    continue  # never show an item the pipeline did not retrieve, nor twice
+                found.score = item.selection_score
+                found.stages.append(Stage.RERANKER)
+                chosen.append(found)
             if len(chosen) < query.k:
                 # Greedy DPP stops early when no item adds diversity any more; the page still
                 # wants k items, so the most relevant of the rest fill it, after the chosen.
-                picked = {c.item_id for c in chosen}
-                rest = [c for c in candidates if c.item_id not in picked]
+                rest = list(by_id.values())
                 fill = top_by_relevance(rest, query.k - len(chosen), query.max_per_category, chosen)
                 for cand in fill:
                     cand.score = cand.relevance
                 span.set_attribute("recsys.filled", len(fill))
                 chosen += fill
-            method = common_pb2.RerankMethod.Name(reranked.method)
-            outcome.versions["reranker_method"] = method
-            span.set_attribute("recsys.method", method)
+            outcome.versions["reranker_method"] = reranked.method.value
+            span.set_attribute("recsys.method", reranked.method.value)
             span.set_attribute("recsys.selected", len(chosen))
             return chosen
 
@@ -510,12 +443,12 @@ class Pipeline:
     ) -> None:
         """The last fallback: the cached DP popularity list; when nothing is cached yet, the
         store's live list, else a cold-start retrieval, whichever dependency is still up."""
-        down = {s for s, _ in outcome.degraded}
+        down = outcome.degraded_stages
         with self._tracer.start_as_current_span("orchestrator.popularity") as span:
             span.set_attribute("recsys.cached_items", len(self._popularity.items))
             items = self._popularity.top(query.k, excluded)
             release = self._popularity.release_id
-            if not items and STAGE.STAGE_FEATURE_STORE not in down:
+            if not items and Stage.FEATURE_STORE not in down:
                 span.add_event("popularity_cache_empty", {"recsys.fallback": "live_popularity"})
                 try:
                     live = await self._timed(
@@ -525,21 +458,12 @@ class Pipeline:
                     )
                     items, release = list(live.items), live.release_id
                 except ServiceError as exc:
-                    span.set_attribute("recsys.error", _reason(exc))
+                    span.set_attribute("recsys.error", _reason(exc).value)
             if items:
                 outcome.versions["popularity_release"] = release
-                outcome.items = [
-                    Candidate(
-                        item_id=f.item_id,
-                        relevance=f.dp_popularity,
-                        score=f.dp_popularity,
-                        features=f,
-                        stages=[STAGE.STAGE_POPULARITY],
-                    )
-                    for f in items
-                ]
+                outcome.items = _popularity_candidates(items, final=True)
                 return
-            if STAGE.STAGE_RETRIEVAL in down:
+            if Stage.RETRIEVAL in down:
                 raise Unavailable("no stage could produce recommendations")
             span.add_event("popularity_unavailable", {"recsys.fallback": "retrieval_cold_start"})
             try:
@@ -549,7 +473,7 @@ class Pipeline:
                     lambda t: self._b.retrieve([], query.k, list(excluded), t),
                 )
             except ServiceError as exc:
-                span.set_attribute("recsys.error", _reason(exc))
+                span.set_attribute("recsys.error", _reason(exc).value)
                 raise Unavailable("no stage could produce recommendations") from None
             outcome.versions["retrieval_index"] = found.index_version
             outcome.items = [
@@ -558,17 +482,15 @@ class Pipeline:
                     retrieval_score=c.score,
                     relevance=c.score,
                     score=c.score,
-                    stages=[STAGE.STAGE_RETRIEVAL],
+                    stages=[Stage.RETRIEVAL],
                 )
                 for c in found.candidates[: query.k]
             ]
 
     # ---- LogEvents -----------------------------------------------------------------------
 
-    async def log_events(
-        self, events: Sequence[orchestrator_pb2.ShopperEvent], budget: Budget
-    ) -> tuple[int, int]:
-        """Pseudonymize the users, then store the events; returns (accepted, duplicates)."""
+    async def log_events(self, events: Sequence[ShopperEvent], budget: Budget) -> IngestResult:
+        """Pseudonymize the users, then store the events."""
         refs = sorted({e.user_ref for e in events})
         with self._tracer.start_as_current_span("orchestrator.privacy_gateway") as span:
             span.set_attribute("recsys.users", len(refs))
@@ -582,20 +504,19 @@ class Pipeline:
                 raise Unavailable(
                     "the privacy gateway is unavailable; events are not stored without pseudonyms"
                 ) from None
-            if len(pseudo.pseudonyms) != len(refs):
+            if len(pseudo.pseudonyms) != len(refs) or not all(pseudo.pseudonyms):
                 raise Unavailable("the privacy gateway returned an incomplete answer")
             span.set_attribute("recsys.key_version", pseudo.key_version)
         by_ref = dict(zip(refs, pseudo.pseudonyms, strict=True))
-        now = timestamp_pb2.Timestamp()
-        now.FromDatetime(self._now())
+        now = self._now()
         stored = [
-            common_pb2.Event(
+            StoredEvent(
                 event_id=e.event_id,
                 user_id=by_ref[e.user_ref],
                 item_id=e.item_id,
                 type=e.type,
-                timestamp=e.timestamp if e.HasField("timestamp") else now,
-                quantity=e.quantity or 1,
+                timestamp=e.timestamp or now,
+                quantity=e.quantity,
             )
             for e in events
         ]
@@ -604,6 +525,6 @@ class Pipeline:
             # The store acknowledges only after its durable write, so our answer does too;
             # its INVALID_ARGUMENT passes through with the field it names.
             result = await self._b.ingest_events(stored, budget.timeout_for(1.0))
-            span.set_attribute("recsys.accepted", result.accepted_count)
-            span.set_attribute("recsys.duplicates", result.duplicate_count)
-        return result.accepted_count, result.duplicate_count
+            span.set_attribute("recsys.accepted", result.accepted)
+            span.set_attribute("recsys.duplicates", result.duplicates)
+        return result

@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from services.orchestrator.domain import ItemFeatures, PopularItems
 from shared.errors import ServiceError
-from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[], Awaitable[feature_store_pb2.GetPopularItemsResponse]]
+Fetch = Callable[[], Awaitable[PopularItems]]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class PopularityCache:
     interval_s: float
     retry_s: float = 2.0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    items: list[common_pb2.ItemFeatures] = field(default_factory=list)
+    items: list[ItemFeatures] = field(default_factory=list)
     release_id: str = ""
     fetched_at: float | None = None
 
@@ -57,6 +57,6 @@ class PopularityCache:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
-    def top(self, k: int, excluded: Sequence[str] = ()) -> list[common_pb2.ItemFeatures]:
+    def top(self, k: int, excluded: Sequence[str] = ()) -> list[ItemFeatures]:
         skip = set(excluded)
         return [item for item in self.items if item.item_id not in skip][:k]

@@ -1,14 +1,27 @@
-"""RecommendationService: validate, shed load, run the pipeline, build the response."""
+"""RecommendationService: validate, shed load, run the pipeline, build the response.
+
+The public API's edge: requests become domain values here and the pipeline's Outcome becomes
+the response, so the pipeline never sees a protobuf message.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC
 
 import grpc
 
 from services.orchestrator.config import OrchestratorSettings
-from services.orchestrator.pipeline import Outcome, Pipeline, RecommendQuery
+from services.orchestrator.domain import (
+    EventType,
+    Outcome,
+    RecommendQuery,
+    RerankMethod,
+    ShopperEvent,
+    Stage,
+)
+from services.orchestrator.pipeline import Pipeline
 from shared.deadline import Budget
 from shared.errors import InvalidArgument, ResourceExhausted, ServiceError
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -17,6 +30,14 @@ from shared.telemetry import current_trace_id
 SERVICE_NAME = "acme.recsys.v1.RecommendationService"
 MAX_REF_LENGTH = 256
 MAX_ID_LENGTH = 128
+
+
+def stage_to_proto(stage: Stage) -> common_pb2.Stage:
+    return common_pb2.Stage.Value(f"STAGE_{stage.name}")
+
+
+def _event_type(value: common_pb2.EventType) -> EventType:
+    return EventType[common_pb2.EventType.Name(value).removeprefix("EVENT_TYPE_")]
 
 
 def validate_recommend(
@@ -31,6 +52,8 @@ def validate_recommend(
         raise InvalidArgument(f"k must be in [1, {settings.max_k}]")
     if len(request.excluded_item_ids) > settings.max_exclusions:
         raise InvalidArgument(f"excluded_item_ids must hold at most {settings.max_exclusions} ids")
+    # No stage uses the context, so it is dropped here after this size check: never sent
+    # to another service, stored or logged (see RecommendRequest.context).
     if len(request.context) > settings.max_context_fields:
         raise InvalidArgument(f"context must hold at most {settings.max_context_fields} fields")
     diversity = request.diversity
@@ -45,8 +68,7 @@ def validate_recommend(
     return RecommendQuery(
         user_ref=request.user_ref,
         k=request.k,
-        context=dict(request.context),
-        method=diversity.method,
+        method=RerankMethod(common_pb2.RerankMethod.Name(diversity.method)),
         tradeoff=tradeoff,
         max_per_category=diversity.max_per_category,
         excluded_item_ids=tuple(request.excluded_item_ids),
@@ -56,12 +78,14 @@ def validate_recommend(
 
 def validate_events(
     request: orchestrator_pb2.LogEventsRequest, settings: OrchestratorSettings
-) -> None:
-    """InvalidArgument naming the first malformed event; the whole batch is then rejected."""
+) -> list[ShopperEvent]:
+    """The events as domain values, or InvalidArgument naming the first malformed event (the
+    whole batch is then rejected)."""
     if not request.events:
         raise InvalidArgument("events must not be empty")
     if len(request.events) > settings.max_events_per_call:
         raise InvalidArgument(f"events must hold at most {settings.max_events_per_call} events")
+    events = []
     for i, event in enumerate(request.events):
         if not event.event_id or len(event.event_id) > MAX_ID_LENGTH:
             raise InvalidArgument(f"events[{i}].event_id must have 1..{MAX_ID_LENGTH} characters")
@@ -75,6 +99,23 @@ def validate_events(
             raise InvalidArgument(f"events[{i}].type is not a known EventType")
         if event.quantity < 0:
             raise InvalidArgument(f"events[{i}].quantity must not be negative")
+        timestamp = None
+        if event.HasField("timestamp"):
+            try:
+                timestamp = event.timestamp.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError):
+                raise InvalidArgument(f"events[{i}].timestamp is out of range") from None
+        events.append(
+            ShopperEvent(
+                event_id=event.event_id,
+                user_ref=event.user_ref,
+                item_id=event.item_id,
+                type=_event_type(event.type),
+                timestamp=timestamp,
+                quantity=event.quantity or 1,
+            )
+        )
+    return events
 
 
 def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.RecommendResponse:
@@ -90,11 +131,13 @@ def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.Recommen
                 score=cand.score,
                 relevance_score=cand.relevance,
                 retrieval_score=cand.retrieval_score,
-                stages=cand.stages,
+                stages=[stage_to_proto(s) for s in cand.stages],
             )
         )
-    for stage, reason in outcome.degraded:
-        response.degraded_stages.append(orchestrator_pb2.DegradedStage(stage=stage, reason=reason))
+    for d in outcome.degraded:
+        response.degraded_stages.append(
+            orchestrator_pb2.DegradedStage(stage=stage_to_proto(d.stage), reason=d.reason.value)
+        )
     return response
 
 
@@ -149,11 +192,11 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         started = self._clock()
         outcome_label = "ok"
         try:
-            validate_events(request, self._settings)
+            events = validate_events(request, self._settings)
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
-            accepted, duplicates = await self._pipeline.log_events(request.events, budget)
+            result = await self._pipeline.log_events(events, budget)
             return orchestrator_pb2.LogEventsResponse(
-                accepted_count=accepted, duplicate_count=duplicates
+                accepted_count=result.accepted, duplicate_count=result.duplicates
             )
         except ServiceError as exc:
             outcome_label = exc.code.name.lower()

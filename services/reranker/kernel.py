@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shared.selection import category_codes
+
 
 def normalise_relevance(relevance: np.ndarray) -> np.ndarray:
     """Min-max scale to [0, 1] within the request; all zeros when every score is equal.
@@ -39,21 +41,6 @@ def normalise_relevance(relevance: np.ndarray) -> np.ndarray:
         return np.zeros_like(r)
     # Halving first keeps hi - lo finite even for scores near the float64 limits.
     return np.clip((r / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
-
-
-def category_codes(categories: Sequence[str]) -> np.ndarray:
-    """Integer code per item; equal non-empty labels share a code, each empty label is unique."""
-    codes = np.empty(len(categories), dtype=np.int64)
-    seen: dict[str, int] = {}
-    for i, label in enumerate(categories):
-        if label:
-            codes[i] = seen.setdefault(label, len(seen))
-    fresh = len(seen)
-    for i, label in enumerate(categories):
-        if not label:
-            codes[i] = fresh
-            fresh += 1
-    return codes
 
 
 class SimilarityKernel:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from services.orchestrator.app import Orchestrator, start_orchestrator
+from services.orchestrator.app import Orchestrator, build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -56,7 +56,9 @@ async def _orchestrator(gateway: str, **overrides: object) -> Orchestrator:
         downstream_max_attempts=1,
         **overrides,  # type: ignore[arg-type]
     )
-    return await start_orchestrator(settings)
+    app = build_orchestrator(settings)
+    await app.start()
+    return app
 
 
 async def _call(

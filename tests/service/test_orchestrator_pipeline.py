@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.orchestrator.app import Orchestrator, start_orchestrator
+from services.orchestrator.app import Orchestrator, build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.stack import (
     Layout,
@@ -113,7 +113,9 @@ async def observed() -> Observed:
 
 
 async def _start(settings: OrchestratorSettings, observed: Observed) -> Orchestrator:
-    return await start_orchestrator(settings, tracer=observed.tracer, meter=observed.meter)
+    app = build_orchestrator(settings, tracer=observed.tracer, meter=observed.meter)
+    await app.start()
+    return app
 
 
 async def _recommend(

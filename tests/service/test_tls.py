@@ -293,10 +293,11 @@ async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
 
     from services.orchestrator.clients import Downstreams
     from services.orchestrator.config import OrchestratorSettings
+    from services.orchestrator.domain import RerankCandidate, RerankMethod, RerankRequest
     from services.orchestrator.downstream import DownstreamError
     from services.reranker.config import RerankerSettings
     from services.reranker.servicer import SERVICE_NAME, RerankerServicer
-    from shared.gen.acme.recsys.v1 import common_pb2, reranker_pb2, reranker_pb2_grpc
+    from shared.gen.acme.recsys.v1 import reranker_pb2_grpc
 
     settings = RerankerSettings(  # type: ignore[call-arg]
         port=0,
@@ -304,13 +305,13 @@ async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
         tls_key_file=str(pki.server.key),
         tls_client_ca_file=str(pki.ca.ca_file),
     )
-    request = reranker_pb2.RerankRequest(
-        candidates=[
-            reranker_pb2.RerankCandidate(item_id=f"i{n}", relevance=1.0 - n / 10, embedding=[1, n])
+    request = RerankRequest(
+        candidates=tuple(
+            RerankCandidate(item_id=f"i{n}", relevance=1.0 - n / 10, embedding=(1.0, float(n)))
             for n in range(5)
-        ],
+        ),
         k=3,
-        method=common_pb2.RERANK_METHOD_MMR,
+        method=RerankMethod.MMR,
         tradeoff=0.5,
     )
     with ThreadPoolExecutor(1) as executor:
@@ -337,6 +338,7 @@ async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
                 reply = await secure.rerank(request, 5)
                 assert len(reply.items) == 3
                 assert reply.items[0].item_id == "i0"
+                assert reply.method is RerankMethod.MMR
                 with pytest.raises(DownstreamError) as err:
                     await plain.rerank(request, 5)
                 assert err.value.code == grpc.StatusCode.UNAVAILABLE

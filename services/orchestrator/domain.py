@@ -1,0 +1,294 @@
+"""The orchestrator's domain values: what the pipeline asks of its dependencies, what they
+answer, and what Recommend and LogEvents return.
+
+Plain dataclasses and enums, no protobuf: ``clients.py`` converts them to and from the
+downstream messages, ``servicer.py`` to and from the public API, so the pipeline can be driven
+by an in-memory backend in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Stage(enum.Enum):
+    """A step of the pipeline, for provenance and degradation flags; the value is the label
+    used in spans, logs and metrics."""
+
+    PRIVACY_GATEWAY = "privacy_gateway"
+    FEATURE_STORE = "feature_store"
+    RETRIEVAL = "retrieval"
+    RANKER = "ranker"
+    RERANKER = "reranker"
+    POPULARITY = "popularity"
+
+
+class Reason(enum.StrEnum):
+    """Why a stage degraded: the failed call's status, or a decision of the pipeline."""
+
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+    INVALID_ARGUMENT = "invalid_argument"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    PERMISSION_DENIED = "permission_denied"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    FAILED_PRECONDITION = "failed_precondition"
+    ABORTED = "aborted"
+    OUT_OF_RANGE = "out_of_range"
+    UNIMPLEMENTED = "unimplemented"
+    INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+    DATA_LOSS = "data_loss"
+    UNAUTHENTICATED = "unauthenticated"
+    # The pipeline's own decisions.
+    NO_ITEM_FEATURES = "no_item_features"
+    INCOMPLETE_SCORES = "incomplete_scores"
+    ERROR = "error"
+
+    @classmethod
+    def from_status(cls, status_name: str) -> Reason:
+        """The reason for a failed call with the named status (``"UNAVAILABLE"``)."""
+        try:
+            return cls(status_name.lower())
+        except ValueError:
+            return cls.ERROR
+
+
+class RerankMethod(enum.Enum):
+    """The diversification algorithm; the value is the label the public API reports in
+    ``versions["reranker_method"]`` (the protobuf enum's name, one vocabulary for clients)."""
+
+    UNSPECIFIED = "RERANK_METHOD_UNSPECIFIED"
+    NONE = "RERANK_METHOD_NONE"
+    MMR = "RERANK_METHOD_MMR"
+    DPP = "RERANK_METHOD_DPP"
+
+
+class EventType(enum.Enum):
+    """The kind of shopper interaction."""
+
+    VIEW = "view"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+
+
+# ---- what the dependencies answer ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pseudonyms:
+    """The gateway's answer: one pseudonym per reference, in request order."""
+
+    pseudonyms: tuple[str, ...]
+    key_version: str
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """Catalog attributes of one item and its DP popularity (0 until a release)."""
+
+    item_id: str
+    title: str = ""
+    category_path: tuple[str, ...] = ()
+    price: float = 0.0
+    dp_popularity: float = 0.0
+
+    @property
+    def category(self) -> str:
+        """The top-level category, or "" for an item without one."""
+        return self.category_path[0] if self.category_path else ""
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    """What the store derived from a pseudonymous user's events."""
+
+    known_user: bool
+    recent_item_ids: tuple[str, ...] = ()
+    purchased_item_ids: tuple[str, ...] = ()
+    top_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemLookup:
+    """Features of the items found; ``missing_item_ids`` were asked for but are unknown."""
+
+    items: tuple[ItemFeatures, ...]
+    missing_item_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PopularItems:
+    """A DP popularity list, most popular first, and the release it came from."""
+
+    items: tuple[ItemFeatures, ...]
+    release_id: str
+
+
+@dataclass(frozen=True)
+class RetrievedItem:
+    """One retrieval candidate: its similarity to the user and its normalised embedding."""
+
+    item_id: str
+    score: float
+    embedding: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Candidates by decreasing score; ``cold_start`` when no history item was known."""
+
+    candidates: tuple[RetrievedItem, ...]
+    index_version: str
+    cold_start: bool = False
+
+
+@dataclass(frozen=True)
+class ShopperContext:
+    """The text the ranker reads about the shopper, built from pseudonymous features."""
+
+    recent_item_titles: tuple[str, ...] = ()
+    recent_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The ranker's relevance logit per item id, and which model produced them."""
+
+    scores: dict[str, float]
+    model_name: str
+    model_version: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class RerankCandidate:
+    """What the reranker needs to know of one candidate."""
+
+    item_id: str
+    relevance: float
+    embedding: tuple[float, ...] = ()
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """A diversified selection of ``k`` of the candidates."""
+
+    candidates: tuple[RerankCandidate, ...]
+    k: int
+    method: RerankMethod
+    tradeoff: float
+    max_per_category: int = 0
+
+
+@dataclass(frozen=True)
+class RerankedItem:
+    """One selected item and its method-specific selection score."""
+
+    item_id: str
+    selection_score: float
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """The selection in display order and the method actually applied."""
+
+    items: tuple[RerankedItem, ...]
+    method: RerankMethod
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An interaction as the store keeps it: keyed by a pseudonym, never a raw reference."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: EventType
+    timestamp: datetime
+    quantity: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """How many events were newly stored and how many were already there."""
+
+    accepted: int
+    duplicates: int
+
+
+# ---- what the public API asks and answers -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    """A validated Recommend request; ``user_ref`` is raw and only goes to the gateway."""
+
+    user_ref: str
+    k: int
+    method: RerankMethod
+    tradeoff: float
+    max_per_category: int = 0
+    excluded_item_ids: tuple[str, ...] = ()
+    exclude_purchased: bool = False
+
+
+@dataclass(frozen=True)
+class ShopperEvent:
+    """A validated interaction as reported by a client, with the raw user reference;
+    ``timestamp`` None means now."""
+
+    event_id: str
+    user_ref: str
+    item_id: str
+    type: EventType
+    timestamp: datetime | None = None
+    quantity: int = 1
+
+
+@dataclass
+class Candidate:
+    """One item moving through the pipeline; the stages that produced or ordered it."""
+
+    item_id: str
+    retrieval_score: float = 0.0
+    relevance: float = 0.0
+    score: float = 0.0
+    embedding: tuple[float, ...] = ()
+    features: ItemFeatures | None = None
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def category(self) -> str:
+        return self.features.category if self.features is not None else ""
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One stage that was skipped or replaced by its fallback."""
+
+    stage: Stage
+    reason: Reason
+
+
+@dataclass
+class Outcome:
+    """What Recommend answers: items in display order, degraded stages, versions."""
+
+    items: list[Candidate] = field(default_factory=list)
+    degraded: list[Degradation] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def degrade(self, stage: Stage, reason: Reason) -> None:
+        """Flag ``stage``; the first reason a stage degraded for is the one reported."""
+        if all(d.stage != stage for d in self.degraded):
+            self.degraded.append(Degradation(stage, reason))
+
+    @property
+    def degraded_stages(self) -> set[Stage]:
+        return {d.stage for d in self.degraded}
