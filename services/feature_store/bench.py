@@ -30,8 +30,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.feature_store.seed import DATASETS, load_dataset
 from services.feature_store.store import AggregateKind, Event, FeatureStore
+from shared.data.datasets import DATASETS, load_dataset
 
 
 def _percentiles(samples_s: list[float]) -> str:
