@@ -39,8 +39,8 @@ import sqlalchemy as sa
 from services.feature_store.app import build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.model import AggregateKind, Event
-from services.feature_store.seed import DATASETS, load_dataset
 from shared.channels import create_channel
+from shared.data.datasets import DATASETS, load_dataset
 from shared.data.types import Dataset
 from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 

@@ -34,72 +34,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-# --triton-runtime torch: the bundled Triton has only the python backend and a GPU box may
-# have no CUDA build of onnxruntime, so this model.py runs the eager cross-encoder with torch
-# on the instance's device (fp16 with RANKER_TRITON_FP16=1): Triton's serving path (gRPC,
-# dynamic batching, python backend) around the same compute as the local backend.
-TORCH_MODEL = '''"""Triton python-backend model: the ranker cross-encoder in eager torch."""
-
-import json
-import os
-
-import numpy as np
-import torch
-import triton_python_backend_utils as pb_utils
-from transformers import BertConfig, BertModel
-
-from services.ranker.model import CrossEncoder
-
-INPUTS = {inputs!r}
-OUTPUT = {output!r}
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        folder = os.path.join(args["model_repository"], args["model_version"])
-        gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
-        device_id = int(args.get("model_instance_device_id", 0))
-        self.device = torch.device(f"cuda:{{device_id}}" if gpu else "cpu")
-        with open(os.path.join(folder, "bert_config.json")) as f:
-            config = BertConfig(**json.load(f))
-        model = CrossEncoder(BertModel(config, add_pooling_layer=False))
-        model.load_state_dict(torch.load(os.path.join(folder, "model.pt"), map_location="cpu"))
-        model = model.to(self.device).eval()
-        if gpu and os.environ.get("RANKER_TRITON_FP16") == "1":
-            model = model.half()
-        self.model = model
-
-    def execute(self, requests):
-        arrays = [
-            {{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in INPUTS}}
-            for r in requests
-        ]
-        groups = {{}}
-        for i, a in enumerate(arrays):
-            groups.setdefault(a[INPUTS[0]].shape[1], []).append(i)
-        outputs = [None] * len(requests)
-        with torch.inference_mode():
-            for members in groups.values():
-                feed = {{
-                    n: torch.from_numpy(np.concatenate([arrays[i][n] for i in members])).to(
-                        self.device
-                    )
-                    for n in INPUTS
-                }}
-                logits = self.model(**feed).float().cpu().numpy().reshape(-1, 1)
-                start = 0
-                for i in members:
-                    rows = arrays[i][INPUTS[0]].shape[0]
-                    outputs[i] = logits[start : start + rows]
-                    start += rows
-        return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, out)])
-            for out in outputs
-        ]
-'''
 
 Arrays = dict[str, np.ndarray]
 Scorer = Callable[[Arrays], Any]
@@ -228,22 +163,6 @@ def _triton_fn(url: str, model_name: str) -> Scorer:
     return run
 
 
-def _torch_repository(model: Any, version_dir: Path) -> None:
-    """Replace the version's model.py by the torch runtime, with the weights beside it."""
-    import json
-
-    import torch
-
-    from services.ranker.model import INPUT_NAMES, OUTPUT_NAME
-
-    cpu = model.to("cpu").float()
-    torch.save(cpu.state_dict(), version_dir / "model.pt")
-    (version_dir / "bert_config.json").write_text(json.dumps(cpu.backbone.config.to_dict()))
-    (version_dir / "model.py").write_text(
-        TORCH_MODEL.format(inputs=tuple(INPUT_NAMES), output=OUTPUT_NAME)
-    )
-
-
 def _device_name(device: str) -> str:
     if device == "cuda":
         import torch
@@ -304,8 +223,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     import torch
 
-    from services.ranker.export import export_onnx, write_model_repository
-    from services.ranker.triton_server import TritonProcess, free_port
+    from devstack.triton_server import TritonProcess, free_port
+    from offline.ranker.export import export_onnx, write_model_repository, write_torch_runtime
 
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -345,7 +264,7 @@ def main(argv: list[str]) -> int:
                 dynamic_batching=batching,
             )
             if args.triton_runtime == "torch":
-                _torch_repository(model, repo / "ranker_bert" / "1")
+                write_torch_runtime(model, repo / "ranker_bert" / "1")
                 os.environ["RANKER_TRITON_FP16"] = "1" if args.fp16 else "0"
             server = TritonProcess(
                 repo,

@@ -38,15 +38,11 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from services.orchestrator.downstream import DownstreamError  # noqa: E402
-from services.orchestrator.stack import Layout, local_specs  # noqa: E402
-from services.orchestrator.traces import load_spans, span_files  # noqa: E402
-from shared.errors import ServiceError  # noqa: E402
-from shared.gen.acme.recsys.v1 import (  # noqa: E402
+from devstack.stack import Layout, local_specs
+from devstack.traces import load_spans, span_files
+from services.orchestrator.downstream import DownstreamError
+from shared.errors import ServiceError
+from shared.gen.acme.recsys.v1 import (
     common_pb2,
     feature_store_pb2,
     orchestrator_pb2,
@@ -56,6 +52,10 @@ from shared.gen.acme.recsys.v1 import (  # noqa: E402
     reranker_pb2,
     retrieval_pb2,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+# Before the in-process mode's lazy imports load transformers.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 T = TypeVar("T")
 STAGES = {v: k.removeprefix("STAGE_").lower() for k, v in common_pb2.Stage.items()}

@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import shared.cli, pytriton" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import client.cli, pytriton" >/dev/null 2>&1; then
   echo "==> installing the project into .venv (first run only; a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   # The dev extra carries nvidia-pytriton, the CPU Triton server the ranker is served by.

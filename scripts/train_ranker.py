@@ -6,21 +6,16 @@ Examples:
     python scripts/train_ranker.py --dataset online-retail --steps 300 --resume
 
 The GPU is used when torch sees one. --resume continues from the run's last checkpoint
-(var/models/ranker/_checkpoints/<dataset>-<source>-seed<seed>/checkpoint.pt).
+(var/models/ranker/_checkpoints/<dataset>-<source>-seed<seed>/checkpoint.pt). The same as
+``python -m offline.ranker.training``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from services.ranker.training import main
+from offline.ranker.training import main
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)

@@ -8,7 +8,7 @@
 # Run from the repository root with the project installed (it uses the gateway's own key tool).
 # DATABASE_HOST defaults to the in-cluster StatefulSet ("postgres"); give the managed
 # database's host name with components/external-postgres. Existing Secrets are left alone:
-# rotate keys with `python -m services.privacy_gateway.keys rotate` (docs/deploy.md).
+# rotate keys with `python -m ops.keys rotate` (docs/deploy.md).
 # --dry-run prints both Secrets as YAML instead (for kubeseal, SOPS or review) and needs no
 # cluster; treat that output as the secret it is.
 set -euo pipefail
@@ -39,7 +39,7 @@ create() {
 if exists pseudonym-keys; then
   echo "secret pseudonym-keys exists in ${namespace}; left unchanged" >&2
 else
-  python -m services.privacy_gateway.keys generate --file "${workdir}/pseudonym-keys.json" >&2
+  python -m ops.keys generate --file "${workdir}/pseudonym-keys.json" >&2
   create pseudonym-keys --from-file=pseudonym-keys.json="${workdir}/pseudonym-keys.json"
 fi
 

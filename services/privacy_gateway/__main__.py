@@ -12,9 +12,9 @@ from services.privacy_gateway.clients import FeatureStoreClient, feature_store_t
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.pseudonym import KeyRing, ReloadingKeyRing
 from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
 from shared.gen.acme.recsys.v1 import privacy_gateway_pb2_grpc
+from shared.keyring import KeyRing, ReloadingKeyRing
 from shared.logging import configure_logging
 from shared.server import GrpcServer, run_until_signal
 from shared.telemetry import setup_telemetry

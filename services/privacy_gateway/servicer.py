@@ -22,7 +22,6 @@ from services.privacy_gateway.mechanisms import (
     validate_privacy_parameters,
 )
 from services.privacy_gateway.pii import PiiSanitizer
-from services.privacy_gateway.pseudonym import KeyRing
 from shared.deadline import Budget
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.gen.acme.recsys.v1 import (
@@ -30,6 +29,7 @@ from shared.gen.acme.recsys.v1 import (
     privacy_gateway_pb2,
     privacy_gateway_pb2_grpc,
 )
+from shared.keyring import KeyRing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.ranker.text import TEXT_FORMAT_VERSION
 from shared import minilm
+from shared.ranker_text import TEXT_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from transformers import BertConfig, BertModel, PreTrainedTokenizerBase

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from services.ranker.model import encode_pairs, score_arrays
-from services.ranker.text import context_text, item_text
 from shared.deadline import Budget
+from shared.ranker_text import context_text, item_text
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,4 @@
-"""Candidate retrieval: a two-tower embedding model, FAISS indexes and the RetrievalService.
+"""Candidate retrieval: FAISS indexes over the two-tower artefact and the RetrievalService.
 
-The grpc-free offline API other parts import:
-
-- ``services.retrieval.model``: ``train``, ``TrainConfig``, ``RetrievalArtefact``,
-  ``save_artefact``, ``load_artefact``, ``resolve_version``.
-- ``services.retrieval.index``: ``build_index``, ``CandidateIndex``.
+The artefact format is ``shared.artefacts.retrieval``; training is ``offline.retrieval``.
 """

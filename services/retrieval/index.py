@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 if TYPE_CHECKING:
-    from services.retrieval.model import RetrievalArtefact
+    from shared.artefacts.retrieval import RetrievalArtefact
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from services.retrieval.index import CandidateIndex, HnswParams, build_index
-from services.retrieval.model import (
+from shared.artefacts.retrieval import (
     ColdStartError,
     RetrievalArtefact,
     load_artefact,

@@ -14,12 +14,6 @@ import numpy as np
 from opentelemetry import trace
 
 from services.retrieval.config import RetrievalSettings
-from services.retrieval.model import (
-    LATEST,
-    ArtefactError,
-    ArtefactNotFound,
-    InvalidVersionName,
-)
 from services.retrieval.retriever import (
     NotLoaded,
     Retrieval,
@@ -29,6 +23,7 @@ from services.retrieval.retriever import (
     retrieve_for_history,
     retrieve_for_vector,
 )
+from shared.artefacts.retrieval import LATEST, ArtefactError, ArtefactNotFound, InvalidVersionName
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from shared.gen.acme.recsys.v1 import retrieval_pb2, retrieval_pb2_grpc
 

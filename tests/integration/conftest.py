@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from services.orchestrator.stack import Layout, python_module
+from devstack.stack import Layout, python_module
 
 REPO = Path(__file__).resolve().parents[2]
 N_ITEMS, N_USERS = 300, 60
@@ -98,15 +98,15 @@ def build_small_artefacts(layout: Layout) -> None:
 def _build(layout: Layout) -> None:
     import torch
 
+    from offline.retrieval.training import TrainConfig, train
     from services.ranker.model import build_model
     from services.ranker.model import save_artefact as save_ranker
-    from services.retrieval.model import TrainConfig, train
-    from services.retrieval.model import save_artefact as save_retrieval
+    from shared.artefacts.retrieval import save_artefact as save_retrieval
     from shared.data import synthetic
 
     torch.set_num_threads(2)
     subprocess.run(
-        python_module("services.privacy_gateway.keys", "generate", "--file", str(layout.key_file)),
+        python_module("ops.keys", "generate", "--file", str(layout.key_file)),
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -115,7 +115,7 @@ def _build(layout: Layout) -> None:
         [
             sys.executable,
             "-m",
-            "services.feature_store.seed",
+            "ops.seed",
             "--n-items",
             str(N_ITEMS),
             "--n-users",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.orchestrator.stack import Layout, Stack, local_specs
+from devstack.stack import Layout, Stack, local_specs
 from tests.integration.conftest import REPO, build_small_artefacts, small_layout
 
 

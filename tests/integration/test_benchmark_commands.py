@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.orchestrator.stack import Layout
+from devstack.stack import Layout
 from tests.integration.conftest import REPO
 from tests.integration.local_stack import running_stack
 
@@ -36,8 +36,8 @@ def _small_retrieval(data: Any, dataset: str, root: Path) -> None:
     """A one-epoch, 16-d retrieval artefact ``root/smoke`` (LATEST) trained on ``data``."""
     import torch
 
-    from services.retrieval.model import TrainConfig, train
-    from services.retrieval.model import save_artefact as save_retrieval
+    from offline.retrieval.training import TrainConfig, train
+    from shared.artefacts.retrieval import save_artefact as save_retrieval
     from shared.data import temporal_split
 
     torch.set_num_threads(2)

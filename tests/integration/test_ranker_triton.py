@@ -17,14 +17,15 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import model_config_pb2 as mc
 
-from services.ranker.config import RankerSettings
-from services.ranker.export import (
+from devstack.triton_server import TritonProcess, ensure_repository, free_port
+from offline.ranker.export import (
     ONNX_FILE,
     model_config,
     onnx_scores,
     onnx_session,
     parse_config,
 )
+from services.ranker.config import RankerSettings
 from services.ranker.model import (
     RankerArtefact,
     create_untrained_artefact,
@@ -35,7 +36,6 @@ from services.ranker.model import (
 from services.ranker.scorer import Ranker, ReadinessWatcher
 from services.ranker.service import SERVICE_NAME, build_ranker
 from services.ranker.servicer import RankerServicer
-from services.ranker.triton_server import TritonProcess, ensure_repository, free_port
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
 from shared.server import GrpcServer

@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.orchestrator.stack import Layout, Stack
+from devstack.stack import Layout, Stack
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from tests.integration.conftest import N_ITEMS, N_USERS
 from tests.integration.local_stack import running_stack

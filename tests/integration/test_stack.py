@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from services.orchestrator.stack import Layout, Stack, local_specs, release_popularity
-from services.orchestrator.traces import build_tree, load_spans, span_files, trace_services
+from devstack.stack import Layout, Stack, local_specs, release_popularity
+from devstack.traces import build_tree, load_spans, span_files, trace_services
 from shared import cli
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2
 from tests.integration.conftest import REPO, build_small_artefacts, small_layout

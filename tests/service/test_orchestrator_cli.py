@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import check_triton, format_recommendations, recommend_request, shopper_event
+from client.cli import format_recommendations, recommend_request, shopper_event
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2
+from shared.health import check_triton
 from tests.integration.conftest import dead_addr, free_port_block
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "client.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

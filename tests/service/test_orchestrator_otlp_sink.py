@@ -17,8 +17,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from services.orchestrator.otlp_sink import SpanWriter, make_server
-from services.orchestrator.traces import build_tree, load_spans, span_files
+from devstack.otlp_sink import SpanWriter, make_server
+from devstack.traces import build_tree, load_spans, span_files
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 TRITON_EXPORT = {

@@ -19,9 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.orchestrator.app import Orchestrator, build_orchestrator
-from services.orchestrator.config import OrchestratorSettings
-from services.orchestrator.stack import (
+from devstack.stack import (
     Layout,
     ServiceSpec,
     Stack,
@@ -29,6 +27,8 @@ from services.orchestrator.stack import (
     local_specs,
     release_popularity,
 )
+from services.orchestrator.app import Orchestrator, build_orchestrator
+from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from tests.integration.conftest import build_small_artefacts, dead_addr, small_layout

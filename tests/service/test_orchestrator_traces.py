@@ -11,7 +11,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
-from services.orchestrator.traces import (
+from devstack.traces import (
     build_tree,
     latest_trace_id,
     load_spans,

@@ -19,17 +19,16 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ops.keys import main as keys_main
+from ops.release import main as release_main
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import FeatureStoreServicer
 from services.feature_store.store import Event, FeatureStore, Item
 from services.privacy_gateway.__main__ import reload_keys_forever, wait_for_ledger
 from services.privacy_gateway.clients import FeatureStoreClient
 from services.privacy_gateway.config import PrivacyGatewaySettings
-from services.privacy_gateway.keys import main as keys_main
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.pseudonym import KeyRing, ReloadingKeyRing, load_key_ring
-from services.privacy_gateway.release import main as release_main
 from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer, _as_count
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
@@ -38,6 +37,7 @@ from shared.gen.acme.recsys.v1 import (
     privacy_gateway_pb2,
     privacy_gateway_pb2_grpc,
 )
+from shared.keyring import KeyRing, ReloadingKeyRing, load_key_ring
 from shared.logging import JsonFormatter
 from shared.server import GrpcServer
 

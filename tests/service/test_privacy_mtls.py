@@ -17,7 +17,6 @@ from services.privacy_gateway.clients import FeatureStoreClient, feature_store_t
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.pseudonym import KeyRing
 from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
@@ -27,6 +26,7 @@ from shared.gen.acme.recsys.v1 import (
     privacy_gateway_pb2,
     privacy_gateway_pb2_grpc,
 )
+from shared.keyring import KeyRing
 from shared.server import GrpcServer
 from tests.service.test_feature_store import SERVING, _wait_status
 from tests.service.test_tls import Authority, Pair

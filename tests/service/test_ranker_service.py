@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.triton_server import free_port
 from services.ranker.config import RankerSettings
 from services.ranker.model import create_untrained_artefact, encode_pairs, score_arrays
 from services.ranker.scorer import Candidate, LocalBackend, Ranker, ReadinessWatcher
 from services.ranker.service import SERVICE_NAME, build_ranker
 from services.ranker.servicer import RankerServicer
-from services.ranker.text import context_text, item_text
-from services.ranker.triton_server import free_port
 from shared.channels import create_channel
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded
 from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
+from shared.ranker_text import context_text, item_text
 from shared.server import GrpcServer
 
 

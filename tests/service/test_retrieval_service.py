@@ -19,8 +19,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.retrieval.config import RetrievalSettings
-from services.retrieval.model import LATEST, RetrievalArtefact, save_artefact, set_latest_version
 from services.retrieval.servicer import RetrievalServicer
+from shared.artefacts.retrieval import LATEST, RetrievalArtefact, save_artefact, set_latest_version
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import retrieval_pb2 as pb
 from shared.gen.acme.recsys.v1 import retrieval_pb2_grpc

@@ -1,4 +1,4 @@
-"""The seed and re-key jobs with the privacy gateway's real key ring."""
+"""The seed and re-key jobs (ops) with the privacy gateway's real key ring."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.feature_store import rekey, seed
+from ops import rekey, seed
 from services.feature_store.store import FeatureStore
-from services.privacy_gateway.pseudonym import KeyRing, load_key_ring, save_key_ring
 from shared.data import synthetic
+from shared.data.datasets import load_dataset
+from shared.keyring import KeyRing, load_key_ring, save_key_ring
 
 SMALL = ["--dataset", "synthetic", "--n-items", "40", "--n-users", "6", "--seed", "3"]
 
@@ -44,10 +45,9 @@ def test_seed_then_rekey_after_rotation(
 
     save_key_ring(ring.rotated(), key_file)
     assert rekey.main([*args, "--from-version", "v1"]) == 0
-    assert json.loads(capsys.readouterr().out) == {
-        "requested": len(dataset.users()),
-        "renamed": len(dataset.users()),
-    }
+    report = json.loads(capsys.readouterr().out)
+    assert report["ids_read"] == report["mappings"] == len(dataset.users())
+    assert report["renamed"] == len(dataset.users())
     rotated = load_key_ring(key_file)
     assert _users(db_url) == {rotated.pseudonymize(u) for u in dataset.users()}
     store = FeatureStore.from_url(db_url)
@@ -65,7 +65,7 @@ def test_seed_without_a_key_ring_explains_how_to_make_one(
     missing = tmp_path / "none.json"
     url = f"sqlite:///{tmp_path / 'fs.sqlite'}"
     assert seed.main([*SMALL, "--database-url", url, "--pseudonym-key-file", str(missing)]) == 2
-    assert "services.privacy_gateway.keys generate" in capsys.readouterr().err
+    assert "ops.keys generate" in capsys.readouterr().err
     assert not (tmp_path / "fs.sqlite").exists()
     code = rekey.main(
         [
@@ -82,8 +82,8 @@ def test_seed_without_a_key_ring_explains_how_to_make_one(
 
 
 def test_load_dataset_knows_the_real_layouts(data_dir: Path) -> None:
-    retail = seed.load_dataset("online-retail")
+    retail = load_dataset("online-retail")
     assert retail.name == "online-retail"
     assert retail.interactions
     with pytest.raises(ValueError, match="unknown dataset"):
-        seed.load_dataset("movielens")
+        load_dataset("movielens")

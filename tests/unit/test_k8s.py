@@ -275,9 +275,9 @@ WIRING = re.compile(r"_(ADDR|ADDRESS|URL|FILE|ROOT|DIR|BACKEND)$")
 def test_containers_run_the_local_stacks_commands_with_the_same_wiring(
     rendered: dict[str, list[Doc]], overlay_name: str, backend: str
 ) -> None:
-    """The local stack (services.orchestrator.stack) and the cluster start the same module
+    """The local stack (devstack.stack) and the cluster start the same module
     and set the same wiring settings; only values (host names, paths) differ."""
-    from services.orchestrator.stack import Layout, local_specs
+    from devstack.stack import Layout, local_specs
 
     docs = rendered[overlay_name]
     layout = Layout(root=REPO, var=REPO / "var", ranker_backend=backend)
@@ -300,10 +300,10 @@ def test_containers_run_the_local_stacks_commands_with_the_same_wiring(
 
 
 def test_seed_job_runs_the_local_stacks_seed_step(rendered: dict[str, list[Doc]]) -> None:
-    from services.orchestrator.stack import Layout, prepare_steps
+    from devstack.stack import Layout, prepare_steps
 
     layout = Layout(root=REPO, var=REPO / "var", ranker_backend="local")
-    (step,) = [s for s in prepare_steps(layout) if "services.feature_store.seed" in s.argv]
+    (step,) = [s for s in prepare_steps(layout) if "ops.seed" in s.argv]
     (job,) = of_kind(rendered["dev"], "Job")
     (c,) = pod_spec(job)["containers"]
     command = c["command"]
@@ -684,8 +684,8 @@ def test_triton_on_the_gpu_node_can_serve_what_the_ranker_exports(
     instances on devices the pod has, under the model name and batch size the ranker uses."""
     from tritonclient.grpc import model_config_pb2 as mc
 
+    from offline.ranker.export import model_config
     from services.ranker.config import RankerSettings
-    from services.ranker.export import model_config
 
     docs = rendered["gpu"]
     for key, value in config_env(docs, "ranker").items():

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from services.privacy_gateway.pseudonym import KeyRing
+from shared.keyring import KeyRing
 from tests.unit.test_k8s import K8S, KUBE_VERSION, REPO
 
 SCRIPT = K8S / "create-secrets.sh"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.privacy_gateway import keys as keys_cli
-from services.privacy_gateway.pseudonym import (
+from ops import keys as keys_cli
+from shared.keyring import (
     KeyRing,
     KeyRingError,
     KeyVersion,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from ops.rekey import main, rekey
 from services.feature_store.store import Event, FeatureStore, Item
-from services.privacy_gateway.pseudonym import KeyRing, KeyRingError, save_key_ring
-from services.privacy_gateway.rekey import main, rekey
+from shared.keyring import KeyRing, KeyRingError, save_key_ring
 
 T = datetime.now(UTC) - timedelta(days=3)
 
@@ -45,7 +46,13 @@ def test_rekey_moves_and_merges_users_without_storing_raw_ids(
 
     assert main(["--keys", str(keys), "--ids", str(ids), "--database-url", url]) == 0
     out = capsys.readouterr().out
-    assert "read 4 ids; 3 old pseudonyms mapped to v2; 2 users renamed" in out
+    assert json.loads(out) == {
+        "ids_read": 4,
+        "mappings": 3,
+        "renamed": 2,
+        "to_version": "v2",
+        "dry_run": False,
+    }
     assert "alice" not in out
     alice_old = store.get_user_features(v1.pseudonymize("alice"), 10)
     alice_new = store.get_user_features(v2.pseudonymize("alice"), 10)
@@ -58,7 +65,7 @@ def test_rekey_moves_and_merges_users_without_storing_raw_ids(
 
     # Running it again changes nothing: an interrupted job is simply rerun.
     assert main(["--keys", str(keys), "--ids", str(ids), "--database-url", url]) == 0
-    assert "0 users renamed" in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["renamed"] == 0
     store.close()
 
 
@@ -68,12 +75,19 @@ def test_dry_run_reads_stdin_and_renames_nothing(
     keys = tmp_path / "keys.json"
     save_key_ring(KeyRing.generate().rotated().rotated(), keys)
     assert main(["--keys", str(keys), "--dry-run"], stdin=io.StringIO("u1\nu2\n")) == 0
-    assert "read 2 ids; 4 old pseudonyms mapped to v3; dry run" in capsys.readouterr().out
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "ids_read": 2,
+        "mappings": 4,
+        "renamed": 0,
+        "to_version": "v3",
+        "dry_run": True,
+    }
     assert (
         main(["--keys", str(keys), "--dry-run", "--from-version", "v2"], stdin=io.StringIO("u1\n"))
         == 0
     )
-    assert "1 old pseudonyms" in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["mappings"] == 1
 
 
 def test_rekey_batches_one_version_at_a_time_and_rejects_unknown_versions(tmp_path: Path) -> None:
@@ -96,3 +110,17 @@ def test_rekey_batches_one_version_at_a_time_and_rejects_unknown_versions(tmp_pa
         rekey(ring, ["u"], record, from_versions=["v9"])
     with pytest.raises(ValueError, match="batch_size"):
         rekey(ring, ["u"], record, batch_size=0)
+
+
+def test_the_job_refuses_what_it_cannot_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.json"
+    assert main(["--keys", str(keys), "--dry-run"], stdin=io.StringIO("u1\n")) == 2
+    assert "not found" in capsys.readouterr().err
+    save_key_ring(KeyRing.generate().rotated(), keys)
+    unknown = ["--keys", str(keys), "--dry-run", "--from-version", "v9"]
+    assert main(unknown, stdin=io.StringIO("u1\n")) == 2
+    assert "unknown key version" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--keys", str(keys), "--ids", "-", "--dataset", "synthetic"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.ranker.candidates import CooccurrenceCandidates, baskets
+from offline.ranker.candidates import CooccurrenceCandidates, baskets
 from services.ranker.model import (
     RankerArtefact,
     create_untrained_artefact,

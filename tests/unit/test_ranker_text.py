@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.ranker.text import context_text, item_text, price_band
+from shared.ranker_text import context_text, item_text, price_band
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.ranker.candidates import CooccurrenceCandidates
-from services.ranker.training import CHECKPOINT_FILE, TrainConfig, build_examples, train
+from offline.ranker.candidates import CooccurrenceCandidates
+from offline.ranker.training import CHECKPOINT_FILE, TrainConfig, build_examples, train
 from shared.data import synthetic, temporal_split
 from shared.data.types import Dataset
 

@@ -9,21 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.retrieval.model import (
+from offline.retrieval.training import (
+    TrainConfig,
+    recent_histories,
+    training_examples,
+    user_sequences,
+)
+from shared.artefacts.retrieval import (
     LATEST,
     ArtefactError,
     ArtefactNotFound,
     ColdStartError,
     InvalidVersionName,
     RetrievalArtefact,
-    TrainConfig,
     load_artefact,
-    recent_histories,
     resolve_version,
     save_artefact,
     set_latest_version,
-    training_examples,
-    user_sequences,
 )
 from shared.data.types import Interaction
 

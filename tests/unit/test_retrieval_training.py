@@ -7,17 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.retrieval.evaluation import evaluate_retrieval
+from offline.retrieval.evaluation import evaluate_retrieval
+from offline.retrieval.publish import train_and_publish
+from offline.retrieval.text import title_embeddings
+from offline.retrieval.training import TrainConfig, train
 from services.retrieval.index import build_index
-from services.retrieval.model import (
-    LATEST,
-    RetrievalArtefact,
-    TrainConfig,
-    load_artefact,
-    train,
-)
-from services.retrieval.publish import train_and_publish
-from services.retrieval.text import title_embeddings
+from shared.artefacts.retrieval import LATEST, RetrievalArtefact, load_artefact
 from shared.data import Dataset, synthetic, temporal_split
 
 CONFIG = TrainConfig(dim=32, epochs=4, batch_size=128)

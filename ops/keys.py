@@ -1,4 +1,4 @@
-"""Key ring administration: ``python -m services.privacy_gateway.keys generate|rotate|prune|show``.
+"""Key ring administration: ``python -m ops.keys generate|rotate|prune|show``.
 
 ``generate`` creates a ring with one fresh version (refusing to overwrite an existing file, so a
 launcher can call it whenever the file is missing); ``rotate`` adds a new active version and
@@ -14,15 +14,18 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from services.privacy_gateway.pseudonym import KeyRing, load_key_ring, save_key_ring
-
-DEFAULT_FILE = "var/keys/pseudonym-keys.json"
+from ops import defaults
+from shared.keyring import KeyRing, load_key_ring, save_key_ring
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.privacy_gateway.keys")
+    parser = argparse.ArgumentParser(prog="python -m ops.keys")
     parser.add_argument("command", choices=["generate", "rotate", "prune", "show"])
-    parser.add_argument("--file", default=DEFAULT_FILE, help="key ring JSON file")
+    parser.add_argument(
+        "--file",
+        default=defaults.key_file(),
+        help="key ring JSON file (default: $RECSYS_PRIVACY_GATEWAY_KEY_FILE or the gateway's)",
+    )
     parser.add_argument(
         "--grace-days", type=float, default=7.0, help="how long retired versions verify"
     )

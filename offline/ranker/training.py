@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from services.ranker.candidates import CandidateSource, baskets, choose_source, popularity
+from offline.ranker.candidates import CandidateSource, baskets, choose_source, popularity
 from services.ranker.model import (
     CrossEncoder,
     build_model,
@@ -38,9 +40,9 @@ from services.ranker.model import (
     save_artefact,
     score_arrays,
 )
-from services.ranker.text import context_text, item_text
 from shared import metrics
 from shared.data.types import CatalogItem, Dataset, Interaction
+from shared.ranker_text import context_text, item_text
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +467,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str]) -> int:
     from shared.data.types import temporal_split
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
@@ -502,3 +506,8 @@ def main(argv: Sequence[str]) -> int:
     )
     print(f"wrote {folder}" if folder else f"checkpointed at step {args.until_step}")
     return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main(sys.argv[1:]))

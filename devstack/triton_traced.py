@@ -1,8 +1,8 @@
-"""``python -m services.orchestrator.triton_traced``: the ranker's bundled Triton with
+"""``python -m devstack.triton_traced``: the ranker's bundled Triton with
 OpenTelemetry tracing exported to an OTLP/HTTP endpoint (the local stack's span sink).
 
 The model repository, backend folder and environment are exactly those of
-``services.ranker.triton_server`` (its functions build them); this only adds Triton's
+``devstack.triton_server`` (its functions build them); this only adds Triton's
 ``--trace-config`` flags, so each inference joins the caller's trace through the
 ``traceparent`` header the ranker sends and shows up in the request's trace tree.
 """
@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from services.ranker.triton_server import (
+from devstack.triton_server import (
+    GRPC_PORT,
+    HTTP_PORT,
+    METRICS_PORT,
     ensure_repository,
     prepare_backend_dir,
     server_command,
@@ -39,11 +42,11 @@ def trace_flags(otlp_url: str, service_name: str = "triton", rate: int = 1) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.orchestrator.triton_traced")
+    p = argparse.ArgumentParser(prog="python -m devstack.triton_traced")
     p.add_argument("--model-dir", default="var/models/ranker", help="ranker artefact or root")
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
+    p.add_argument("--http-port", type=int, default=HTTP_PORT)
+    p.add_argument("--metrics-port", type=int, default=METRICS_PORT)
     p.add_argument("--otlp-url", required=True, help="host:port of an OTLP/HTTP receiver")
     args = p.parse_args(argv)
     repo = ensure_repository(Path(args.model_dir), "cpu")

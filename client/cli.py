@@ -5,8 +5,9 @@
     recsys health --all
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
 
-The coroutines below (``recommend``, ``log_events``, ``check_health``) are the same code the
-local stack launcher and other teams' scripts call.
+The coroutines below (``recommend``, ``log_events``) and ``shared.health`` are the same code
+the local stack launcher and other teams' scripts call. Default ports and the default
+trade-off are the services' own (their settings classes).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import argparse
 import asyncio
 import json
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,22 +24,18 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack import triton_server
+from devstack.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_addresses
+from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from shared.health import check_health, check_triton
 
-DEFAULT_TARGET = "127.0.0.1:50050"
-# The default local ports of every service (the same as each service's Settings class).
-DEFAULT_SERVICES: dict[str, str] = {
-    "orchestrator": "127.0.0.1:50050",
-    "privacy_gateway": "127.0.0.1:50051",
-    "feature_store": "127.0.0.1:50052",
-    "retrieval": "127.0.0.1:50053",
-    "ranker": "127.0.0.1:50054",
-    "reranker": "127.0.0.1:50055",
-}
-DEFAULT_TRITON_HTTP = "127.0.0.1:8000"
+DEFAULT_SERVICES: dict[str, str] = stack_addresses()
+DEFAULT_TARGET = DEFAULT_SERVICES["orchestrator"]
+DEFAULT_TRITON_HTTP = f"{DEFAULT_HOST}:{triton_server.HTTP_PORT}"
+DEFAULT_TRADEOFF: float = OrchestratorSettings.model_fields["default_tradeoff"].default
 METHODS = {
     "dpp": common_pb2.RERANK_METHOD_DPP,
     "mmr": common_pb2.RERANK_METHOD_MMR,
@@ -77,7 +72,7 @@ def recommend_request(
         request.diversity.CopyFrom(
             orchestrator_pb2.DiversitySettings(
                 method=METHODS[method] if method else common_pb2.RERANK_METHOD_UNSPECIFIED,
-                tradeoff=0.5 if tradeoff is None else tradeoff,
+                tradeoff=DEFAULT_TRADEOFF if tradeoff is None else tradeoff,
                 max_per_category=max_per_category,
             )
         )
@@ -122,39 +117,6 @@ async def log_events(
         return await stub.LogEvents(
             orchestrator_pb2.LogEventsRequest(events=list(events)), timeout=timeout_s
         )
-
-
-async def check_health(target: str, service: str = "", timeout_s: float = 2.0) -> str:
-    """The grpc.health.v1 status name of ``service`` at ``target``, or the failure code."""
-    async with create_channel(target, max_attempts=1) as channel:
-        try:
-            response = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            return exc.code().name
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
-
-
-def check_http(url: str, timeout_s: float = 2.0) -> str:
-    """SERVING when ``url`` answers 200, NOT_SERVING on another status, else UNAVAILABLE."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return "SERVING" if response.status == 200 else "NOT_SERVING"
-    except urllib.error.HTTPError:
-        return "NOT_SERVING"
-    except OSError:
-        return "UNAVAILABLE"
-
-
-def check_triton(http_target: str, timeout_s: float = 2.0) -> str:
-    """Triton's own readiness (``/v2/health/ready`` on its HTTP port)."""
-    return check_http(f"http://{http_target}/v2/health/ready", timeout_s)
-
-
-def stack_services(base_port: int = 50050, host: str = "127.0.0.1") -> dict[str, str]:
-    """The six gRPC addresses of a local stack whose orchestrator listens on ``base_port``."""
-    return {name: f"{host}:{base_port + i}" for i, name in enumerate(DEFAULT_SERVICES)}
 
 
 @dataclass
@@ -250,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--base-port",
         type=int,
-        default=50050,
+        default=DEFAULT_BASE_PORT,
         help="with --all: the stack's orchestrator port (the others follow, as run_stack.py)",
     )
     health.add_argument("--triton-http", default=DEFAULT_TRITON_HTTP, help="Triton HTTP port")
@@ -283,7 +245,7 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"accepted={ack.accepted_count} duplicates={ack.duplicate_count}")
         return 0
     rows = (
-        await check_all(stack_services(args.base_port), triton_http=args.triton_http)
+        await check_all(stack_addresses(args.base_port), triton_http=args.triton_http)
         if args.all
         else [HealthRow(args.target, args.target, await check_health(args.target, args.service))]
     )

@@ -1,11 +1,11 @@
 """Run the Triton server bundled with nvidia-pytriton on a ranker artefact, for local use and
-tests: ``python -m services.ranker.triton_server --model-dir var/models/ranker/<v>``.
+tests: ``python -m devstack.triton_server --model-dir var/models/ranker/<v>``.
 
 It writes (once) the CPU variant of the model repository next to the artefact, assembles a
 backend directory with the python backend and the stub for this interpreter's version, sets
 the environment the python backend needs and runs ``tritonserver`` in the foreground until
 SIGTERM/SIGINT, which it forwards. The bundled binary has only the python backend, which is
-why the CPU variant exists (see services/ranker/export.py); a GPU Triton image serves the
+why the CPU variant exists (see offline/ranker/export.py); a GPU Triton image serves the
 ``gpu`` variant of the same repository unchanged.
 
 This module must stay importable without grpc, SQLAlchemy, FAISS or OpenTelemetry: the GPU
@@ -30,6 +30,10 @@ from pathlib import Path
 from types import FrameType
 
 TRITON_DIR = "triton"
+# Triton's own default ports; the ranker's default triton_url names GRPC_PORT.
+HTTP_PORT = 8000
+GRPC_PORT = 8001
+METRICS_PORT = 8002
 
 
 def _pytriton_package() -> Path:
@@ -103,7 +107,7 @@ def server_env(base: dict[str, str] | None = None, ort_threads: int = 2) -> dict
 
 def ensure_repository(model_dir: Path, variant: str = "cpu", model_name: str | None = None) -> Path:
     """The ``variant`` model repository of an artefact, exporting it on first use."""
-    from services.ranker.export import export_onnx, write_model_repository
+    from offline.ranker.export import export_onnx, write_model_repository
     from services.ranker.model import load_artefact, resolve_model_dir
 
     folder = resolve_model_dir(model_dir)
@@ -164,9 +168,9 @@ class TritonProcess:
         self,
         repo: Path,
         *,
-        grpc_port: int = 8001,
-        http_port: int = 8000,
-        metrics_port: int = 8002,
+        grpc_port: int = GRPC_PORT,
+        http_port: int = HTTP_PORT,
+        metrics_port: int = METRICS_PORT,
         host: str = "127.0.0.1",
         work_dir: Path | None = None,
         log_file: Path | None = None,
@@ -243,9 +247,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve a ranker artefact on the bundled Triton.")
     p.add_argument("--model-dir", default="var/models/ranker", help="Artefact or its root.")
     p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
+    p.add_argument("--http-port", type=int, default=HTTP_PORT)
+    p.add_argument("--metrics-port", type=int, default=METRICS_PORT)
     p.add_argument("--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 in containers.")
     return p.parse_args(list(argv))
 

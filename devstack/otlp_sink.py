@@ -6,7 +6,7 @@ no collector, runs this sink so Triton's spans land next to the other services' 
 ``scripts/trace_tree.py`` shows them in the same tree (Triton joins the caller's trace from the
 ``traceparent`` header the ranker sends).
 
-    python -m services.orchestrator.otlp_sink --port 4318 --dir var/stack/traces
+    python -m devstack.otlp_sink --port 4318 --dir var/stack/traces
 
 Accepts ``POST /v1/traces`` as OTLP JSON (what Triton sends) or protobuf.
 """
@@ -171,7 +171,7 @@ def make_server(host: str, port: int, writer: SpanWriter) -> ThreadingHTTPServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.orchestrator.otlp_sink")
+    parser = argparse.ArgumentParser(prog="python -m devstack.otlp_sink")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4318)
     parser.add_argument("--dir", default="var/traces", help="folder of <service>.jsonl files")

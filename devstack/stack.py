@@ -1,7 +1,7 @@
 """The local stack: every service as its own process on loopback, and their readiness.
 
-``scripts/run_stack.py`` (the README's main command) and the integration tests use this
-module, so the processes they start are started exactly the same way: ``python -m
+``devstack.run`` (``scripts/run_stack.py``, the README's main command) and the integration
+tests use this module, so the processes they start are started exactly the same way: ``python -m
 services.<name>`` with ``RECSYS_<NAME>_*`` variables, which is also the container command in
 deploy/k8s. Logs of each child go to ``<var>/logs/<service>.log``; spans to
 ``<var>/traces/<service>.jsonl``.
@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from shared.cli import check_health, check_http
+from devstack import triton_server
+from devstack.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_ports
+from services.orchestrator.config import OrchestratorSettings
+from shared.health import check_health, check_http
+
+_ORCHESTRATOR = OrchestratorSettings.model_fields
 
 SERVICES = ("privacy_gateway", "feature_store", "retrieval", "ranker", "reranker", "orchestrator")
 
@@ -187,34 +192,27 @@ def env_for(prefix: str, values: Mapping[str, object]) -> dict[str, str]:
 class Layout:
     """Where the local stack keeps its files and which loopback ports it uses.
 
-    The defaults are the documented ports (orchestrator 50050 .. reranker 50055, Triton 8000-
-    8002); tests pass other ports so they never collide with a stack already running.
+    The defaults are the services' own (their settings classes' ports, Triton's 8000-8002,
+    the orchestrator's candidate count and deadline); tests pass other ports so they never
+    collide with a stack already running.
     """
 
     root: Path
     var: Path
-    host: str = "127.0.0.1"
-    base_port: int = 50050
-    triton_http_port: int = 8000
-    triton_grpc_port: int = 8001
-    triton_metrics_port: int = 8002
+    host: str = DEFAULT_HOST
+    base_port: int = DEFAULT_BASE_PORT
+    triton_http_port: int = triton_server.HTTP_PORT
+    triton_grpc_port: int = triton_server.GRPC_PORT
+    triton_metrics_port: int = triton_server.METRICS_PORT
     otlp_port: int = 4318
     ranker_backend: str = "triton"
-    candidate_count: int = 100
-    default_deadline_s: float = 3.0
+    candidate_count: int = _ORCHESTRATOR["candidate_count"].default
+    default_deadline_s: float = _ORCHESTRATOR["default_deadline_s"].default
     log_level: str = "INFO"
 
     @property
     def ports(self) -> dict[str, int]:
-        offsets = {
-            "orchestrator": 0,
-            "privacy_gateway": 1,
-            "feature_store": 2,
-            "retrieval": 3,
-            "ranker": 4,
-            "reranker": 5,
-        }
-        return {name: self.base_port + off for name, off in offsets.items()}
+        return stack_ports(self.base_port)
 
     def addr(self, name: str) -> str:
         return f"{self.host}:{self.ports[name]}"
@@ -313,7 +311,7 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
             ServiceSpec(
                 "otlp_sink",
                 python_module(
-                    "services.orchestrator.otlp_sink",
+                    "devstack.otlp_sink",
                     "--host",
                     layout.host,
                     "--port",
@@ -327,7 +325,7 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
             ServiceSpec(
                 "triton",
                 python_module(
-                    "services.orchestrator.triton_traced",
+                    "devstack.triton_traced",
                     "--model-dir",
                     str(layout.ranker_dir),
                     "--http-port",
@@ -430,13 +428,13 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
 
     Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
     The Triton model repository is exported from the ranker artefact by
-    ``services.ranker.triton_server`` itself on its first start.
+    ``devstack.triton_server`` itself on its first start.
     """
     steps = [
         PrepStep(
             "generating the pseudonymization key ring",
             python_module(
-                "services.privacy_gateway.keys",
+                "ops.keys",
                 "generate",
                 "--if-missing",
                 "--file",
@@ -447,22 +445,20 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         ),
         PrepStep(
             "training the retrieval embeddings and FAISS index",
-            [
-                sys.executable,
-                str(layout.root / "scripts" / "train_retrieval.py"),
+            python_module(
+                "offline.retrieval.publish",
                 "--dataset",
                 dataset,
                 "--out",
                 str(layout.retrieval_dir),
-            ],
+            ),
             (layout.retrieval_dir / "LATEST").exists,
             "prepare-retrieval.log",
         ),
         PrepStep(
             "fine-tuning the BERT ranker (--quick, CPU)",
-            [
-                sys.executable,
-                str(layout.root / "scripts" / "train_ranker.py"),
+            python_module(
+                "offline.ranker.training",
                 "--quick",
                 "--no-progress",
                 "--dataset",
@@ -473,7 +469,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
                 str(latest_version(layout.retrieval_dir)),
                 "--output",
                 str(layout.ranker_dir),
-            ],
+            ),
             (layout.ranker_dir / "LATEST").exists,
             "prepare-ranker.log",
         ),
@@ -482,7 +478,7 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
         PrepStep(
             "seeding the feature store (user ids pseudonymized with the gateway's key)",
             python_module(
-                "services.feature_store.seed",
+                "ops.seed",
                 "--dataset",
                 dataset,
                 "--database-url",
@@ -534,13 +530,9 @@ async def release_popularity(
 ) -> str:
     """One DP release of item popularity, only when the store holds none yet (each release
     spends privacy budget); returns the release id in use."""
+    from ops.release import request_release
     from shared.channels import create_channel
-    from shared.gen.acme.recsys.v1 import (
-        feature_store_pb2,
-        feature_store_pb2_grpc,
-        privacy_gateway_pb2,
-        privacy_gateway_pb2_grpc,
-    )
+    from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 
     async with create_channel(layout.addr("feature_store")) as channel:
         store = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
@@ -551,15 +543,11 @@ async def release_popularity(
         progress(f"DP popularity release present: {popular.release_id}")
         return popular.release_id
     progress(f"releasing item popularity with differential privacy (epsilon={epsilon})")
-    async with create_channel(layout.addr("privacy_gateway")) as channel:
-        gateway = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
-        release = await gateway.ReleaseAggregates(
-            privacy_gateway_pb2.ReleaseAggregatesRequest(
-                kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
-                epsilon=epsilon,
-                purpose="popularity fallback of the local stack",
-            ),
-            timeout=60,
-        )
+    release = await request_release(
+        layout.addr("privacy_gateway"),
+        kind="item_popularity",
+        epsilon=epsilon,
+        purpose="popularity fallback of the local stack",
+    )
     progress(f"  release {release.release_id}; epsilon left {release.epsilon_remaining:.2f}")
     return release.release_id

@@ -2,7 +2,7 @@
 
 Two sources, chosen by the caller:
 
-- ``RetrievalCandidates``: the project's retrieval artefact (services/retrieval, FAISS over
+- ``RetrievalCandidates``: the project's retrieval artefact (shared.artefacts.retrieval, FAISS over
   learned item vectors), the same candidates the ranker sees in production.
 - ``CooccurrenceCandidates``: item-to-item basket co-occurrence (cosine-normalised counts,
   as in Sarwar et al., "Item-based collaborative filtering recommendation algorithms",
@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from shared.artefacts.retrieval import ColdStartError, artefact_dir, load_artefact
 from shared.data.types import EVENT_PURCHASE, Interaction
 
 # Purchases closer than this belong to one basket (an invoice in Online Retail has a single
@@ -110,21 +111,20 @@ class RetrievalCandidates:
     name = "retrieval"
 
     def __init__(self, path: Path | str) -> None:
-        from services.retrieval import index as retrieval_index
-        from services.retrieval import model as retrieval_model
+        # FAISS is imported only when retrieval candidates are asked for.
+        from services.retrieval.index import build_index
 
-        folder = retrieval_model.artefact_dir(path)
-        self._cold = retrieval_model.ColdStartError
-        self.artefact: Any = retrieval_model.load_artefact(folder)
+        folder = artefact_dir(path)
+        self.artefact = load_artefact(folder)
         self.dataset = str(self.artefact.meta.get("dataset", ""))
         self.version = folder.name
-        self.index: Any = retrieval_index.build_index(self.artefact, kind="flat")
+        self.index = build_index(self.artefact, kind="flat")
 
     def candidates(self, history: Sequence[str], n: int) -> list[str]:
         seen = set(history)
         try:
             vector = self.artefact.user_vector(list(history))
-        except self._cold:
+        except ColdStartError:
             return list(self.artefact.popular_items(n, exclude=seen))
         return [item for item, _ in self.index.search(vector, n, exclude=seen)]
 

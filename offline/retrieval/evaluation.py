@@ -14,8 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from services.retrieval.model import ColdStartError, RetrievalArtefact, recent_histories
+from offline.retrieval.training import recent_histories
 from shared import metrics
+from shared.artefacts.retrieval import ColdStartError, RetrievalArtefact
 from shared.data.types import Interaction
 
 

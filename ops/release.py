@@ -1,9 +1,9 @@
-"""Ask a running gateway for a DP release: ``python -m services.privacy_gateway.release``.
+"""Ask a running gateway for a DP release: ``python -m ops.release``.
 
 For the local stack launcher after seeding, and for a Kubernetes CronJob that refreshes the
 DP item popularity, e.g.::
 
-    python -m services.privacy_gateway.release --kind item_popularity --epsilon 1 \\
+    python -m ops.release --kind item_popularity --epsilon 1 \\
         --purpose popularity-fallback --address 127.0.0.1:50051
 
 Prints the release id, the number of keys and the budget left; FAILED_PRECONDITION (budget
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ops import defaults
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
@@ -79,8 +80,10 @@ async def request_release(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.privacy_gateway.release")
-    parser.add_argument("--address", default="127.0.0.1:50051", help="privacy gateway")
+    parser = argparse.ArgumentParser(prog="python -m ops.release")
+    parser.add_argument(
+        "--address", default=defaults.privacy_gateway_address(), help="privacy gateway"
+    )
     parser.add_argument("--kind", choices=sorted(KINDS), default="item_popularity")
     parser.add_argument("--epsilon", type=float, required=True)
     parser.add_argument("--delta", type=float, default=0.0)

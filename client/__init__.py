@@ -1,0 +1,1 @@
+"""``recsys``: the command-line client of the recommender."""

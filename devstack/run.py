@@ -1,0 +1,233 @@
+"""Start the whole recommender locally and show it working: ``python -m devstack.run``
+(``scripts/run_stack.py``, called by scripts/run.sh).
+
+Steps, each printed as it happens:
+  1. prepare what is missing: the pseudonymization key ring, the retrieval index (trained in
+     seconds), the BERT ranker (--quick fine-tune) and its Triton model repository, the
+     feature store database seeded with the synthetic data through the pseudonymizer;
+  2. start every service as its own process on loopback (Triton too), wait for health SERVING;
+  3. release the DP popularity list once (privacy gateway) so the fallback has one;
+  4. send a few real Recommend calls and a LogEvents through the CLI client code, print them
+     and the trace tree of one request;
+  5. keep serving until Ctrl-C (or exit with --demo-only), then stop every child cleanly.
+
+Everything lives under var/stack/ (--var): children log to logs/<service>.log, spans go to
+traces/<service>.jsonl, models to models/, the SQLite databases and the key ring next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from client import cli
+from devstack import triton_server
+from devstack.ports import DEFAULT_BASE_PORT
+from devstack.stack import (
+    Layout,
+    PrepError,
+    Stack,
+    local_specs,
+    prepare,
+    release_popularity,
+)
+from devstack.traces import (
+    build_tree,
+    load_spans,
+    render_tree,
+    span_files,
+    trace_services,
+)
+
+DEMO_USERS = ("user-00001", "user-00042", "user-00137")
+
+
+def say(message: str) -> None:
+    # Output piped into `head` that already exited must not skip stopping the children.
+    with contextlib.suppress(BrokenPipeError):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def demo(layout: Layout) -> str:
+    """A few real requests through the CLI client code; returns one trace id to print."""
+    target = layout.addr("orchestrator")
+    trace_id = ""
+    # The first BERT batch pays for lazy initialisation (ONNX session, allocator); one
+    # unprinted request keeps that out of the figures below.
+    say("warming up the ranker with one request")
+    await cli.recommend(target, cli.recommend_request("warm-up", 2), timeout_s=30.0)
+    cases = [
+        (DEMO_USERS[0], "dpp", 0.5),
+        (DEMO_USERS[1], "mmr", 0.7),
+        (DEMO_USERS[2], "none", 0.0),
+    ]
+    for user, method, tradeoff in cases:
+        request = cli.recommend_request(
+            user, 8, method=method, tradeoff=tradeoff, exclude_purchased=True
+        )
+        started = time.monotonic()
+        response = await cli.recommend(target, request, timeout_s=10.0)
+        took = (time.monotonic() - started) * 1000
+        say(f"Recommend user={user} k=8 method={method} tradeoff={tradeoff} ({took:.0f} ms)")
+        print(cli.format_recommendations(response), flush=True)
+        trace_id = trace_id or response.trace_id
+    first = response.items[0].item_id if response.items else "SKU000001"
+    ack = await cli.log_events(
+        target,
+        [cli.shopper_event(DEMO_USERS[0], first, "add_to_cart", event_id="demo-cart-1")],
+    )
+    say(
+        f"LogEvents add_to_cart: accepted={ack.accepted_count} duplicates={ack.duplicate_count}"
+        " (the same event id again is a duplicate, not a second event)"
+    )
+    return trace_id
+
+
+def print_trace(layout: Layout, trace_id: str) -> None:
+    # Our span processors flush every 0.5 s; Triton's exporter batches for a few seconds.
+    want = {"orchestrator", "ranker"} | ({"triton"} if layout.ranker_backend == "triton" else set())
+    deadline = time.monotonic() + 10.0
+    while True:
+        time.sleep(0.5)
+        roots = build_tree(load_spans(span_files(layout.traces_dir)), trace_id)
+        if trace_services(roots) >= want or time.monotonic() > deadline:
+            break
+    say(f"trace {trace_id} (python scripts/trace_tree.py {trace_id}):")
+    print(render_tree(roots), flush=True)
+
+
+def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m devstack.run",
+        description="Start the whole recommender locally and show it working.",
+    )
+    p.add_argument(
+        "--var",
+        default=str(root / "var" / "stack"),
+        help="artefacts, logs, traces, databases; a folder of its own so models trained by "
+        "other jobs on other datasets are never mixed with the stack's synthetic data",
+    )
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        help="orchestrator port; the others keep their default offsets from it",
+    )
+    p.add_argument("--triton-http-port", type=int, default=triton_server.HTTP_PORT)
+    p.add_argument("--triton-grpc-port", type=int, default=triton_server.GRPC_PORT)
+    p.add_argument("--triton-metrics-port", type=int, default=triton_server.METRICS_PORT)
+    p.add_argument(
+        "--otlp-port", type=int, default=4318, help="the span sink Triton exports its traces to"
+    )
+    p.add_argument(
+        "--ranker-backend",
+        choices=["triton", "local"],
+        default="triton",
+        help="triton (default) serves BERT through a real Triton server; local runs torch",
+    )
+    p.add_argument("--candidates", type=int, default=50, help="N retrieved per request")
+    p.add_argument(
+        "--deadline-s",
+        type=float,
+        default=5.0,
+        help="end-to-end budget of a request without a deadline (BERT on CPU is slow)",
+    )
+    p.add_argument("--demo-only", action="store_true", help="exit after the demo requests")
+    p.add_argument("--no-demo", action="store_true", help="start and serve, skip the demo")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
+    """Run the stack from ``root`` (the checkout; default the working directory)."""
+    root = (root or Path.cwd()).resolve()
+    # The children inherit these: the models come from installed packages, never the Hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parse_args(argv, root)
+    layout = Layout(
+        root=root,
+        var=Path(args.var).resolve(),
+        base_port=args.base_port,
+        triton_http_port=args.triton_http_port,
+        triton_grpc_port=args.triton_grpc_port,
+        triton_metrics_port=args.triton_metrics_port,
+        otlp_port=args.otlp_port,
+        ranker_backend=args.ranker_backend,
+        candidate_count=args.candidates,
+        default_deadline_s=args.deadline_s,
+    )
+    say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
+    try:
+        prepare(layout, progress=say)
+    except PrepError as exc:
+        say(str(exc))
+        return 1
+
+    stack = Stack(local_specs(layout), layout.logs_dir, root, progress=say)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C must raise KeyboardInterrupt even when this process inherited SIGINT as ignored
+    # (started in the background by a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        say("starting the services")
+        stack.start()
+        try:
+            asyncio.run(stack.wait_ready())
+        except RuntimeError as exc:
+            triton = stack.processes.get("triton")
+            if triton is None or (triton.alive and not str(exc).startswith("triton")):
+                raise
+            say(f"Triton could not run here: {str(exc).splitlines()[0]} (see {triton.log_path})")
+            say("falling back to the ranker's local torch backend; restarting the stack")
+            stack.stop_all()
+            layout.ranker_backend = "local"
+            stack = Stack(local_specs(layout), layout.logs_dir, root, progress=say)
+            stack.start()
+            asyncio.run(stack.wait_ready())
+        asyncio.run(release_popularity(layout, progress=say))
+        print(flush=True)
+        health = asyncio.run(
+            cli.check_all(
+                {name: layout.addr(name) for name in layout.ports},
+                f"{layout.host}:{layout.triton_http_port}"
+                if layout.ranker_backend == "triton"
+                else None,
+            )
+        )
+        for row in health:
+            say(f"health {row.name:<16} {row.target:<22} {row.status}")
+        if not args.no_demo:
+            trace_id = asyncio.run(demo(layout))
+            if trace_id:
+                print_trace(layout, trace_id)
+        if args.demo_only:
+            return 0
+        say(
+            "serving; try: recsys recommend --user user-00001 -k 10 "
+            f"--target {layout.addr('orchestrator')}   (Ctrl-C stops everything)"
+        )
+        while not stop.wait(1.0):
+            for name, proc in stack.processes.items():
+                if not proc.alive:
+                    say(f"{name} exited; see {proc.log_path}")
+                    stop.set()
+        return 0
+    except KeyboardInterrupt:
+        say("Ctrl-C: stopping")
+        return 0
+    finally:
+        codes = stack.stop_all()
+        say("stopped: " + json.dumps(codes))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

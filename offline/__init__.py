@@ -1,0 +1,1 @@
+"""Offline work that no pod runs: training, export to Triton and offline evaluation."""

@@ -1,0 +1,1 @@
+"""Offline evaluation of the whole pipeline and its stages (the figures in docs/)."""

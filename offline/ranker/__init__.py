@@ -1,0 +1,1 @@
+"""Cross-encoder fine-tuning, its candidate sources and the export to Triton repositories."""

@@ -1,0 +1,1 @@
+"""Operational jobs: key ring administration, seeding, re-keying and DP releases."""
