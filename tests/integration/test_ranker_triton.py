@@ -17,6 +17,7 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import model_config_pb2 as mc
 
+from services.ranker.app import SERVICE_NAME, load_ranker
 from services.ranker.config import RankerSettings
 from services.ranker.export import (
     ONNX_FILE,
@@ -33,7 +34,6 @@ from services.ranker.model import (
     score_arrays,
 )
 from services.ranker.scorer import Ranker, ReadinessWatcher
-from services.ranker.service import SERVICE_NAME, build_ranker
 from services.ranker.servicer import RankerServicer
 from services.ranker.triton_server import TritonProcess, ensure_repository, free_port
 from shared.channels import create_channel
@@ -162,7 +162,7 @@ async def triton_service(
         max_batch=4,
         max_text_tokens=32,
     )
-    ranker = build_ranker(settings, executor)
+    ranker = load_ranker(settings, executor)
     server = await _serve(ranker)
     yield server, ranker
     await ranker.backend.close()
@@ -193,7 +193,7 @@ async def test_triton_scores_equal_the_local_backend(
     executor: ThreadPoolExecutor,
 ) -> None:
     server, _ = triton_service
-    local = build_ranker(
+    local = load_ranker(
         RankerSettings(backend="local", model_dir=str(artefact.path), max_text_tokens=32),
         executor,
     )
