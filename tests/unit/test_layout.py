@@ -29,7 +29,7 @@ NOT_IN_SERVING = (
     "onnx",
     "onnxruntime",
 )
-# The pods built from the serving image (deploy/docker/serving.Dockerfile).
+# The pods that run the serving image (the serving target of deploy/docker/Dockerfile).
 SERVING_PODS = ("feature_store", "orchestrator", "privacy_gateway", "reranker", "retrieval")
 
 
