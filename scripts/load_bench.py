@@ -283,14 +283,14 @@ async def build_in_process(layout: Layout) -> tuple[Call, Callable[[], Awaitable
     from services.orchestrator.pipeline import Pipeline
     from services.orchestrator.popularity import PopularityCache
     from services.orchestrator.servicer import RecommendationServicer
-    from services.privacy_gateway.__main__ import load_keys
+    from services.privacy_gateway.app import load_keys
     from services.privacy_gateway.clients import FeatureStoreClient
     from services.privacy_gateway.config import PrivacyGatewaySettings
     from services.privacy_gateway.ledger import Ledger, create_ledger_engine
     from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
     from services.privacy_gateway.servicer import PrivacyGatewayServicer
+    from services.ranker.app import load_ranker
     from services.ranker.config import RankerSettings
-    from services.ranker.service import build_ranker
     from services.ranker.servicer import RankerServicer
     from services.reranker.config import RerankerSettings
     from services.reranker.servicer import RerankerServicer
@@ -320,7 +320,7 @@ async def build_in_process(layout: Layout) -> tuple[Call, Callable[[], Awaitable
     retrieval = RetrievalServicer(rt_settings, executor)
     await retrieval.load(rt_settings.index_version)
     rk_settings = RankerSettings()  # type: ignore[call-arg]
-    ranker_core = build_ranker(rk_settings, executor)
+    ranker_core = load_ranker(rk_settings, executor)
     ranker = RankerServicer(
         ranker_core,
         max_candidates=rk_settings.max_candidates,

@@ -15,7 +15,8 @@ fi
 if ! .venv/bin/python -c "import client.cli, pytriton" >/dev/null 2>&1; then
   echo "==> installing the project into .venv (first run only; a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  # The dev extra carries nvidia-pytriton, the CPU Triton server the ranker is served by.
+  # The stack trains (the offline extra) and serves the ranker on nvidia-pytriton's CPU
+  # Triton server, which only the dev extra carries; dev includes offline, ranker and serving.
   .venv/bin/python -m pip install -q -e '.[dev]'
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

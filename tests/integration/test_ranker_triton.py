@@ -25,6 +25,7 @@ from offline.ranker.export import (
     onnx_session,
     parse_config,
 )
+from services.ranker.app import SERVICE_NAME, load_ranker
 from services.ranker.config import RankerSettings
 from services.ranker.model import (
     RankerArtefact,
@@ -34,7 +35,6 @@ from services.ranker.model import (
     score_arrays,
 )
 from services.ranker.scorer import Ranker, ReadinessWatcher
-from services.ranker.service import SERVICE_NAME, build_ranker
 from services.ranker.servicer import RankerServicer
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
@@ -162,7 +162,7 @@ async def triton_service(
         max_batch=4,
         max_text_tokens=32,
     )
-    ranker = build_ranker(settings, executor)
+    ranker = load_ranker(settings, executor)
     server = await _serve(ranker)
     yield server, ranker
     await ranker.backend.close()
@@ -193,7 +193,7 @@ async def test_triton_scores_equal_the_local_backend(
     executor: ThreadPoolExecutor,
 ) -> None:
     server, _ = triton_service
-    local = build_ranker(
+    local = load_ranker(
         RankerSettings(backend="local", model_dir=str(artefact.path), max_text_tokens=32),
         executor,
     )

@@ -18,18 +18,21 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from ops.keys import main as keys_main
 from ops.release import main as release_main
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import FeatureStoreServicer
 from services.feature_store.store import Event, FeatureStore, Item
-from services.privacy_gateway.__main__ import reload_keys_forever, wait_for_ledger
-from services.privacy_gateway.clients import FeatureStoreClient
+from services.privacy_gateway.app import (
+    build_privacy_gateway,
+    reload_keys_forever,
+    wait_for_ledger,
+)
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from services.privacy_gateway.ledger import Ledger, create_ledger_engine
-from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer, _as_count
+from services.privacy_gateway.servicer import SERVICE_NAME, _as_count
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
@@ -40,6 +43,7 @@ from shared.gen.acme.recsys.v1 import (
 from shared.keyring import KeyRing, ReloadingKeyRing, load_key_ring
 from shared.logging import JsonFormatter
 from shared.server import GrpcServer
+from tests.service.test_feature_store import SERVING, _wait_status
 
 pb = privacy_gateway_pb2
 RAW_USERS = ["17850", "13047", "12583", "14688"]
@@ -102,36 +106,25 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         max_refs_per_request=5,
         default_max_contributions=2,
         feature_store_address=f"127.0.0.1:{fs_server.port}",
+        feature_store_timeout_s=5.0,
+        key_ring_json=SecretStr(keys.to_json()),
+        database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
     )
-    ledger = Ledger(
-        create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}"),
-        epsilon_total=settings.epsilon_budget,
-        delta_total=settings.delta_budget,
-    )
-    ledger.create_schema()
-    client = FeatureStoreClient(settings.feature_store_address, max_timeout_s=5.0)
-    server = GrpcServer(settings, [SERVICE_NAME])
-    sanitizer = PiiSanitizer(PiiPolicy())
-    privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
-        PrivacyGatewayServicer(settings, lambda: keys, sanitizer, ledger, client, executor),
-        server.server,
-    )
-    await server.start()
-    channel = create_channel(f"127.0.0.1:{server.port}", max_attempts=1)
-    fs_channel = create_channel(f"127.0.0.1:{fs_server.port}", max_attempts=1)
-    yield Stack(
-        privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel),
-        feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
-        keys,
-        fs_server,
-        f"127.0.0.1:{server.port}",
-    )
-    await channel.close()
-    await fs_channel.close()
-    await client.close()
-    await server.stop(0)
+    async with build_privacy_gateway(settings) as gateway:
+        channel = create_channel(f"127.0.0.1:{gateway.port}", max_attempts=1)
+        fs_channel = create_channel(f"127.0.0.1:{fs_server.port}", max_attempts=1)
+        # Ready once the ledger tables exist; before that a release would find none.
+        await _wait_status(channel, SERVING)
+        yield Stack(
+            privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel),
+            feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
+            keys,
+            fs_server,
+            f"127.0.0.1:{gateway.port}",
+        )
+        await channel.close()
+        await fs_channel.close()
     await fs_server.stop(0)
-    ledger.close()
     store.close()
     executor.shutdown()
 

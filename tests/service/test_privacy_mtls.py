@@ -4,20 +4,19 @@ client certificate (mTLS, ``privileged_callers``): real servers, real certificat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydantic import SecretStr
 
 from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
-from services.privacy_gateway.clients import FeatureStoreClient, feature_store_tls
+from services.privacy_gateway.app import build_privacy_gateway
+from services.privacy_gateway.clients import feature_store_tls
 from services.privacy_gateway.config import PrivacyGatewaySettings
-from services.privacy_gateway.ledger import Ledger, create_ledger_engine
-from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
-from services.privacy_gateway.servicer import SERVICE_NAME, PrivacyGatewayServicer
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     common_pb2,
@@ -27,7 +26,6 @@ from shared.gen.acme.recsys.v1 import (
     privacy_gateway_pb2_grpc,
 )
 from shared.keyring import KeyRing
-from shared.server import GrpcServer
 from tests.service.test_feature_store import SERVING, _wait_status
 from tests.service.test_tls import Authority, Pair
 
@@ -70,7 +68,9 @@ async def feature_store(
     await running.stop(0)
 
 
-def _settings(port: int, certs: dict[str, Pair | Path], who: str) -> PrivacyGatewaySettings:
+def _settings(
+    port: int, certs: dict[str, Pair | Path], who: str, **more: Any
+) -> PrivacyGatewaySettings:
     pair = certs[who]
     assert isinstance(pair, Pair)
     return PrivacyGatewaySettings(
@@ -80,6 +80,7 @@ def _settings(port: int, certs: dict[str, Pair | Path], who: str) -> PrivacyGate
         feature_store_tls_cert_file=str(pair.cert),
         feature_store_tls_key_file=str(pair.key),
         feature_store_timeout_s=5.0,
+        **more,
     )
 
 
@@ -88,40 +89,28 @@ async def _release_as(
 ) -> tuple[privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError, float]:
     """One release through a gateway whose feature-store client presents ``who``'s certificate;
     returns the response (or the error) and the epsilon spent afterwards."""
-    settings = _settings(fs.server.port, certs, who)
-    client = FeatureStoreClient(
-        settings.feature_store_address, max_timeout_s=5.0, tls=feature_store_tls(settings)
+    settings = _settings(
+        fs.server.port,
+        certs,
+        who,
+        key_ring_json=SecretStr(KeyRing.generate().to_json()),
+        database_url=f"sqlite:///{tmp_path / f'{who}.sqlite'}",
+        epsilon_budget=5.0,
+        delta_budget=0.0,
+        grace_period_s=0.2,
     )
-    ledger = Ledger(
-        create_ledger_engine(f"sqlite:///{tmp_path / f'{who}.sqlite'}"),
-        epsilon_total=5.0,
-        delta_total=0.0,
-    )
-    ledger.create_schema()
-    ring = KeyRing.generate()
-    executor = ThreadPoolExecutor(2)
-    server = GrpcServer(settings, [SERVICE_NAME])
-    privacy_gateway_pb2_grpc.add_PrivacyGatewayServiceServicer_to_server(
-        PrivacyGatewayServicer(
-            settings, lambda: ring, PiiSanitizer(PiiPolicy()), ledger, client, executor
-        ),
-        server.server,
-    )
-    await server.start()
     result: privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError
-    try:
-        async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
-            stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
-            try:
-                result = await stub.ReleaseAggregates(RELEASE, timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                result = exc
-        spent = ledger.state().epsilon_spent
-    finally:
-        await server.stop(0)
-        await client.close()
-        ledger.close()
-        executor.shutdown()
+    async with (
+        build_privacy_gateway(settings) as gateway,
+        create_channel(f"127.0.0.1:{gateway.port}", max_attempts=1) as channel,
+    ):
+        await _wait_status(channel, SERVING)
+        stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
+        try:
+            result = await stub.ReleaseAggregates(RELEASE, timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            result = exc
+        spent = gateway.ledger.state().epsilon_spent
     return result, spent
 
 

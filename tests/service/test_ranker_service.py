@@ -15,17 +15,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.triton_server import free_port
+from services.ranker.app import build_ranker, load_ranker
 from services.ranker.config import RankerSettings
 from services.ranker.model import create_untrained_artefact, encode_pairs, score_arrays
 from services.ranker.scorer import Candidate, LocalBackend, Ranker, ReadinessWatcher
-from services.ranker.service import SERVICE_NAME, build_ranker
-from services.ranker.servicer import RankerServicer
 from shared.channels import create_channel
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded
 from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
 from shared.ranker_text import context_text, item_text
-from shared.server import GrpcServer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,7 @@ def executor() -> ThreadPoolExecutor:
 @pytest.fixture(scope="module")
 def local_ranker(model_dir: Path, executor: ThreadPoolExecutor) -> Ranker:
     settings = RankerSettings(backend="local", model_dir=str(model_dir), max_text_tokens=32)
-    return build_ranker(settings, executor)
+    return load_ranker(settings, executor)
 
 
 class CountingBackend(LocalBackend):
@@ -58,22 +56,16 @@ class CountingBackend(LocalBackend):
         return await super().score(arrays, budget)
 
 
-async def _serve(ranker: Ranker, max_candidates: int = 50) -> GrpcServer:
-    server = GrpcServer(RankerSettings(port=0, grace_period_s=0.2), [SERVICE_NAME])
-    ranker_pb2_grpc.add_RankerServiceServicer_to_server(
-        RankerServicer(ranker, max_candidates=max_candidates, default_timeout_s=10.0),
-        server.server,
-    )
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def local_stub(local_ranker: Ranker) -> AsyncIterator[ranker_pb2_grpc.RankerServiceStub]:
-    server = await _serve(local_ranker, max_candidates=20)
-    async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+    settings = RankerSettings(
+        port=0, grace_period_s=0.2, max_candidates=20, request_timeout_s=10.0, backend="local"
+    )
+    async with (
+        build_ranker(settings, ranker=local_ranker) as app,
+        create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel,
+    ):
         yield ranker_pb2_grpc.RankerServiceStub(channel)
-    await server.stop(0)
 
 
 def _request(n: int, title_repeat: int = 1) -> ranker_pb2.ScoreCandidatesRequest:
@@ -182,17 +174,25 @@ async def test_spent_budget_is_deadline_exceeded(local_ranker: Ranker) -> None:
         await local_ranker.score(["MUG"], [], [Candidate("a", "TEAPOT", (), 1.0)], budget)
 
 
-async def test_triton_absent_means_unavailable_and_not_ready(
-    model_dir: Path, executor: ThreadPoolExecutor
-) -> None:
+async def test_triton_absent_means_unavailable_and_not_ready(model_dir: Path) -> None:
     settings = RankerSettings(
-        backend="triton", model_dir=str(model_dir), triton_url=f"127.0.0.1:{free_port()}"
+        port=0,
+        grace_period_s=0.2,
+        backend="triton",
+        model_dir=str(model_dir),
+        triton_url=f"127.0.0.1:{free_port()}",
+        readiness_poll_s=0.05,
     )
-    ranker = build_ranker(settings, executor)
-    server = await _serve(ranker)
-    watcher = ReadinessWatcher(ranker.backend.is_ready, server.set_ready, 0.1)
-    assert await watcher.check() is False
-    async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+    async with (
+        build_ranker(settings) as app,
+        create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel,
+    ):
+        for _ in range(100):
+            if app.watcher.ready is not None:
+                break
+            await asyncio.sleep(0.02)
+        # The watcher has asked Triton and found no model: readiness stays NOT_SERVING.
+        assert app.watcher.ready is False
         health = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=""), timeout=5
         )
@@ -202,8 +202,6 @@ async def test_triton_absent_means_unavailable_and_not_ready(
                 _request(3), timeout=10
             )
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    await ranker.backend.close()
-    await server.stop(0)
 
 
 async def test_readiness_follows_the_probe_both_ways() -> None:

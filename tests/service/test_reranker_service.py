@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -16,12 +15,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
-from services.reranker.__main__ import serve
+from services.reranker.app import RerankerApp, build_reranker
 from services.reranker.config import RerankerSettings
-from services.reranker.servicer import SERVICE_NAME, RerankerServicer
+from services.reranker.servicer import SERVICE_NAME
+from shared.app import serve
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, reranker_pb2, reranker_pb2_grpc
-from shared.server import GrpcServer
 
 Stub = reranker_pb2_grpc.RerankerServiceStub
 
@@ -41,18 +40,14 @@ def _candidates(n: int = 12, d: int = 8, seed: int = 0) -> list[reranker_pb2.Rer
 
 @pytest.fixture
 async def stub() -> AsyncIterator[Stub]:
-    settings = RerankerSettings(port=0, grace_period_s=0.2, max_candidates=50, max_embedding_dim=16)
-    executor = ThreadPoolExecutor(2)
-    server = GrpcServer(settings, [SERVICE_NAME])
-    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(
-        RerankerServicer(settings, executor), server.server
+    settings = RerankerSettings(
+        port=0, grace_period_s=0.2, max_candidates=50, max_embedding_dim=16, executor_workers=2
     )
-    await server.start()
-    await server.set_ready(True)
-    async with create_channel(f"127.0.0.1:{server.port}") as channel:
+    async with (
+        build_reranker(settings) as app,
+        create_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
         yield reranker_pb2_grpc.RerankerServiceStub(channel)
-    await server.stop(0)
-    executor.shutdown()
 
 
 async def test_dpp_is_the_default_and_returns_k_unique_items(stub: Stub) -> None:
@@ -179,18 +174,11 @@ async def test_invalid_requests_are_invalid_argument(
 async def _serve_once(
     settings: RerankerSettings, request: reranker_pb2.RerankRequest
 ) -> reranker_pb2.RerankResponse:
-    executor = ThreadPoolExecutor(1)
-    server = GrpcServer(settings, [SERVICE_NAME])
-    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(
-        RerankerServicer(settings, executor), server.server
-    )
-    await server.start()
-    try:
-        async with create_channel(f"127.0.0.1:{server.port}") as channel:
-            return await reranker_pb2_grpc.RerankerServiceStub(channel).Rerank(request, timeout=5)
-    finally:
-        await server.stop(0)
-        executor.shutdown()
+    async with (
+        build_reranker(settings) as app,
+        create_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        return await reranker_pb2_grpc.RerankerServiceStub(channel).Rerank(request, timeout=5)
 
 
 async def test_configured_default_method_applies() -> None:
@@ -215,26 +203,21 @@ async def test_configured_default_window_applies(default_window: int, third_scor
     assert resp.items[2].selection_score == pytest.approx(third_score, abs=1.0)
 
 
-async def test_main_wiring_is_ready_at_start_and_stops_on_signal(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_main_wiring_is_ready_at_start_and_stops_on_signal() -> None:
     settings = RerankerSettings(port=0, grace_period_s=0.1)
     stop = asyncio.Event()
-    started: list[int] = []
-    original_start = GrpcServer.start
+    apps: list[RerankerApp] = []
 
-    async def spy_start(self: GrpcServer) -> int:
-        port = await original_start(self)
-        started.append(port)
-        return port
+    def build(settings: RerankerSettings) -> RerankerApp:
+        apps.append(build_reranker(settings))
+        return apps[-1]
 
-    monkeypatch.setattr(GrpcServer, "start", spy_start)
-    task = asyncio.create_task(serve(settings, stop_event=stop))
+    task = asyncio.create_task(serve(build, settings, stop_event=stop))
     for _ in range(100):
-        if started:
+        if apps and apps[0].port:
             break
         await asyncio.sleep(0.02)
-    async with create_channel(f"127.0.0.1:{started[0]}") as channel:
+    async with create_channel(f"127.0.0.1:{apps[0].port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for _ in range(50):
             ready = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
@@ -248,27 +231,24 @@ async def test_main_wiring_is_ready_at_start_and_stops_on_signal(
         assert len(resp.items) == 4
     stop.set()
     await asyncio.wait_for(task, 5)
+    # The shutdown hook closed the executor the selections ran in.
+    with pytest.raises(RuntimeError, match="shutdown"):
+        apps[0].executor.submit(int)
 
 
 async def test_spans_carry_counts_never_ids_or_scores() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = RerankerSettings(port=0)
-    executor = ThreadPoolExecutor(1)
-    servicer = RerankerServicer(settings, executor, tracer=provider.get_tracer("test"))
-    server = GrpcServer(settings, [SERVICE_NAME])
-    reranker_pb2_grpc.add_RerankerServiceServicer_to_server(servicer, server.server)
-    await server.start()
+    settings = RerankerSettings(port=0, grace_period_s=0.2)
     cands = _candidates(seed=9)
-    try:
-        async with create_channel(f"127.0.0.1:{server.port}") as channel:
-            await reranker_pb2_grpc.RerankerServiceStub(channel).Rerank(
-                reranker_pb2.RerankRequest(candidates=cands, k=4, tradeoff=0.5), timeout=5
-            )
-    finally:
-        await server.stop(0)
-        executor.shutdown()
+    async with (
+        build_reranker(settings, tracer=provider.get_tracer("test")) as app,
+        create_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        await reranker_pb2_grpc.RerankerServiceStub(channel).Rerank(
+            reranker_pb2.RerankRequest(candidates=cands, k=4, tradeoff=0.5), timeout=5
+        )
     (span,) = exporter.get_finished_spans()
     attrs = dict(span.attributes or {})
     assert attrs["reranker.candidates"] == len(cands)

@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +17,14 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.retrieval.app import RetrievalApp, build_retrieval
 from services.retrieval.config import RetrievalSettings
 from services.retrieval.servicer import RetrievalServicer
 from shared.artefacts.retrieval import LATEST, RetrievalArtefact, save_artefact, set_latest_version
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import retrieval_pb2 as pb
 from shared.gen.acme.recsys.v1 import retrieval_pb2_grpc
-from shared.server import GrpcServer
 
-SERVICE = "acme.recsys.v1.RetrievalService"
 REPO = Path(__file__).resolve().parents[2]
 DIM = 8
 
@@ -56,45 +54,47 @@ def root(tmp_path: Path) -> Path:
 
 @dataclass
 class Running:
-    server: GrpcServer
-    servicer: RetrievalServicer
+    app: RetrievalApp
     stub: retrieval_pb2_grpc.RetrievalServiceStub
     health: health_pb2_grpc.HealthStub
-    settings: RetrievalSettings
+
+    @property
+    def servicer(self) -> RetrievalServicer:
+        return self.app.servicer
 
 
 @contextlib.asynccontextmanager
 async def _start(settings: RetrievalSettings) -> AsyncIterator[Running]:
-    executor = ThreadPoolExecutor(settings.executor_workers)
-    server = GrpcServer(settings, [SERVICE])
-    servicer = RetrievalServicer(settings, executor, on_ready=server.set_ready)
-    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server.server)
-    await server.start()
-    try:
-        async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
-            yield Running(
-                server,
-                servicer,
-                retrieval_pb2_grpc.RetrievalServiceStub(channel),
-                health_pb2_grpc.HealthStub(channel),
-                settings,
-            )
-    finally:
-        await server.stop(0)
-        executor.shutdown()
+    async with (
+        build_retrieval(settings) as app,
+        create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel,
+    ):
+        yield Running(
+            app,
+            retrieval_pb2_grpc.RetrievalServiceStub(channel),
+            health_pb2_grpc.HealthStub(channel),
+        )
+
+
+def _settings(root: Path) -> RetrievalSettings:
+    return RetrievalSettings(
+        port=0, artefact_root=str(root), max_n=500, executor_workers=2, grace_period_s=0.2
+    )
 
 
 @pytest.fixture
 async def unloaded(root: Path) -> AsyncIterator[Running]:
-    settings = RetrievalSettings(port=0, artefact_root=str(root), max_n=500, executor_workers=2)
-    async with _start(settings) as running:
+    """Started before any version is published: no LATEST, so nothing loads at start."""
+    (root / LATEST).unlink()
+    async with _start(_settings(root)) as running:
         yield running
 
 
 @pytest.fixture
-async def svc(unloaded: Running) -> Running:
-    await unloaded.servicer.load("")
-    return unloaded
+async def svc(root: Path) -> AsyncIterator[Running]:
+    """Started with LATEST naming v1, which start loads."""
+    async with _start(_settings(root)) as running:
+        yield running
 
 
 async def _ready(running: Running) -> int:
@@ -102,13 +102,16 @@ async def _ready(running: Running) -> int:
     return int(reply.status)
 
 
-async def test_readiness_turns_serving_only_after_the_index_is_loaded(unloaded: Running) -> None:
+async def test_readiness_turns_serving_only_after_the_index_is_loaded(
+    unloaded: Running, root: Path
+) -> None:
     assert await _ready(unloaded) == health_pb2.HealthCheckResponse.NOT_SERVING
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await unloaded.stub.RetrieveCandidates(
             pb.RetrieveCandidatesRequest(history=pb.UserHistory(item_ids=["item-00001"]), n=5)
         )
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    set_latest_version(root, "v1")
     await unloaded.servicer.load("")
     assert await _ready(unloaded) == health_pb2.HealthCheckResponse.SERVING
     info = await unloaded.stub.GetIndexInfo(pb.GetIndexInfoRequest())
@@ -243,10 +246,9 @@ async def test_load_index_version_errors_keep_the_served_index(svc: Running, roo
 async def test_hot_swap_drops_no_request(root: Path) -> None:
     settings = RetrievalSettings(
         port=0, artefact_root=str(root), index_type="hnsw", hnsw_ef_construction=64,
-        executor_workers=2,
+        executor_workers=2, grace_period_s=0.2,
     )  # fmt: skip
     async with _start(settings) as running:
-        await running.servicer.load("v1")
         request = pb.RetrieveCandidatesRequest(
             history=pb.UserHistory(item_ids=["item-00001", "item-00002"]), n=50
         )

@@ -1,0 +1,80 @@
+"""A servable service: its gRPC server and what it owns, started and stopped in one order.
+
+Each service's composition root ``build_<name>(settings)`` returns a ``ServiceApp``;
+``__main__`` serves it until a signal with ``serve``, tests and in-process benchmarks use it
+as an async context manager. Build it inside a running event loop: grpc.aio binds a server
+to the loop it was created in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self, TypeVar
+
+from shared.server import GrpcServer, run_until_signal
+from shared.settings import ServiceSettings
+
+
+class ServiceApp:
+    """Start: bind (readiness NOT_SERVING), then the service's own start-up (readiness rule,
+    background tasks). Stop: readiness off, drain, stop the server, then release resources."""
+
+    def __init__(self, server: GrpcServer) -> None:
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        """The bound port; 0 before ``start``."""
+        return self.server.port
+
+    async def on_start(self) -> None:
+        """Runs once the server listens; decides when readiness turns SERVING."""
+
+    async def close(self) -> None:
+        """Releases what the service owns (tasks, clients, executors) once the server stopped."""
+
+    async def start(self) -> int:
+        """Serve and return the bound port; on a failed start, release everything again."""
+        try:
+            port = await self.server.start()
+        except BaseException:
+            await self.close()
+            raise
+        try:
+            await self.on_start()
+        except BaseException:
+            await self.stop(0)
+            raise
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain for ``grace`` seconds (the settings' grace period by default), then close."""
+        await self.server.stop(grace)
+        await self.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+async def serve(
+    build: Callable[[S], ServiceApp], settings: S, *, stop_event: asyncio.Event | None = None
+) -> None:
+    """Build the app in this loop, start it and serve until SIGTERM/SIGINT (or ``stop_event``),
+    then drain, stop and close it. Flushing telemetry stays with the caller, which set it up."""
+    app = build(settings)
+    await app.start()
+    await run_until_signal(app.server, on_shutdown=[app.close], stop_event=stop_event)
