@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from client import cli
 from devstack.stack import Layout, Stack, local_specs, release_popularity
 from devstack.traces import build_tree, load_spans, span_files, trace_services
-from shared import cli
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2
 from tests.integration.conftest import REPO, build_small_artefacts, small_layout
 
