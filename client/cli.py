@@ -25,8 +25,8 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from client.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_addresses
 from devstack import triton_server
-from devstack.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_addresses
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc

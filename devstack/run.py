@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from client import cli
+from client.ports import DEFAULT_BASE_PORT
 from devstack import triton_server
-from devstack.ports import DEFAULT_BASE_PORT
 from devstack.stack import (
     Layout,
     PrepError,

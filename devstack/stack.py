@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from client.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_ports
 from devstack import triton_server
-from devstack.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_ports
 from services.orchestrator.config import OrchestratorSettings
 from shared.health import check_health, check_http
 

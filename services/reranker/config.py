@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.reranker.dpp import DEFAULT_EPS
 from shared.settings import ServiceSettings
+
+# Kept here, not in dpp.py, so that reading the settings (the CLI's port table) needs no numpy.
+DEFAULT_EPS = 1e-9
 
 
 class RerankerSettings(ServiceSettings):

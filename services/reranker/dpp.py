@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from services.reranker.config import DEFAULT_EPS
 from services.reranker.kernel import SimilarityKernel, normalise_relevance
 from services.reranker.selection import (
     CategoryCap,
@@ -48,7 +49,6 @@ from services.reranker.selection import (
     top_by_relevance,
 )
 
-DEFAULT_EPS = 1e-9
 _LOG_FLOOR = 1e-300
 _LINEAR_MAX_EXPONENT = 600.0
 _MAX_ALPHA = 1e6

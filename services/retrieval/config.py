@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.retrieval.index import HnswParams
 from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from services.retrieval.index import HnswParams
 
 
 class RetrievalSettings(ServiceSettings):
@@ -38,4 +40,7 @@ class RetrievalSettings(ServiceSettings):
     )
 
     def hnsw_params(self) -> HnswParams:
+        # Imported here: reading the settings (the CLI's port table) must not need FAISS.
+        from services.retrieval.index import HnswParams
+
         return HnswParams(self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)

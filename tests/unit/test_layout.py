@@ -191,6 +191,33 @@ def test_serving_pod_imports_without_the_heavy_libraries(service: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+# What the base dependencies leave out: everything of the serving extra but the gRPC core.
+NOT_IN_BASE = (
+    *NOT_IN_SERVING,
+    "numpy",
+    "faiss",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "opendp",
+    "grpc_reflection",
+)
+
+
+def test_the_cli_imports_with_the_base_dependencies_alone() -> None:
+    """`recsys` (client.cli, with the port table it reads from the settings classes) needs
+    none of the serving extra: a client machine installs the project without extras."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT, ",".join(NOT_IN_BASE), "client.cli"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_the_refusing_finder_refuses() -> None:
     """The check above can fail: the ranker pod (Triton client, torch) is refused."""
     result = subprocess.run(

@@ -1,4 +1,5 @@
-"""The local stack's port table, read from each service's settings class.
+"""The port table of the six services (a local stack, or `recsys health --all`), read from each
+service's settings class.
 
 A stack may be moved as a block (``base_port`` other than the orchestrator's default, e.g. in
 tests next to a running stack); the services keep their offsets from the settings defaults.
