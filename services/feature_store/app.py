@@ -23,10 +23,11 @@ from shared.server import GrpcServer
 
 @dataclass
 class FeatureStoreApp:
-    """A built feature store: its server, its store, and what ``close`` releases."""
+    """A built feature store: its server, servicer and store, and what ``close`` releases."""
 
     settings: FeatureStoreSettings
     server: GrpcServer
+    servicer: FeatureStoreServicer
     store: FeatureStore
     monitor: ReadinessMonitor
     executor: ThreadPoolExecutor
@@ -89,10 +90,8 @@ def build_feature_store(settings: FeatureStoreSettings) -> FeatureStoreApp:
     # worker from the RPCs.
     probe_executor = ThreadPoolExecutor(1, thread_name_prefix="feature-store-probe")
     server = GrpcServer(settings, [SERVICE_NAME])
-    feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(
-        FeatureStoreServicer(settings, store.queries, store.ingest, store.admin, executor),
-        server.server,
-    )
+    servicer = FeatureStoreServicer(settings, store.queries, store.ingest, store.admin, executor)
+    feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(servicer, server.server)
     monitor = ReadinessMonitor(
         partial(store.database.check_ready, migrate=settings.auto_migrate),
         server.set_ready,
@@ -100,4 +99,4 @@ def build_feature_store(settings: FeatureStoreSettings) -> FeatureStoreApp:
         interval_s=settings.readiness_interval_s,
         timeout_s=settings.readiness_timeout_s,
     )
-    return FeatureStoreApp(settings, server, store, monitor, executor, probe_executor)
+    return FeatureStoreApp(settings, server, servicer, store, monitor, executor, probe_executor)

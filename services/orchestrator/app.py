@@ -66,6 +66,11 @@ class Orchestrator:
         await self.server.stop(grace)
         await self.release()
 
+    async def stop(self, grace: float | None = None) -> None:
+        """``close`` under the name every other app stops with (the settings' grace period by
+        default)."""
+        await self.close(self.server.settings.grace_period_s if grace is None else grace)
+
 
 def build_orchestrator(
     settings: OrchestratorSettings,

@@ -52,19 +52,25 @@ from shared.gen.acme.recsys.v1 import (
 T = TypeVar("T")
 
 
+def downstream_error(service: str, code: grpc.StatusCode, details: str | None) -> DownstreamError:
+    """The error the pipeline sees when ``service`` answered ``code`` with ``details``.
+
+    Only INVALID_ARGUMENT carries the downstream text onward: it names a request field and
+    holds no internals; every other failure is described by its code alone.
+    """
+    message = (
+        details or "invalid argument"
+        if code == grpc.StatusCode.INVALID_ARGUMENT
+        else f"{service} failed: {code.name}"
+    )
+    return DownstreamError(service, code, message)
+
+
 async def _call(service: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except grpc.aio.AioRpcError as exc:
-        code = exc.code()
-        # Only INVALID_ARGUMENT carries the downstream text onward: it names a request field
-        # and holds no internals; every other failure is described by its code alone.
-        message = (
-            exc.details() or "invalid argument"
-            if code == grpc.StatusCode.INVALID_ARGUMENT
-            else f"{service} failed: {code.name}"
-        )
-        raise DownstreamError(service, code, message) from None
+        raise downstream_error(service, exc.code(), exc.details()) from None
 
 
 def downstream_tls(settings: OrchestratorSettings) -> TlsClientConfig | None:
@@ -84,6 +90,73 @@ def downstream_tls(settings: OrchestratorSettings) -> TlsClientConfig | None:
 
 
 # ---- conversions between domain values and downstream messages ---------------------------
+# One function per direction of every call, so any transport (these channels, or servicer
+# objects called in-process by the load benchmark) sends and reads the same messages.
+
+
+def pseudonymize_request_to_proto(
+    user_refs: Sequence[str],
+) -> privacy_gateway_pb2.PseudonymizeRequest:
+    return privacy_gateway_pb2.PseudonymizeRequest(user_refs=list(user_refs))
+
+
+def pseudonyms_from_proto(response: privacy_gateway_pb2.PseudonymizeResponse) -> Pseudonyms:
+    return Pseudonyms(tuple(response.pseudonyms), response.key_version)
+
+
+def user_features_request_to_proto(
+    user_id: str, max_recent_items: int
+) -> feature_store_pb2.GetUserFeaturesRequest:
+    return feature_store_pb2.GetUserFeaturesRequest(
+        user_id=user_id, max_recent_items=max_recent_items
+    )
+
+
+def item_features_request_to_proto(
+    item_ids: Sequence[str],
+) -> feature_store_pb2.GetItemFeaturesRequest:
+    return feature_store_pb2.GetItemFeaturesRequest(item_ids=list(item_ids))
+
+
+def item_lookup_from_proto(response: feature_store_pb2.GetItemFeaturesResponse) -> ItemLookup:
+    return ItemLookup(
+        items=tuple(item_features_from_proto(f) for f in response.items),
+        missing_item_ids=tuple(response.missing_item_ids),
+    )
+
+
+def popular_items_request_to_proto(
+    limit: int, excluded_item_ids: Sequence[str]
+) -> feature_store_pb2.GetPopularItemsRequest:
+    return feature_store_pb2.GetPopularItemsRequest(
+        limit=limit, excluded_item_ids=list(excluded_item_ids)
+    )
+
+
+def popular_items_from_proto(response: feature_store_pb2.GetPopularItemsResponse) -> PopularItems:
+    return PopularItems(
+        items=tuple(item_features_from_proto(f) for f in response.items),
+        release_id=response.release_id,
+    )
+
+
+def ingest_request_to_proto(events: Sequence[StoredEvent]) -> feature_store_pb2.IngestEventsRequest:
+    return feature_store_pb2.IngestEventsRequest(events=[event_to_proto(e) for e in events])
+
+
+def ingest_result_from_proto(response: feature_store_pb2.IngestEventsResponse) -> IngestResult:
+    return IngestResult(response.accepted_count, response.duplicate_count)
+
+
+def retrieve_request_to_proto(
+    history: Sequence[str], n: int, excluded_item_ids: Sequence[str]
+) -> retrieval_pb2.RetrieveCandidatesRequest:
+    return retrieval_pb2.RetrieveCandidatesRequest(
+        history=retrieval_pb2.UserHistory(item_ids=list(history)),
+        n=n,
+        excluded_item_ids=list(excluded_item_ids),
+        include_embeddings=True,
+    )
 
 
 def item_features_from_proto(item: common_pb2.ItemFeatures) -> ItemFeatures:
@@ -233,12 +306,9 @@ class Downstreams:
     async def pseudonymize(self, user_refs: Sequence[str], timeout_s: float) -> Pseudonyms:
         response = await _call(
             "privacy_gateway",
-            self._gateway.Pseudonymize(
-                privacy_gateway_pb2.PseudonymizeRequest(user_refs=list(user_refs)),
-                timeout=timeout_s,
-            ),
+            self._gateway.Pseudonymize(pseudonymize_request_to_proto(user_refs), timeout=timeout_s),
         )
-        return Pseudonyms(tuple(response.pseudonyms), response.key_version)
+        return pseudonyms_from_proto(response)
 
     async def user_features(
         self, user_id: str, max_recent_items: int, timeout_s: float
@@ -246,10 +316,7 @@ class Downstreams:
         response = await _call(
             "feature_store",
             self._store.GetUserFeatures(
-                feature_store_pb2.GetUserFeaturesRequest(
-                    user_id=user_id, max_recent_items=max_recent_items
-                ),
-                timeout=timeout_s,
+                user_features_request_to_proto(user_id, max_recent_items), timeout=timeout_s
             ),
         )
         return user_features_from_proto(response)
@@ -258,13 +325,10 @@ class Downstreams:
         response = await _call(
             "feature_store",
             self._store.GetItemFeatures(
-                feature_store_pb2.GetItemFeaturesRequest(item_ids=list(item_ids)), timeout=timeout_s
+                item_features_request_to_proto(item_ids), timeout=timeout_s
             ),
         )
-        return ItemLookup(
-            items=tuple(item_features_from_proto(f) for f in response.items),
-            missing_item_ids=tuple(response.missing_item_ids),
-        )
+        return item_lookup_from_proto(response)
 
     async def popular_items(
         self, limit: int, excluded_item_ids: Sequence[str], timeout_s: float
@@ -272,26 +336,17 @@ class Downstreams:
         response = await _call(
             "feature_store",
             self._store.GetPopularItems(
-                feature_store_pb2.GetPopularItemsRequest(
-                    limit=limit, excluded_item_ids=list(excluded_item_ids)
-                ),
-                timeout=timeout_s,
+                popular_items_request_to_proto(limit, excluded_item_ids), timeout=timeout_s
             ),
         )
-        return PopularItems(
-            items=tuple(item_features_from_proto(f) for f in response.items),
-            release_id=response.release_id,
-        )
+        return popular_items_from_proto(response)
 
     async def ingest_events(self, events: Sequence[StoredEvent], timeout_s: float) -> IngestResult:
         response = await _call(
             "feature_store",
-            self._store.IngestEvents(
-                feature_store_pb2.IngestEventsRequest(events=[event_to_proto(e) for e in events]),
-                timeout=timeout_s,
-            ),
+            self._store.IngestEvents(ingest_request_to_proto(events), timeout=timeout_s),
         )
-        return IngestResult(response.accepted_count, response.duplicate_count)
+        return ingest_result_from_proto(response)
 
     async def retrieve(
         self,
@@ -303,13 +358,7 @@ class Downstreams:
         response = await _call(
             "retrieval",
             self._retrieval.RetrieveCandidates(
-                retrieval_pb2.RetrieveCandidatesRequest(
-                    history=retrieval_pb2.UserHistory(item_ids=list(history)),
-                    n=n,
-                    excluded_item_ids=list(excluded_item_ids),
-                    include_embeddings=True,
-                ),
-                timeout=timeout_s,
+                retrieve_request_to_proto(history, n, excluded_item_ids), timeout=timeout_s
             ),
         )
         return retrieval_from_proto(response)
