@@ -1,9 +1,9 @@
 """A servable service: its gRPC server and what it owns, started and stopped in one order.
 
 Each service's composition root ``build_<name>(settings)`` returns a ``ServiceApp``;
-``__main__`` serves it until a signal with ``serve``, tests and in-process benchmarks use it
-as an async context manager. Build it inside a running event loop: grpc.aio binds a server
-to the loop it was created in.
+``python -m services.<name>`` runs it with ``run_service`` (``serve`` under logging and
+telemetry), tests and in-process benchmarks use it as an async context manager. Build it
+inside a running event loop: grpc.aio binds a server to the loop it was created in.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
+from shared.logging import configure_logging
 from shared.server import GrpcServer, run_until_signal
 from shared.settings import ServiceSettings
+from shared.telemetry import setup_telemetry
 
 
 class ServiceApp:
@@ -78,3 +80,18 @@ async def serve(
     app = build(settings)
     await app.start()
     await run_until_signal(app.server, on_shutdown=[app.close], stop_event=stop_event)
+
+
+def run_service(build: Callable[[S], ServiceApp], settings_type: type[S], name: str) -> None:
+    """The whole of ``python -m services.<name>``: settings from the environment (the class's
+    ``RECSYS_<NAME>_*`` variables), JSON logs and telemetry as ``name``, ``serve`` until a
+    signal, then flush the telemetry, also when serving failed."""
+    # Values come from the environment or the fields' defaults; mypy cannot see pydantic's
+    # positional Field defaults, nor that required fields are read from the environment.
+    settings = settings_type()  # type: ignore[call-arg]
+    configure_logging(name, settings.log_level)
+    telemetry = setup_telemetry(name, traces_dir=settings.traces_dir)
+    try:
+        asyncio.run(serve(build, settings))
+    finally:
+        telemetry.shutdown()
