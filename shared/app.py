@@ -11,20 +11,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from shared.logging import configure_logging
 from shared.server import GrpcServer, run_until_signal
 from shared.settings import ServiceSettings
 from shared.telemetry import setup_telemetry
 
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+ServicerT = TypeVar("ServicerT")
 
-class ServiceApp:
-    """Start: bind (readiness NOT_SERVING), then the service's own start-up (readiness rule,
-    background tasks). Stop: readiness off, drain, stop the server, then release resources."""
 
-    def __init__(self, server: GrpcServer) -> None:
+class ServiceApp(Generic[SettingsT, ServicerT]):
+    """A service's settings, its gRPC server and the servicer registered on it, and what the
+    subclass adds. Start: bind (readiness NOT_SERVING), then the service's own start-up
+    (readiness rule, background tasks). Stop: readiness off, drain, stop the server, then
+    release resources."""
+
+    def __init__(self, settings: SettingsT, server: GrpcServer, servicer: ServicerT) -> None:
+        self.settings = settings
         self.server = server
+        self.servicer = servicer
 
     @property
     def port(self) -> int:
@@ -69,11 +76,11 @@ class ServiceApp:
         await self.stop()
 
 
-S = TypeVar("S", bound=ServiceSettings)
-
-
 async def serve(
-    build: Callable[[S], ServiceApp], settings: S, *, stop_event: asyncio.Event | None = None
+    build: Callable[[SettingsT], ServiceApp[SettingsT, Any]],
+    settings: SettingsT,
+    *,
+    stop_event: asyncio.Event | None = None,
 ) -> None:
     """Build the app in this loop, start it and serve until SIGTERM/SIGINT (or ``stop_event``),
     then drain, stop and close it. Flushing telemetry stays with the caller, which set it up."""
@@ -82,7 +89,11 @@ async def serve(
     await run_until_signal(app.server, on_shutdown=[app.close], stop_event=stop_event)
 
 
-def run_service(build: Callable[[S], ServiceApp], settings_type: type[S], name: str) -> None:
+def run_service(
+    build: Callable[[SettingsT], ServiceApp[SettingsT, Any]],
+    settings_type: type[SettingsT],
+    name: str,
+) -> None:
     """The whole of ``python -m services.<name>``: settings from the environment (the class's
     ``RECSYS_<NAME>_*`` variables), JSON logs and telemetry as ``name``, ``serve`` until a
     signal, then flush the telemetry, also when serving failed."""

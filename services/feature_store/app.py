@@ -19,7 +19,7 @@ from shared.gen.acme.recsys.v1 import feature_store_pb2_grpc
 from shared.server import GrpcServer
 
 
-class FeatureStoreApp(ServiceApp):
+class FeatureStoreApp(ServiceApp[FeatureStoreSettings, FeatureStoreServicer]):
     """A built feature store: its server, servicer and store, the readiness monitor, and the
     executors that ``close`` releases (also after a failed bind)."""
 
@@ -33,9 +33,7 @@ class FeatureStoreApp(ServiceApp):
         executor: ThreadPoolExecutor,
         probe_executor: ThreadPoolExecutor,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.store = store
         self.monitor = monitor
         self.executor = executor

@@ -25,7 +25,7 @@ from shared.gen.acme.recsys.v1 import orchestrator_pb2_grpc
 from shared.server import GrpcServer
 
 
-class Orchestrator(ServiceApp):
+class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
     """An assembled orchestrator: server, servicer, pipeline, the popularity refresher that
     ``start`` runs, and the backends. ``close`` releases only backends the orchestrator opened
     itself; injected ones belong to whoever injected them."""
@@ -40,9 +40,7 @@ class Orchestrator(ServiceApp):
         backends: Backends,
         close_backends: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.pipeline = pipeline
         self.popularity = popularity
         self.backends = backends
