@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from services.feature_store.app import FeatureStoreApp
 from services.feature_store.config import FeatureStoreSettings
-from shared.channels import TlsClientConfig, create_channel
-from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
-from tests.service.test_feature_store import SERVING, _wait_status
+from shared.channels import TlsClientConfig
+from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2
+from tests.service.test_feature_store import serving_stub
 from tests.service.test_tls import Pair
 
 
@@ -35,10 +35,8 @@ RELEASE = feature_store_pb2.SetItemPopularityRequest(
 async def test_gateway_certificate_may_read_aggregates(
     mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{mtls_feature_store.port}"
-    async with create_channel(target, tls=_tls(fs_certs, "privacy-gateway")) as channel:
-        await _wait_status(channel, SERVING)
-        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+    port = mtls_feature_store.port
+    async with serving_stub(port, _tls(fs_certs, "privacy-gateway")) as stub:
         await stub.LoadCatalog(
             feature_store_pb2.LoadCatalogRequest(
                 items=[common_pb2.ItemFeatures(item_id="A", title="a", category_path=["x"])]
@@ -52,10 +50,7 @@ async def test_gateway_certificate_may_read_aggregates(
 async def test_other_services_are_denied_aggregates_but_not_features(
     mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{mtls_feature_store.port}"
-    async with create_channel(target, tls=_tls(fs_certs, "orchestrator")) as channel:
-        await _wait_status(channel, SERVING)
-        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+    async with serving_stub(mtls_feature_store.port, _tls(fs_certs, "orchestrator")) as stub:
         for call in (
             stub.GetContributionBoundedCounts(COUNTS, timeout=5),
             stub.SetItemPopularity(RELEASE, timeout=5),

@@ -18,12 +18,11 @@ from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     common_pb2,
     feature_store_pb2,
-    feature_store_pb2_grpc,
     privacy_gateway_pb2,
     privacy_gateway_pb2_grpc,
 )
 from shared.keyring import KeyRing
-from tests.service.test_feature_store import SERVING, _wait_status
+from tests.service.test_feature_store import SERVING, _wait_status, serving_stub
 from tests.service.test_tls import Pair
 
 RELEASE = privacy_gateway_pb2.ReleaseAggregatesRequest(
@@ -81,11 +80,8 @@ async def test_release_over_mtls_with_the_gateway_certificate(
     mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
     settings = _settings(mtls_feature_store.port, fs_certs, "privacy-gateway")
-    async with create_channel(
-        settings.feature_store_address, tls=feature_store_tls(settings)
-    ) as channel:
-        await _wait_status(channel, SERVING)
-        await feature_store_pb2_grpc.FeatureStoreServiceStub(channel).LoadCatalog(
+    async with serving_stub(mtls_feature_store.port, feature_store_tls(settings)) as stub:
+        await stub.LoadCatalog(
             feature_store_pb2.LoadCatalogRequest(
                 items=[
                     common_pb2.ItemFeatures(item_id=i, title=f"item {i}", category_path=["x"])
@@ -103,10 +99,9 @@ async def test_another_certificate_is_refused_and_nothing_is_charged(
     mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
     settings = _settings(mtls_feature_store.port, fs_certs, "orchestrator")
-    async with create_channel(
-        settings.feature_store_address, tls=feature_store_tls(settings)
-    ) as channel:
-        await _wait_status(channel, SERVING)
+    # Serving, and reachable with this certificate: only the privileged methods refuse it.
+    async with serving_stub(mtls_feature_store.port, feature_store_tls(settings)):
+        pass
     error, spent = await _release_as("orchestrator", mtls_feature_store, fs_certs, tmp_path)
     assert isinstance(error, grpc.aio.AioRpcError)
     # The feature store's PERMISSION_DENIED is a misconfiguration here, not the caller's fault.
