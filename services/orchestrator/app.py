@@ -2,7 +2,7 @@
 
 ``build_orchestrator`` is the one place the orchestrator is assembled: ``__main__`` serves it
 until a signal; tests, the in-process benchmark and the local stack build it the same way
-(on port 0, with their own tracer, meter or backends) and stop it with ``close``.
+(on port 0, with their own tracer, meter or backends) and stop it with ``stop``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
 
@@ -21,55 +20,48 @@ from services.orchestrator.downstream import Backends
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
+from shared.app import ServiceApp
 from shared.gen.acme.recsys.v1 import orchestrator_pb2_grpc
 from shared.server import GrpcServer
 
 
-@dataclass
-class Orchestrator:
-    """An assembled orchestrator; ``start`` serves it, ``close`` stops what it started."""
+class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
+    """An assembled orchestrator: server, servicer, pipeline, the popularity refresher that
+    ``start`` runs, and the backends. ``close`` releases only backends the orchestrator opened
+    itself; injected ones belong to whoever injected them."""
 
-    server: GrpcServer
-    servicer: RecommendationServicer
-    pipeline: Pipeline
-    popularity: PopularityCache
-    backends: Backends
-    close_backends: Callable[[], Awaitable[None]] | None = None
-    stop_refresh: asyncio.Event = field(default_factory=asyncio.Event)
-    refresher: asyncio.Task[None] | None = None
+    def __init__(
+        self,
+        settings: OrchestratorSettings,
+        server: GrpcServer,
+        servicer: RecommendationServicer,
+        pipeline: Pipeline,
+        popularity: PopularityCache,
+        backends: Backends,
+        close_backends: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(settings, server, servicer)
+        self.pipeline = pipeline
+        self.popularity = popularity
+        self.backends = backends
+        self.close_backends = close_backends
+        self.stop_refresh = asyncio.Event()
+        self.refresher: asyncio.Task[None] | None = None
 
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def start(self) -> int:
-        """Bind, start the popularity refresher, turn ready; returns the bound port."""
-        await self.server.start()
+    async def on_start(self) -> None:
         self.refresher = asyncio.create_task(self.popularity.run(self.stop_refresh))
         # Ready at once: every stage but the gateway has a fallback, and a down gateway is
         # answered per request with UNAVAILABLE, which is the truthful answer.
         await self.server.set_ready(True)
-        return self.port
 
-    async def release(self) -> None:
-        """Stop the refresher, then close the backends this orchestrator opened (injected
-        ones belong to whoever injected them)."""
+    async def close(self) -> None:
         self.stop_refresh.set()
         if self.refresher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.refresher
+            self.refresher = None
         if self.close_backends is not None:
             await self.close_backends()
-
-    async def close(self, grace: float = 0.5) -> None:
-        """Stop serving, then the refresher, then the channels (the shutdown order)."""
-        await self.server.stop(grace)
-        await self.release()
-
-    async def stop(self, grace: float | None = None) -> None:
-        """``close`` under the name every other app stops with (the settings' grace period by
-        default)."""
-        await self.close(self.server.settings.grace_period_s if grace is None else grace)
 
 
 def build_orchestrator(
@@ -103,4 +95,4 @@ def build_orchestrator(
     servicer = RecommendationServicer(settings, pipeline)
     server = GrpcServer(settings, [SERVICE_NAME])
     orchestrator_pb2_grpc.add_RecommendationServiceServicer_to_server(servicer, server.server)
-    return Orchestrator(server, servicer, pipeline, popularity, backends, close_backends)
+    return Orchestrator(settings, server, servicer, pipeline, popularity, backends, close_backends)

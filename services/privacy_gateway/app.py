@@ -70,7 +70,7 @@ async def wait_for_ledger(ledger: Ledger, executor: ThreadPoolExecutor) -> None:
             await asyncio.sleep(LEDGER_RETRY_S)
 
 
-class PrivacyGatewayApp(ServiceApp):
+class PrivacyGatewayApp(ServiceApp[PrivacyGatewaySettings, PrivacyGatewayServicer]):
     """The gateway's server and servicer with the key ring, ledger, feature-store client and
     executor they use. Readiness turns SERVING once the ledger database answers."""
 
@@ -84,9 +84,7 @@ class PrivacyGatewayApp(ServiceApp):
         feature_store: FeatureStoreClient,
         executor: ThreadPoolExecutor,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.keys = keys
         self.ledger = ledger
         self.feature_store = feature_store

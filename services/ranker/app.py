@@ -48,7 +48,7 @@ def load_ranker(settings: RankerSettings, executor: ThreadPoolExecutor) -> Ranke
     )
 
 
-class RankerApp(ServiceApp):
+class RankerApp(ServiceApp[RankerSettings, RankerServicer]):
     """The ranker's server and servicer; readiness follows the scoring backend, polled by
     the watcher. The domain ranker and its executor are closed only when the app made them."""
 
@@ -60,9 +60,7 @@ class RankerApp(ServiceApp):
         ranker: Ranker,
         executor: ThreadPoolExecutor | None,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.ranker = ranker
         self.executor = executor
         self.watcher = ReadinessWatcher(

@@ -19,7 +19,7 @@ from shared.server import GrpcServer
 log = logging.getLogger("services.reranker")
 
 
-class RerankerApp(ServiceApp):
+class RerankerApp(ServiceApp[RerankerSettings, RerankerServicer]):
     """The reranker's server, servicer and the executor its selections run in."""
 
     def __init__(
@@ -29,9 +29,7 @@ class RerankerApp(ServiceApp):
         servicer: RerankerServicer,
         executor: ThreadPoolExecutor,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.executor = executor
 
     async def on_start(self) -> None:

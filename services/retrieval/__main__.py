@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.retrieval.app import build_retrieval
 from services.retrieval.config import RetrievalSettings
-from shared.app import serve
-from shared.logging import configure_logging
-from shared.telemetry import setup_telemetry
+from shared.app import run_service
 
 
 def main() -> None:
-    # Every field has a default; mypy cannot see pydantic's positional Field defaults.
-    settings = RetrievalSettings()  # type: ignore[call-arg]
-    configure_logging("retrieval", settings.log_level)
-    telemetry = setup_telemetry("retrieval", traces_dir=settings.traces_dir)
-    try:
-        asyncio.run(serve(build_retrieval, settings))
-    finally:
-        telemetry.shutdown()
+    run_service(build_retrieval, RetrievalSettings, "retrieval")
 
 
 if __name__ == "__main__":

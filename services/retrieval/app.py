@@ -31,7 +31,7 @@ async def poll_latest_forever(servicer: RetrievalServicer, interval_s: float) ->
             log.error("reload of LATEST failed", extra={"error": exc.message})
 
 
-class RetrievalApp(ServiceApp):
+class RetrievalApp(ServiceApp[RetrievalSettings, RetrievalServicer]):
     """The retrieval server, servicer and executor. Start loads the configured index version;
     readiness turns SERVING inside that load, never before."""
 
@@ -42,9 +42,7 @@ class RetrievalApp(ServiceApp):
         servicer: RetrievalServicer,
         executor: ThreadPoolExecutor,
     ) -> None:
-        super().__init__(server)
-        self.settings = settings
-        self.servicer = servicer
+        super().__init__(settings, server, servicer)
         self.executor = executor
         self._poller: asyncio.Task[None] | None = None
 

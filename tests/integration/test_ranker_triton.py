@@ -25,7 +25,7 @@ from offline.ranker.export import (
     onnx_session,
     parse_config,
 )
-from services.ranker.app import SERVICE_NAME, load_ranker
+from services.ranker.app import SERVICE_NAME, RankerApp, build_ranker, load_ranker
 from services.ranker.config import RankerSettings
 from services.ranker.model import (
     RankerArtefact,
@@ -34,11 +34,9 @@ from services.ranker.model import (
     load_artefact,
     score_arrays,
 )
-from services.ranker.scorer import Ranker, ReadinessWatcher
-from services.ranker.servicer import RankerServicer
+from services.ranker.scorer import Ranker
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import ranker_pb2, ranker_pb2_grpc
-from shared.server import GrpcServer
 
 pytestmark = pytest.mark.triton
 
@@ -142,19 +140,22 @@ def test_onnx_matches_eager_torch(
     np.testing.assert_allclose(exported, eager, atol=1e-4)
 
 
-async def _serve(ranker: Ranker) -> GrpcServer:
-    server = GrpcServer(RankerSettings(port=0, grace_period_s=0.2), [SERVICE_NAME])
-    ranker_pb2_grpc.add_RankerServiceServicer_to_server(
-        RankerServicer(ranker, max_candidates=100, default_timeout_s=30.0), server.server
+def _service(ranker: Ranker) -> RankerApp:
+    """The ranker service around an already loaded ``ranker`` (the app does not close it)."""
+    settings = RankerSettings(
+        port=0,
+        grace_period_s=0.2,
+        max_candidates=100,
+        request_timeout_s=30.0,
+        readiness_poll_s=0.1,
     )
-    await server.start()
-    return server
+    return build_ranker(settings, ranker=ranker)
 
 
 @pytest.fixture
 async def triton_service(
     triton: TritonProcess, artefact: RankerArtefact, executor: ThreadPoolExecutor
-) -> AsyncIterator[tuple[GrpcServer, Ranker]]:
+) -> AsyncIterator[RankerApp]:
     settings = RankerSettings(
         backend="triton",
         triton_url=triton.grpc_url,
@@ -163,10 +164,11 @@ async def triton_service(
         max_text_tokens=32,
     )
     ranker = load_ranker(settings, executor)
-    server = await _serve(ranker)
-    yield server, ranker
-    await ranker.backend.close()
-    await server.stop(0)
+    try:
+        async with _service(ranker) as app:
+            yield app
+    finally:
+        await ranker.backend.close()
 
 
 def _request(n: int) -> ranker_pb2.ScoreCandidatesRequest:
@@ -188,20 +190,19 @@ def _request(n: int) -> ranker_pb2.ScoreCandidatesRequest:
 
 
 async def test_triton_scores_equal_the_local_backend(
-    triton_service: tuple[GrpcServer, Ranker],
+    triton_service: RankerApp,
     artefact: RankerArtefact,
     executor: ThreadPoolExecutor,
 ) -> None:
-    server, _ = triton_service
     local = load_ranker(
         RankerSettings(backend="local", model_dir=str(artefact.path), max_text_tokens=32),
         executor,
     )
-    local_server = await _serve(local)
     request = _request(7)  # 7 candidates, max_batch 4: two Triton calls, one over-long title
     async with (
-        create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as via_triton,
-        create_channel(f"127.0.0.1:{local_server.port}", max_attempts=1) as via_local,
+        _service(local) as local_service,
+        create_channel(f"127.0.0.1:{triton_service.port}", max_attempts=1) as via_triton,
+        create_channel(f"127.0.0.1:{local_service.port}", max_attempts=1) as via_local,
     ):
         remote = await ranker_pb2_grpc.RankerServiceStub(via_triton).ScoreCandidates(
             request, timeout=60
@@ -209,7 +210,6 @@ async def test_triton_scores_equal_the_local_backend(
         here = await ranker_pb2_grpc.RankerServiceStub(via_local).ScoreCandidates(
             request, timeout=60
         )
-    await local_server.stop(0)
     assert remote.backend == "triton"
     assert here.backend == "local"
     assert remote.model_version == here.model_version == "v-triton"
@@ -220,11 +220,11 @@ async def test_triton_scores_equal_the_local_backend(
 
 
 async def test_pairs_through_triton_equal_eager_torch(
-    triton_service: tuple[GrpcServer, Ranker], artefact: RankerArtefact
+    triton_service: RankerApp, artefact: RankerArtefact
 ) -> None:
     from shared.deadline import Budget
 
-    _, ranker = triton_service
+    ranker = triton_service.ranker
     arrays = encode_pairs(
         artefact.tokenizer, ["recent: red mug"] * 3, ["teapot", "kite", "mug " * 50], 32
     )
@@ -233,13 +233,12 @@ async def test_pairs_through_triton_equal_eager_torch(
 
 
 async def test_triton_killed_means_unavailable_and_not_serving(
-    triton_service: tuple[GrpcServer, Ranker], triton: TritonProcess
+    triton_service: RankerApp, triton: TritonProcess
 ) -> None:
     """Runs last in this module: it kills the module's Triton server."""
-    server, ranker = triton_service
-    watcher = ReadinessWatcher(ranker.backend.is_ready, server.set_ready, 0.1)
+    watcher = triton_service.watcher
     assert await watcher.check() is True
-    async with create_channel(f"127.0.0.1:{server.port}", max_attempts=1) as channel:
+    async with create_channel(f"127.0.0.1:{triton_service.port}", max_attempts=1) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         ready = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
         assert ready.status == health_pb2.HealthCheckResponse.SERVING
@@ -249,11 +248,10 @@ async def test_triton_killed_means_unavailable_and_not_serving(
                 _request(3), timeout=10
             )
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-        watcher.start()
+        # The app's watcher polls every 0.1 s and turns readiness off.
         for _ in range(100):
             if watcher.ready is False:
                 break
             await asyncio.sleep(0.05)
-        await watcher.stop()
         ready = await health.Check(health_pb2.HealthCheckRequest(service=""))
         assert ready.status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.servicer import SERVICE_NAME
 from services.feature_store.store import FeatureStore
-from shared.channels import create_channel
+from shared.channels import TlsClientConfig, create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,13 +91,21 @@ async def running(tmp_path: Path) -> AsyncIterator[FeatureStoreApp]:
     await app.stop(0)
 
 
+@contextlib.asynccontextmanager
+async def serving_stub(
+    port: int, tls: TlsClientConfig | None = None
+) -> AsyncIterator[feature_store_pb2_grpc.FeatureStoreServiceStub]:
+    """A stub on a channel to the feature store on ``port``, once it reports SERVING."""
+    async with create_channel(f"127.0.0.1:{port}", tls=tls) as channel:
+        await _wait_status(channel, SERVING)
+        yield feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+
+
 @pytest.fixture
 async def stub(
     running: FeatureStoreApp,
 ) -> AsyncIterator[feature_store_pb2_grpc.FeatureStoreServiceStub]:
-    async with create_channel(f"127.0.0.1:{running.port}") as channel:
-        await _wait_status(channel, SERVING)
-        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+    async with serving_stub(running.port) as stub:
         loaded = await stub.LoadCatalog(feature_store_pb2.LoadCatalogRequest(items=_catalog()))
         assert (loaded.inserted_count, loaded.updated_count) == (6, 0)
         yield stub

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import ValidationError
 
-from services.feature_store.app import FeatureStoreApp, build_feature_store
+from services.feature_store.app import FeatureStoreApp
 from services.feature_store.config import FeatureStoreSettings
-from shared.channels import TlsClientConfig, create_channel
-from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
-from tests.service.test_feature_store import SERVING, _wait_status
-from tests.service.test_tls import Authority, Pair
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
-    directory = tmp_path_factory.mktemp("fs-pki")
-    ca = Authority(directory, "recsys")
-    client = ExtendedKeyUsageOID.CLIENT_AUTH
-    return {
-        "ca": ca.ca_file,
-        "server": ca.issue("feature-store", ips=("127.0.0.1",)),
-        "gateway": ca.issue("privacy-gateway", usage=client),
-        "orchestrator": ca.issue("orchestrator", usage=client),
-    }
-
-
-@pytest.fixture
-async def running(tmp_path: Path, certs: dict[str, Pair | Path]) -> AsyncIterator[FeatureStoreApp]:
-    server = certs["server"]
-    assert isinstance(server, Pair)
-    settings = FeatureStoreSettings(
-        port=0,
-        database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
-        readiness_interval_s=0.1,
-        grace_period_s=0.2,
-        tls_cert_file=str(server.cert),
-        tls_key_file=str(server.key),
-        tls_client_ca_file=str(certs["ca"]),
-        privileged_callers=["privacy-gateway"],
-    )  # type: ignore[call-arg]
-    app = build_feature_store(settings)
-    await app.start()
-    yield app
-    await app.stop(0)
+from shared.channels import TlsClientConfig
+from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2
+from tests.service.test_feature_store import serving_stub
+from tests.service.test_tls import Pair
 
 
 def _tls(certs: dict[str, Pair | Path], who: str) -> TlsClientConfig:
@@ -68,12 +33,10 @@ RELEASE = feature_store_pb2.SetItemPopularityRequest(
 
 
 async def test_gateway_certificate_may_read_aggregates(
-    running: FeatureStoreApp, certs: dict[str, Pair | Path]
+    mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{running.port}"
-    async with create_channel(target, tls=_tls(certs, "gateway")) as channel:
-        await _wait_status(channel, SERVING)
-        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+    port = mtls_feature_store.port
+    async with serving_stub(port, _tls(fs_certs, "privacy-gateway")) as stub:
         await stub.LoadCatalog(
             feature_store_pb2.LoadCatalogRequest(
                 items=[common_pb2.ItemFeatures(item_id="A", title="a", category_path=["x"])]
@@ -85,12 +48,9 @@ async def test_gateway_certificate_may_read_aggregates(
 
 
 async def test_other_services_are_denied_aggregates_but_not_features(
-    running: FeatureStoreApp, certs: dict[str, Pair | Path]
+    mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path]
 ) -> None:
-    target = f"127.0.0.1:{running.port}"
-    async with create_channel(target, tls=_tls(certs, "orchestrator")) as channel:
-        await _wait_status(channel, SERVING)
-        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+    async with serving_stub(mtls_feature_store.port, _tls(fs_certs, "orchestrator")) as stub:
         for call in (
             stub.GetContributionBoundedCounts(COUNTS, timeout=5),
             stub.SetItemPopularity(RELEASE, timeout=5),

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from services.orchestrator.app import Orchestrator, build_orchestrator
+from services.orchestrator.clients import Downstreams
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -43,9 +44,9 @@ async def blackhole() -> AsyncIterator[str]:
     server.close()
 
 
-async def _orchestrator(gateway: str, **overrides: object) -> Orchestrator:
+def _settings(gateway: str, **overrides: object) -> OrchestratorSettings:
     dead = closed_port_addr()
-    settings = OrchestratorSettings(
+    return OrchestratorSettings(
         port=0,
         privacy_gateway_addr=gateway,
         feature_store_addr=dead,
@@ -56,7 +57,10 @@ async def _orchestrator(gateway: str, **overrides: object) -> Orchestrator:
         downstream_max_attempts=1,
         **overrides,  # type: ignore[arg-type]
     )
-    app = build_orchestrator(settings)
+
+
+async def _orchestrator(gateway: str, **overrides: object) -> Orchestrator:
+    app = build_orchestrator(_settings(gateway, **overrides))
     await app.start()
     return app
 
@@ -118,7 +122,7 @@ async def test_recommend_rejects_bad_input(
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in (err.value.details() or "")
     finally:
-        await app.close()
+        await app.stop()
 
 
 def _event(**kw: object) -> orchestrator_pb2.ShopperEvent:
@@ -157,7 +161,7 @@ async def test_log_events_rejects_bad_input(
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in (err.value.details() or "")
     finally:
-        await app.close()
+        await app.stop()
 
 
 async def test_down_gateway_means_unavailable_for_both_rpcs() -> None:
@@ -175,7 +179,7 @@ async def test_down_gateway_means_unavailable_for_both_rpcs() -> None:
                 )
         assert ev_err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
-        await app.close()
+        await app.stop()
 
 
 async def test_hung_gateway_times_out_within_the_callers_deadline(blackhole: str) -> None:
@@ -190,7 +194,7 @@ async def test_hung_gateway_times_out_within_the_callers_deadline(blackhole: str
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert loop.time() - started < 0.9
     finally:
-        await app.close()
+        await app.stop()
 
 
 async def test_requests_beyond_max_in_flight_are_shed_at_once(blackhole: str) -> None:
@@ -215,4 +219,41 @@ async def test_requests_beyond_max_in_flight_are_shed_at_once(blackhole: str) ->
                     await call
             assert app.servicer.in_flight == 0
     finally:
-        await app.close()
+        await app.stop()
+
+
+class _CountedDownstreams(Downstreams):
+    """Real gRPC downstreams that count how often they were closed."""
+
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        super().__init__(settings)
+        self.closes = 0
+
+    async def close(self) -> None:
+        self.closes += 1
+        await super().close()
+
+
+async def test_stop_closes_the_backends_it_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[_CountedDownstreams] = []
+
+    def downstreams(settings: OrchestratorSettings) -> _CountedDownstreams:
+        opened.append(_CountedDownstreams(settings))
+        return opened[-1]
+
+    monkeypatch.setattr("services.orchestrator.app.Downstreams", downstreams)
+    async with build_orchestrator(_settings(closed_port_addr())) as app:
+        assert app.backends is opened[0]
+    assert [d.closes for d in opened] == [1]
+    assert app.refresher is None
+
+
+async def test_stop_leaves_injected_backends_to_their_owner() -> None:
+    settings = _settings(closed_port_addr())
+    injected = _CountedDownstreams(settings)
+    try:
+        async with build_orchestrator(settings, backends=injected) as app:
+            assert app.backends is injected
+        assert injected.closes == 0
+    finally:
+        await injected.close()

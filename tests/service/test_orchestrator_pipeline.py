@@ -151,7 +151,7 @@ def _degraded(response: orchestrator_pb2.RecommendResponse) -> dict[int, str]:
 async def full(stack: tuple[Layout, Stack], observed: Observed) -> AsyncIterator[Orchestrator]:
     app = await _start(_settings(stack[0]), observed)
     yield app
-    await app.close()
+    await app.stop()
 
 
 async def test_full_pipeline_answers_with_every_stage(
@@ -211,7 +211,7 @@ async def test_ranker_weight_blends_the_ranker_with_retrieval(
         try:
             answers[weight] = await _recommend(app, diversity=none)
         finally:
-            await app.close()
+            await app.stop()
     # Weight 0: the ranker ran, but the order is retrieval's.
     prior = answers[0.0]
     assert not prior.degraded_stages
@@ -312,7 +312,7 @@ async def test_ranker_down_keeps_retrieval_order(
     try:
         response = await _recommend(app, diversity=orchestrator_pb2.DiversitySettings(tradeoff=0.0))
     finally:
-        await app.close()
+        await app.stop()
     assert _degraded(response) == {STAGE.STAGE_RANKER: "unavailable"}
     assert len(response.items) == K
     for item in response.items:
@@ -352,7 +352,7 @@ async def test_late_ranker_is_cut_off_within_the_callers_deadline(
         response = await _recommend(app, timeout_s=4.0)
         took = loop.time() - started
     finally:
-        await app.close()
+        await app.stop()
     assert _degraded(response) == {STAGE.STAGE_RANKER: "deadline_exceeded"}
     assert len(response.items) == K
     assert took < 4.0
@@ -367,7 +367,7 @@ async def test_reranker_down_gives_top_k_by_relevance(
             app, diversity=orchestrator_pb2.DiversitySettings(tradeoff=0.9, max_per_category=2)
         )
     finally:
-        await app.close()
+        await app.stop()
     assert _degraded(response) == {STAGE.STAGE_RERANKER: "unavailable"}
     relevance = [i.relevance_score for i in response.items]
     assert relevance == sorted(relevance, reverse=True)
@@ -386,7 +386,7 @@ async def test_retrieval_down_serves_the_popularity_list(
         await _wait_cache(app)
         response = await _recommend(app, excluded_item_ids=[app.popularity.items[0].item_id])
     finally:
-        await app.close()
+        await app.stop()
     assert _degraded(response) == {STAGE.STAGE_RETRIEVAL: "unavailable"}
     assert len(response.items) == K
     assert all(list(i.stages) == [STAGE.STAGE_POPULARITY] for i in response.items)
@@ -419,7 +419,7 @@ async def test_feature_store_death_falls_back_to_the_cached_popularity_list(
         response = await _recommend(app)
     finally:
         if app is not None:
-            await app.close()
+            await app.stop()
         own.stop_all(grace_s=2)
     assert _degraded(response) == {STAGE.STAGE_FEATURE_STORE: "unavailable"}
     assert [i.item_id for i in response.items] == [f.item_id for f in app.popularity.items[:K]]
@@ -436,7 +436,7 @@ async def test_store_down_before_any_popularity_list_uses_retrieval_cold_start(
     try:
         response = await _recommend(app)
     finally:
-        await app.close()
+        await app.stop()
     assert _degraded(response) == {STAGE.STAGE_FEATURE_STORE: "unavailable"}
     assert len(response.items) == K
     assert all(list(i.stages) == [STAGE.STAGE_RETRIEVAL] for i in response.items)
@@ -452,7 +452,7 @@ async def test_nothing_to_serve_is_unavailable(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _recommend(app)
     finally:
-        await app.close()
+        await app.stop()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "no stage could produce" in (err.value.details() or "")
 
@@ -484,7 +484,7 @@ async def test_store_refusing_item_features_skips_the_ranker(
         try:
             response = await _recommend(app)
         finally:
-            await app.close()
+            await app.stop()
     finally:
         own.stop_all(grace_s=2)
     assert _degraded(response) == {

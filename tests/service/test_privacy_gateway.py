@@ -22,8 +22,8 @@ from pydantic import SecretStr
 
 from ops.keys import main as keys_main
 from ops.release import main as release_main
+from services.feature_store.app import build_feature_store
 from services.feature_store.config import FeatureStoreSettings
-from services.feature_store.servicer import FeatureStoreServicer
 from services.feature_store.store import Event, FeatureStore, Item
 from services.privacy_gateway.app import (
     build_privacy_gateway,
@@ -86,47 +86,40 @@ def _seed(store: FeatureStore, keys: KeyRing) -> None:
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     keys = KeyRing.generate()
-    executor = ThreadPoolExecutor(2)
-    store = FeatureStore.from_url(f"sqlite:///{tmp_path / 'fs.sqlite'}")
-    store.migrate()
-    _seed(store, keys)
-    fs_settings = FeatureStoreSettings(port=0, grace_period_s=0.2)
-    fs_server = GrpcServer(fs_settings, ["acme.recsys.v1.FeatureStoreService"])
-    feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(
-        FeatureStoreServicer(fs_settings, store.queries, store.ingest, store.admin, executor),
-        fs_server.server,
-    )
-    await fs_server.start()
-
-    settings = PrivacyGatewaySettings(
-        port=0,
-        grace_period_s=0.2,
-        epsilon_budget=2.0,
-        delta_budget=1e-6,
-        max_refs_per_request=5,
-        default_max_contributions=2,
-        feature_store_address=f"127.0.0.1:{fs_server.port}",
-        feature_store_timeout_s=5.0,
-        key_ring_json=SecretStr(keys.to_json()),
-        database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
-    )
-    async with build_privacy_gateway(settings) as gateway:
-        channel = create_channel(f"127.0.0.1:{gateway.port}", max_attempts=1)
-        fs_channel = create_channel(f"127.0.0.1:{fs_server.port}", max_attempts=1)
-        # Ready once the ledger tables exist; before that a release would find none.
-        await _wait_status(channel, SERVING)
-        yield Stack(
-            privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel),
-            feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
-            keys,
-            fs_server,
-            f"127.0.0.1:{gateway.port}",
+    fs = build_feature_store(
+        FeatureStoreSettings(  # type: ignore[call-arg]
+            port=0, grace_period_s=0.2, database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}"
         )
-        await channel.close()
-        await fs_channel.close()
-    await fs_server.stop(0)
-    store.close()
-    executor.shutdown()
+    )
+    fs.store.migrate()
+    _seed(fs.store, keys)
+    async with fs:
+        settings = PrivacyGatewaySettings(
+            port=0,
+            grace_period_s=0.2,
+            epsilon_budget=2.0,
+            delta_budget=1e-6,
+            max_refs_per_request=5,
+            default_max_contributions=2,
+            feature_store_address=f"127.0.0.1:{fs.port}",
+            feature_store_timeout_s=5.0,
+            key_ring_json=SecretStr(keys.to_json()),
+            database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        )
+        async with build_privacy_gateway(settings) as gateway:
+            channel = create_channel(f"127.0.0.1:{gateway.port}", max_attempts=1)
+            fs_channel = create_channel(f"127.0.0.1:{fs.port}", max_attempts=1)
+            # Ready once the ledger tables exist; before that a release would find none.
+            await _wait_status(channel, SERVING)
+            yield Stack(
+                privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel),
+                feature_store_pb2_grpc.FeatureStoreServiceStub(fs_channel),
+                keys,
+                fs.server,
+                f"127.0.0.1:{gateway.port}",
+            )
+            await channel.close()
+            await fs_channel.close()
 
 
 async def _code(call: object) -> grpc.StatusCode:

@@ -3,17 +3,14 @@ client certificate (mTLS, ``privileged_callers``): real servers, real certificat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr
 
-from services.feature_store.app import FeatureStoreApp, build_feature_store
-from services.feature_store.config import FeatureStoreSettings
+from services.feature_store.app import FeatureStoreApp
 from services.privacy_gateway.app import build_privacy_gateway
 from services.privacy_gateway.clients import feature_store_tls
 from services.privacy_gateway.config import PrivacyGatewaySettings
@@ -21,51 +18,16 @@ from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
     common_pb2,
     feature_store_pb2,
-    feature_store_pb2_grpc,
     privacy_gateway_pb2,
     privacy_gateway_pb2_grpc,
 )
 from shared.keyring import KeyRing
-from tests.service.test_feature_store import SERVING, _wait_status
-from tests.service.test_tls import Authority, Pair
+from tests.service.test_feature_store import SERVING, _wait_status, serving_stub
+from tests.service.test_tls import Pair
 
 RELEASE = privacy_gateway_pb2.ReleaseAggregatesRequest(
     kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY, epsilon=1.0, purpose="mtls test"
 )
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
-    ca = Authority(tmp_path_factory.mktemp("gw-pki"), "recsys")
-    client = ExtendedKeyUsageOID.CLIENT_AUTH
-    return {
-        "ca": ca.ca_file,
-        "server": ca.issue("feature-store", ips=("127.0.0.1",)),
-        "privacy-gateway": ca.issue("privacy-gateway", usage=client),
-        "orchestrator": ca.issue("orchestrator", usage=client),
-    }
-
-
-@pytest.fixture
-async def feature_store(
-    tmp_path: Path, certs: dict[str, Pair | Path]
-) -> AsyncIterator[FeatureStoreApp]:
-    server = certs["server"]
-    assert isinstance(server, Pair)
-    settings = FeatureStoreSettings(
-        port=0,
-        database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
-        readiness_interval_s=0.1,
-        grace_period_s=0.2,
-        tls_cert_file=str(server.cert),
-        tls_key_file=str(server.key),
-        tls_client_ca_file=str(certs["ca"]),
-        privileged_callers=["privacy-gateway"],
-    )  # type: ignore[call-arg]
-    running = build_feature_store(settings)
-    await running.start()
-    yield running
-    await running.stop(0)
 
 
 def _settings(
@@ -115,14 +77,11 @@ async def _release_as(
 
 
 async def test_release_over_mtls_with_the_gateway_certificate(
-    feature_store: FeatureStoreApp, certs: dict[str, Pair | Path], tmp_path: Path
+    mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
-    settings = _settings(feature_store.server.port, certs, "privacy-gateway")
-    async with create_channel(
-        settings.feature_store_address, tls=feature_store_tls(settings)
-    ) as channel:
-        await _wait_status(channel, SERVING)
-        await feature_store_pb2_grpc.FeatureStoreServiceStub(channel).LoadCatalog(
+    settings = _settings(mtls_feature_store.port, fs_certs, "privacy-gateway")
+    async with serving_stub(mtls_feature_store.port, feature_store_tls(settings)) as stub:
+        await stub.LoadCatalog(
             feature_store_pb2.LoadCatalogRequest(
                 items=[
                     common_pb2.ItemFeatures(item_id=i, title=f"item {i}", category_path=["x"])
@@ -130,39 +89,38 @@ async def test_release_over_mtls_with_the_gateway_certificate(
                 ]
             )
         )
-    response, spent = await _release_as("privacy-gateway", feature_store, certs, tmp_path)
+    response, spent = await _release_as("privacy-gateway", mtls_feature_store, fs_certs, tmp_path)
     assert isinstance(response, privacy_gateway_pb2.ReleaseAggregatesResponse)
     assert sorted(c.key for c in response.counts) == ["A", "B", "C"]
     assert spent == pytest.approx(1.0)
 
 
 async def test_another_certificate_is_refused_and_nothing_is_charged(
-    feature_store: FeatureStoreApp, certs: dict[str, Pair | Path], tmp_path: Path
+    mtls_feature_store: FeatureStoreApp, fs_certs: dict[str, Pair | Path], tmp_path: Path
 ) -> None:
-    settings = _settings(feature_store.server.port, certs, "orchestrator")
-    async with create_channel(
-        settings.feature_store_address, tls=feature_store_tls(settings)
-    ) as channel:
-        await _wait_status(channel, SERVING)
-    error, spent = await _release_as("orchestrator", feature_store, certs, tmp_path)
+    settings = _settings(mtls_feature_store.port, fs_certs, "orchestrator")
+    # Serving, and reachable with this certificate: only the privileged methods refuse it.
+    async with serving_stub(mtls_feature_store.port, feature_store_tls(settings)):
+        pass
+    error, spent = await _release_as("orchestrator", mtls_feature_store, fs_certs, tmp_path)
     assert isinstance(error, grpc.aio.AioRpcError)
     # The feature store's PERMISSION_DENIED is a misconfiguration here, not the caller's fault.
     assert error.code() == grpc.StatusCode.INTERNAL
     assert spent == 0.0
 
 
-def test_tls_settings_are_validated(certs: dict[str, Pair | Path]) -> None:
+def test_tls_settings_are_validated(fs_certs: dict[str, Pair | Path]) -> None:
     assert feature_store_tls(PrivacyGatewaySettings()) is None
-    pair = certs["privacy-gateway"]
+    pair = fs_certs["privacy-gateway"]
     assert isinstance(pair, Pair)
     half = PrivacyGatewaySettings(
-        feature_store_tls_ca_file=str(certs["ca"]), feature_store_tls_cert_file=str(pair.cert)
+        feature_store_tls_ca_file=str(fs_certs["ca"]), feature_store_tls_cert_file=str(pair.cert)
     )
     with pytest.raises(ValueError, match="go together"):
         feature_store_tls(half)
     server_only = feature_store_tls(
         PrivacyGatewaySettings(
-            feature_store_tls_ca_file=str(certs["ca"]), feature_store_tls_server_name="fs"
+            feature_store_tls_ca_file=str(fs_certs["ca"]), feature_store_tls_server_name="fs"
         )
     )
     assert server_only is not None

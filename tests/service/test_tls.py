@@ -289,18 +289,16 @@ def test_half_a_client_certificate_is_a_configuration_error(pki: Pki, part: str)
 async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
     """Every Downstreams channel takes the RECSYS_ORCHESTRATOR_DOWNSTREAM_TLS_* settings: a
     real Rerank RPC to a reranker that requires client certificates."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from services.orchestrator.clients import Downstreams
     from services.orchestrator.config import OrchestratorSettings
     from services.orchestrator.domain import RerankCandidate, RerankMethod, RerankRequest
     from services.orchestrator.downstream import DownstreamError
+    from services.reranker.app import build_reranker
     from services.reranker.config import RerankerSettings
-    from services.reranker.servicer import SERVICE_NAME, RerankerServicer
-    from shared.gen.acme.recsys.v1 import reranker_pb2_grpc
 
     settings = RerankerSettings(  # type: ignore[call-arg]
         port=0,
+        grace_period_s=0.2,
         tls_cert_file=str(pki.server.cert),
         tls_key_file=str(pki.server.key),
         tls_client_ca_file=str(pki.ca.ca_file),
@@ -314,39 +312,31 @@ async def test_orchestrator_calls_a_real_reranker_over_mtls(pki: Pki) -> None:
         method=RerankMethod.MMR,
         tradeoff=0.5,
     )
-    with ThreadPoolExecutor(1) as executor:
-        server = GrpcServer(settings, [SERVICE_NAME])
-        reranker_pb2_grpc.add_RerankerServiceServicer_to_server(
-            RerankerServicer(settings, executor), server.server
+    async with build_reranker(settings) as reranker:
+        target = f"127.0.0.1:{reranker.port}"
+        secure = Downstreams(
+            OrchestratorSettings(  # type: ignore[call-arg]
+                reranker_addr=target,
+                downstream_max_attempts=1,
+                downstream_tls_ca_file=str(pki.ca.ca_file),
+                downstream_tls_cert_file=str(pki.client.cert),
+                downstream_tls_key_file=str(pki.client.key),
+            )
         )
-        await server.start()
+        plain = Downstreams(
+            OrchestratorSettings(reranker_addr=target, downstream_max_attempts=1)  # type: ignore[call-arg]
+        )
         try:
-            target = f"127.0.0.1:{server.port}"
-            secure = Downstreams(
-                OrchestratorSettings(  # type: ignore[call-arg]
-                    reranker_addr=target,
-                    downstream_max_attempts=1,
-                    downstream_tls_ca_file=str(pki.ca.ca_file),
-                    downstream_tls_cert_file=str(pki.client.cert),
-                    downstream_tls_key_file=str(pki.client.key),
-                )
-            )
-            plain = Downstreams(
-                OrchestratorSettings(reranker_addr=target, downstream_max_attempts=1)  # type: ignore[call-arg]
-            )
-            try:
-                reply = await secure.rerank(request, 5)
-                assert len(reply.items) == 3
-                assert reply.items[0].item_id == "i0"
-                assert reply.method is RerankMethod.MMR
-                with pytest.raises(DownstreamError) as err:
-                    await plain.rerank(request, 5)
-                assert err.value.code == grpc.StatusCode.UNAVAILABLE
-            finally:
-                await secure.close()
-                await plain.close()
+            reply = await secure.rerank(request, 5)
+            assert len(reply.items) == 3
+            assert reply.items[0].item_id == "i0"
+            assert reply.method is RerankMethod.MMR
+            with pytest.raises(DownstreamError) as err:
+                await plain.rerank(request, 5)
+            assert err.value.code == grpc.StatusCode.UNAVAILABLE
         finally:
-            await server.stop(0)
+            await secure.close()
+            await plain.close()
 
 
 def test_orchestrator_half_a_client_certificate_is_refused(pki: Pki) -> None:
