@@ -67,3 +67,23 @@ class OrchestratorSettings(ServiceSettings):
         None, description="Client certificate for mTLS to the downstream services."
     )
     downstream_tls_key_file: str | None = Field(None, description="Client private key.")
+    breaker_enabled: bool = Field(
+        True,
+        description="A circuit breaker per downstream service (services.orchestrator.breaker).",
+    )
+    breaker_consecutive_failures: int = Field(
+        5, ge=1, description="Failures in a row that open a service's breaker."
+    )
+    breaker_failure_rate: float = Field(
+        0.5, gt=0.0, le=1.0, description="Failure rate over the window that opens the breaker."
+    )
+    breaker_window: int = Field(20, ge=1, description="Recent calls the failure rate is over.")
+    breaker_min_calls: int = Field(
+        10, ge=1, description="Calls in the window before the failure rate can open it."
+    )
+    breaker_open_s: float = Field(
+        5.0, gt=0, description="Seconds an open breaker fails fast before it lets probes through."
+    )
+    breaker_half_open_probes: int = Field(
+        1, ge=1, description="Successful probes that close a half-open breaker."
+    )
