@@ -22,6 +22,7 @@ from services.orchestrator.downstream import Backends
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
+from services.orchestrator.switches import SwitchBoard
 from shared.app import ServiceApp
 from shared.gen.acme.recsys.v1 import orchestrator_pb2_grpc
 from shared.server import GrpcServer
@@ -80,8 +81,10 @@ def build_orchestrator(
 
     Tracer and meter default to the global providers that shared.telemetry installs (tests
     pass their own to read spans and metrics back); ``backends`` defaults to gRPC channels to
-    the configured addresses. Unless ``breaker_enabled`` is off, the pipeline and the
-    popularity refresher call them through a circuit breaker per service, timed by ``clock``.
+    the configured addresses. The stage switches come from the settings and
+    ``switches_file`` (re-read when it changes, services.orchestrator.switches). Unless
+    ``breaker_enabled`` is off, the pipeline and the popularity refresher call the backends
+    through a circuit breaker per service. ``clock`` times both.
     """
     close_backends: Callable[[], Awaitable[None]] | None = None
     if backends is None:
@@ -100,8 +103,14 @@ def build_orchestrator(
         )
 
     popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s)
+    switches = SwitchBoard(settings, clock=clock)
     pipeline = Pipeline(
-        source, popularity, settings, metrics_=PipelineMetrics(meter), tracer=tracer
+        source,
+        popularity,
+        settings,
+        metrics_=PipelineMetrics(meter),
+        tracer=tracer,
+        switches=switches,
     )
     servicer = RecommendationServicer(settings, pipeline)
     server = GrpcServer(settings, [SERVICE_NAME])
