@@ -101,7 +101,12 @@ def run_service(
     # positional Field defaults, nor that required fields are read from the environment.
     settings = settings_type()  # type: ignore[call-arg]
     configure_logging(name, settings.log_level)
-    telemetry = setup_telemetry(name, traces_dir=settings.traces_dir)
+    telemetry = setup_telemetry(
+        name,
+        traces_dir=settings.traces_dir,
+        max_bytes=settings.traces_max_bytes,
+        backups=settings.traces_backups,
+    )
     try:
         asyncio.run(serve(build, settings))
     finally:

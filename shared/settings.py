@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.telemetry import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES
+
 
 class ServiceSettings(BaseSettings):
     """Runtime knobs every gRPC service has.
@@ -34,6 +36,17 @@ class ServiceSettings(BaseSettings):
         None,
         description="Directory for JSON-lines span files when no OTLP endpoint is set; "
         "unset means var/traces under the working directory.",
+    )
+    traces_max_bytes: int = Field(
+        DEFAULT_MAX_BYTES,
+        ge=4096,
+        description="Size at which a JSON-lines span or metric file is rotated.",
+    )
+    traces_backups: int = Field(
+        DEFAULT_BACKUPS,
+        ge=0,
+        description="Rotated files kept per span or metric file (<name>.jsonl.1 is the newest); "
+        "a service's local telemetry never exceeds (backups + 1) x traces_max_bytes per file.",
     )
     tls_cert_file: str | None = Field(None, description="Server certificate (PEM); enables TLS.")
     tls_key_file: str | None = Field(None, description="Server private key (PEM).")

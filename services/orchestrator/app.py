@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 from opentelemetry import metrics, trace
 
+from services.orchestrator.breaker import BreakerBackends, BreakerPolicy
 from services.orchestrator.clients import Downstreams
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import PopularItems
@@ -20,6 +22,7 @@ from services.orchestrator.downstream import Backends
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
+from services.orchestrator.switches import SwitchBoard
 from shared.app import ServiceApp
 from shared.gen.acme.recsys.v1 import orchestrator_pb2_grpc
 from shared.server import GrpcServer
@@ -39,11 +42,13 @@ class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
         popularity: PopularityCache,
         backends: Backends,
         close_backends: Callable[[], Awaitable[None]] | None = None,
+        breakers: BreakerBackends | None = None,
     ) -> None:
         super().__init__(settings, server, servicer)
         self.pipeline = pipeline
         self.popularity = popularity
         self.backends = backends
+        self.breakers = breakers
         self.close_backends = close_backends
         self.stop_refresh = asyncio.Event()
         self.refresher: asyncio.Task[None] | None = None
@@ -70,18 +75,27 @@ def build_orchestrator(
     tracer: trace.Tracer | None = None,
     meter: metrics.Meter | None = None,
     backends: Backends | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Orchestrator:
     """Assemble an orchestrator on ``settings.port``; nothing runs until ``start``.
 
     Tracer and meter default to the global providers that shared.telemetry installs (tests
     pass their own to read spans and metrics back); ``backends`` defaults to gRPC channels to
-    the configured addresses.
+    the configured addresses. The stage switches come from the settings and
+    ``switches_file`` (re-read when it changes, services.orchestrator.switches). Unless
+    ``breaker_enabled`` is off, the pipeline and the popularity refresher call the backends
+    through a circuit breaker per service. ``clock`` times both.
     """
     close_backends: Callable[[], Awaitable[None]] | None = None
     if backends is None:
         downstreams = Downstreams(settings)
         backends, close_backends = downstreams, downstreams.close
-    source = backends
+    breakers = (
+        BreakerBackends(backends, BreakerPolicy.from_settings(settings), clock=clock, meter=meter)
+        if settings.breaker_enabled
+        else None
+    )
+    source: Backends = breakers if breakers is not None else backends
 
     async def fetch_popular() -> PopularItems:
         return await source.popular_items(
@@ -89,10 +103,18 @@ def build_orchestrator(
         )
 
     popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s)
+    switches = SwitchBoard(settings, clock=clock)
     pipeline = Pipeline(
-        backends, popularity, settings, metrics_=PipelineMetrics(meter), tracer=tracer
+        source,
+        popularity,
+        settings,
+        metrics_=PipelineMetrics(meter),
+        tracer=tracer,
+        switches=switches,
     )
     servicer = RecommendationServicer(settings, pipeline)
     server = GrpcServer(settings, [SERVICE_NAME])
     orchestrator_pb2_grpc.add_RecommendationServiceServicer_to_server(servicer, server.server)
-    return Orchestrator(settings, server, servicer, pipeline, popularity, backends, close_backends)
+    return Orchestrator(
+        settings, server, servicer, pipeline, popularity, backends, close_backends, breakers
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+RerankerMethodName = Literal["unspecified", "none", "mmr", "dpp"]
 
 
 class OrchestratorSettings(ServiceSettings):
@@ -33,6 +37,24 @@ class OrchestratorSettings(ServiceSettings):
     max_context_fields: int = Field(32, ge=0, description="Most context entries per request.")
     candidate_count: int = Field(
         100, ge=1, description="Candidates retrieved (N); the ranker scores all of them."
+    )
+    ranker_enabled: bool = Field(
+        True,
+        description="Whether the ranker stage runs; off serves retrieval order (an incident, a "
+        "CPU-only deployment). Overridable at run time by switches_file.",
+    )
+    default_reranker_method: RerankerMethodName = Field(
+        "unspecified",
+        description="Method sent to the reranker when the request names none; 'unspecified' "
+        "leaves the choice to the reranker. Overridable at run time by switches_file.",
+    )
+    switches_file: str | None = Field(
+        None,
+        description="JSON file of stage switches (ranker_enabled, default_reranker_method, "
+        "candidate_count) re-read when it changes; e.g. a mounted ConfigMap key.",
+    )
+    switches_poll_s: float = Field(
+        1.0, gt=0, description="Most seconds before a change of switches_file takes effect."
     )
     recent_items: int = Field(20, ge=1, description="History length asked of the store.")
     ranker_weight: float = Field(
@@ -67,3 +89,23 @@ class OrchestratorSettings(ServiceSettings):
         None, description="Client certificate for mTLS to the downstream services."
     )
     downstream_tls_key_file: str | None = Field(None, description="Client private key.")
+    breaker_enabled: bool = Field(
+        True,
+        description="A circuit breaker per downstream service (services.orchestrator.breaker).",
+    )
+    breaker_consecutive_failures: int = Field(
+        5, ge=1, description="Failures in a row that open a service's breaker."
+    )
+    breaker_failure_rate: float = Field(
+        0.5, gt=0.0, le=1.0, description="Failure rate over the window that opens the breaker."
+    )
+    breaker_window: int = Field(20, ge=1, description="Recent calls the failure rate is over.")
+    breaker_min_calls: int = Field(
+        10, ge=1, description="Calls in the window before the failure rate can open it."
+    )
+    breaker_open_s: float = Field(
+        5.0, gt=0, description="Seconds an open breaker fails fast before it lets probes through."
+    )
+    breaker_half_open_probes: int = Field(
+        1, ge=1, description="Successful probes that close a half-open breaker."
+    )

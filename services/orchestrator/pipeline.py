@@ -19,6 +19,7 @@ counts, versions and reasons only, never user refs or pseudonyms.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from services.orchestrator.domain import (
     Reason,
     RecommendQuery,
     RerankCandidate,
+    RerankMethod,
     RerankRequest,
     RetrievalResult,
     ShopperContext,
@@ -45,6 +47,7 @@ from services.orchestrator.domain import (
 )
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
+from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, ServiceError, Unavailable
 from shared.selection import top_k_by_category
@@ -124,7 +127,10 @@ def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[C
 
 class Pipeline:
     """Runs one request at a time through the stages; shared by all requests. Its knobs
-    (candidate count, history length, ranker weight) are read from the settings."""
+    (history length, ranker weight) are read from the settings; the stage switches (ranker
+    on/off, default reranker method, candidate count) from ``switches`` on every request when
+    given (services.orchestrator.switches, reported in the answer's versions), else from the
+    settings."""
 
     def __init__(
         self,
@@ -135,15 +141,22 @@ class Pipeline:
         metrics_: PipelineMetrics | None = None,
         tracer: trace.Tracer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        switches: Callable[[], StageSwitches] | None = None,
     ) -> None:
         self._b = backends
         self._popularity = popularity
-        self._n = settings.candidate_count
+        fixed = StageSwitches.from_settings(settings)
+        self._switches = switches or (lambda: fixed)
+        self._report_switches = switches is not None
         self._recent = settings.recent_items
         self._ranker_weight = settings.ranker_weight
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
+
+    @property
+    def _n(self) -> int:
+        return self._switches().candidate_count
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -178,6 +191,11 @@ class Pipeline:
         outcome = Outcome()
         request_span = trace.get_current_span()
         request_span.set_attribute("recsys.k", query.k)
+        switches = self._switches()
+        if self._report_switches:
+            outcome.versions["stage_switches"] = switches.label
+        if query.method is RerankMethod.UNSPECIFIED:
+            query = dataclasses.replace(query, method=switches.default_reranker_method)
         pseudonym = await self._pseudonymize(query, budget, outcome)
 
         with self._tracer.start_as_current_span("orchestrator.user_features") as span:
@@ -348,6 +366,11 @@ class Pipeline:
     ) -> None:
         with self._tracer.start_as_current_span("orchestrator.ranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
+            if not self._switches().ranker_enabled:
+                # Switched off by configuration: a decision, not a failure, so not degraded;
+                # versions["stage_switches"] says ranker=off.
+                span.add_event("switched_off", {"recsys.fallback": fallback})
+                return
             if not have_features:
                 # Without titles the cross-encoder would score empty strings: keep retrieval
                 # order rather than pay for meaningless scores.

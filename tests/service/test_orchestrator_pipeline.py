@@ -8,6 +8,7 @@ never answers (late), or a killed feature store process. No downstream is simula
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -499,3 +500,86 @@ async def test_store_refusing_item_features_skips_the_ranker(
         s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.history_features"
     )
     assert [e.name for e in history.events] == ["history_titles_missing"]
+
+
+def _span_ms(observed: Observed, name: str) -> list[float]:
+    return [
+        (s.end_time - s.start_time) / 1e6
+        for s in observed.spans.get_finished_spans()
+        if s.name == name and s.end_time is not None and s.start_time is not None
+    ]
+
+
+async def test_killed_reranker_is_skipped_by_its_breaker_and_rejoins_when_restarted(
+    stack: tuple[Layout, Stack], observed: Observed
+) -> None:
+    layout, _ = stack
+    base = next(s for s in local_specs(layout) if s.name == "reranker")
+    port = int(dead_addr().rsplit(":", 1)[1])
+    spec = ServiceSpec(
+        "reranker_2",
+        base.argv,
+        {**base.env, **env_for("RECSYS_RERANKER_", {"port": port})},
+        grpc_target=f"127.0.0.1:{port}",
+    )
+    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
+    own.start()
+    app = None
+    try:
+        await own.wait_ready()
+        # Retries on: a dead stage then costs a connect and a retry, what the breaker saves.
+        settings = _settings(
+            layout,
+            reranker_addr=spec.grpc_target,
+            downstream_max_attempts=2,
+            breaker_consecutive_failures=3,
+            breaker_open_s=60.0,
+        )
+        # The breaker's clock runs with the wall clock plus a skew the test moves forward,
+        # so the open period cannot end by itself while the CPU ranker is slow.
+        skew = [0.0]
+        app = build_orchestrator(
+            settings,
+            tracer=observed.tracer,
+            meter=observed.meter,
+            clock=lambda: time.monotonic() + skew[0],
+        )
+        await app.start()
+        assert app.breakers is not None
+        assert not (await _recommend(app)).degraded_stages
+        own.processes["reranker_2"].kill()
+        for _ in range(3):
+            response = await _recommend(app)
+            assert _degraded(response) == {STAGE.STAGE_RERANKER: "unavailable"}
+        assert app.breakers.states()["reranker"].value == "open"
+        observed.spans.clear()
+        for _ in range(9):
+            response = await _recommend(app)
+            assert _degraded(response) == {STAGE.STAGE_RERANKER: "unavailable"}
+            assert len(response.items) == K
+        # While open, the fallback costs no call: the reranker stage takes well under 1 ms
+        # (median, as the CPU is shared with other work).
+        open_ms = sorted(_span_ms(observed, "orchestrator.reranker"))
+        assert open_ms[len(open_ms) // 2] < 1.0, open_ms
+        spans = [
+            s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.reranker"
+        ]
+        assert all((s.attributes or {})["recsys.breaker.state"] == "open" for s in spans)
+        own.start()
+        await own.wait_ready()
+        assert (await _recommend(app)).degraded_stages  # still open: the reranker is not asked
+        for _ in range(50):
+            # Each open period ends with one probe; the first ones may still meet the
+            # channel's reconnect backoff and open the breaker again.
+            skew[0] += settings.breaker_open_s
+            response = await _recommend(app)
+            if not response.degraded_stages:
+                break
+            await asyncio.sleep(0.2)
+        assert not response.degraded_stages
+        assert response.versions["reranker_method"]
+        assert app.breakers.states()["reranker"].value == "closed"
+    finally:
+        if app is not None:
+            await app.stop()
+        own.stop_all(grace_s=2)
