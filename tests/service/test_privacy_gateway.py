@@ -88,7 +88,10 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     keys = KeyRing.generate()
     fs = build_feature_store(
         FeatureStoreSettings(  # type: ignore[call-arg]
-            port=0, grace_period_s=0.2, database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}"
+            port=0,
+            grace_period_s=0.2,
+            database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
+            dev_allow_loopback_privileged=True,
         )
     )
     fs.store.migrate()
