@@ -187,6 +187,16 @@ async def test_item_popularity_release_is_noised_charged_and_written_back(stack:
     )
     assert sorted(c.key for c in release.counts) == sorted(ITEMS)
     assert all(c.count == int(c.count) for c in release.counts)
+    # Noised: at scale 2 / 0.5 = 4 a draw is 0 with probability (1 - q) / (1 + q) = 0.12
+    # (q = exp(-1/4)), so all five exact is a 3e-5 event; the calibration itself is
+    # tests/unit/test_privacy_release_statistics.py.
+    exact = await stack.feature_store.GetContributionBoundedCounts(
+        feature_store_pb2.GetContributionBoundedCountsRequest(
+            kind=POPULARITY, max_contributions_per_user=2
+        )
+    )
+    exact_counts = {c.key: c.count for c in exact.counts}
+    assert {c.key: c.count for c in release.counts} != exact_counts
     assert release.epsilon_remaining == pytest.approx(1.5)
     assert release.delta_remaining == pytest.approx(1e-6)
     popular = await stack.feature_store.GetPopularItems(
