@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
@@ -35,6 +36,7 @@ from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.servicer import SERVICE_NAME, _as_count
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
+    common_pb2,
     feature_store_pb2,
     feature_store_pb2_grpc,
     privacy_gateway_pb2,
@@ -287,6 +289,35 @@ async def test_release_rejects_bad_input(
         await stack.gateway.ReleaseAggregates(request)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (err.value.details() or "")
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_spent == 0.0
+
+
+async def test_release_refuses_while_two_key_versions_hold_data(stack: Stack) -> None:
+    """After a rotation, before the rekey job: one shopper under two pseudonyms could
+    contribute twice the bound, so the release is refused and nothing is charged."""
+    rotated = stack.keys.rotated()
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(UTC))
+    await stack.feature_store.IngestEvents(
+        feature_store_pb2.IngestEventsRequest(
+            events=[
+                common_pb2.Event(
+                    event_id="after-rotation",
+                    user_id=rotated.pseudonymize(RAW_USERS[0]),
+                    item_id=ITEMS[4],
+                    type=common_pb2.EVENT_TYPE_VIEW,
+                    timestamp=stamp,
+                    quantity=1,
+                )
+            ]
+        )
+    )
+    request = pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.5, purpose="test")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.ReleaseAggregates(request, timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "rekey" in (err.value.details() or "")
     budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
     assert budget.epsilon_spent == 0.0
 
