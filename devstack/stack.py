@@ -285,6 +285,9 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                         "database_url": f"{sqlite}{layout.feature_store_db}",
                         # The local stack's probe may be quick; production keeps 5 s.
                         "readiness_interval_s": 1.0,
+                        # Everything runs on loopback without certificates: the gateway's
+                        # release needs the privileged methods (a cluster uses mTLS).
+                        "dev_allow_loopback_privileged": True,
                     },
                 ),
             },

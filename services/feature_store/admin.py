@@ -36,7 +36,7 @@ from services.feature_store.schema import (
     user_items,
     users,
 )
-from shared.errors import InvalidArgument
+from shared.errors import FailedPrecondition, InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ class FeatureAdmin:
         (Dwork & Roth, "The Algorithmic Foundations of Differential Privacy", 2014, ch. 3).
         The domain is the catalog (items or top-level categories), never the data, so the set of
         released keys does not depend on any user.
+
+        The bound is per pseudonym, and between a key rotation and the rekey job one person
+        holds data under two pseudonyms (one per key version), so they could contribute
+        twice the bound while the noise is calibrated for one. The store cannot link the two
+        (that needs the raw id), so it refuses with FAILED_PRECONDITION while more than one
+        key version holds data; the rekey job (``python -m ops.rekey``) ends that state.
         """
         if max_contributions_per_user < 1:
             raise InvalidArgument("max_contributions_per_user must be at least 1")
@@ -93,7 +99,24 @@ class FeatureAdmin:
             .order_by(domain.c.key)
         )
         with self._db.read() as conn:
+            versions = self._key_versions(conn, source.c.user_id)
+            if len(versions) > 1:
+                raise FailedPrecondition(
+                    "users are stored under more than one pseudonymization key version "
+                    f"({', '.join(sorted(versions))}): run the rekey job before a release, "
+                    "or one person could contribute once per version"
+                )
             return {str(row[0]): int(row[1]) for row in conn.execute(query)}
+
+    @staticmethod
+    def _key_versions(conn: sa.Connection, user_id: sa.ColumnElement[str]) -> set[str]:
+        """Up to two distinct key versions (the pseudonym's prefix before ".") with data."""
+        if conn.dialect.name == "postgresql":
+            prefix = sa.func.split_part(user_id, ".", 1)
+        else:
+            prefix = sa.func.substr(user_id, 1, sa.func.instr(user_id, ".") - 1)
+        rows = conn.execute(sa.select(prefix).distinct().limit(2)).all()
+        return {str(r[0]) for r in rows}
 
     def load_catalog(self, catalog: Sequence[Item]) -> CatalogLoadResult:
         """Insert or update items in one transaction, in batched statements.

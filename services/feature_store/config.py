@@ -53,7 +53,13 @@ class FeatureStoreSettings(ServiceSettings):
         default_factory=list,
         description="Client-certificate names (common name or DNS SAN) allowed to call "
         'GetContributionBoundedCounts and SetItemPopularity, e.g. ["privacy-gateway"]; '
-        "needs mTLS (tls_client_ca_file). Empty leaves the restriction to the NetworkPolicy.",
+        "needs mTLS (tls_client_ca_file). Empty denies those methods to every caller.",
+    )
+    dev_allow_loopback_privileged: bool = Field(
+        False,
+        description="Development only: also grant the privileged methods to callers on the "
+        "loopback interface without a certificate (the local stack and tests). Logged as a "
+        "warning at start and on every call it grants; never set it in a cluster.",
     )
 
     @model_validator(mode="after")

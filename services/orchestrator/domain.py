@@ -47,6 +47,8 @@ class Reason(enum.StrEnum):
     # The pipeline's own decisions.
     NO_ITEM_FEATURES = "no_item_features"
     INCOMPLETE_SCORES = "incomplete_scores"
+    # No DP popularity release exists yet: the list is the catalog in item-id order.
+    NO_DP_RELEASE = "no_dp_release"
     ERROR = "error"
 
     @classmethod

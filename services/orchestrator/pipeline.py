@@ -6,7 +6,9 @@ pseudonym nothing may proceed. Every other stage degrades instead of failing the
 (ranker -> retrieval order; reranker -> relevance order; feature store or retrieval ->
 popularity list), and each fallback is recorded in the result, on the span and in a metric.
 A shopper with no indexed item in the history (cold start) gets candidates from the DP
-popularity release instead of retrieval, then the same ranker and reranker. The ranker's
+popularity release instead of retrieval, then the same ranker and reranker. No raw aggregate
+of the event log reaches an answer: before the first DP release every popularity fallback is
+the catalog in item-id order with scores 0, flagged ``popularity: no_dp_release``. The ranker's
 score is blended with the candidate's own (services.orchestrator.blend, ``ranker_weight``).
 
 The request context (page, device) is not used by any stage, so it is neither sent to the
@@ -125,6 +127,20 @@ def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[C
     ]
 
 
+def catalog_order(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The no-release fallback: the candidates in item-id order (a public attribute of the
+    catalog) with every score 0, whatever order and scores they came with.
+
+    Used wherever no DP popularity release exists yet. Retrieval's cold-start list already
+    follows item ids; sorting again here means no raw aggregate (retrieval's training counts,
+    an un-released count) can order or score a served list even if a source regresses.
+    """
+    out = sorted(candidates, key=lambda c: c.item_id)
+    for cand in out:
+        cand.relevance = cand.score = cand.retrieval_score = 0.0
+    return out
+
+
 class Pipeline:
     """Runs one request at a time through the stages; shared by all requests. Its knobs
     (history length, ranker weight) are read from the settings; the stage switches (ranker
@@ -233,11 +249,10 @@ class Pipeline:
             recent_categories=user.top_categories,
         )
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
-        if popular:
-            # No known item in the history. Retrieval's cold-start list ranks by its
-            # artefact's raw training counts, which the privacy gateway never released; the
-            # candidates come from the DP popularity release instead, and the ranker and
-            # reranker order and diversify them as usual. A designed path, not degraded.
+        if popular and self._popularity.release_id:
+            # No known item in the history: the candidates come from the DP popularity
+            # release, and the ranker and reranker order and diversify them as usual. A
+            # designed path, not degraded.
             request_span.add_event("cold_start", {"recsys.candidate_source": "dp_popularity"})
             outcome.versions["popularity_release"] = self._popularity.release_id
             candidates = _popularity_candidates(popular, final=False)
@@ -254,6 +269,11 @@ class Pipeline:
             )
             for c in retrieved.candidates
         ]
+        if retrieved.cold_start:
+            # Cold start before the first DP release: the catalog order, flagged, then the
+            # ranker and reranker as usual.
+            self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
+            candidates = catalog_order(candidates)
         have_features = await self._attach_item_features(candidates, budget, outcome)
         await self._rank(candidates, context, have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
@@ -465,7 +485,12 @@ class Pipeline:
         self, query: RecommendQuery, budget: Budget, outcome: Outcome, excluded: Sequence[str]
     ) -> None:
         """The last fallback: the cached DP popularity list; when nothing is cached yet, the
-        store's live list, else a cold-start retrieval, whichever dependency is still up."""
+        store's live list, else a cold-start retrieval, whichever dependency is still up.
+
+        Only a list with a release id is popularity. Without one (the store before the first
+        DP release, or retrieval's cold-start list) the answer is the catalog in item-id
+        order with every score 0, flagged ``popularity: no_dp_release``: never raw counts.
+        """
         down = outcome.degraded_stages
         with self._tracer.start_as_current_span("orchestrator.popularity") as span:
             span.set_attribute("recsys.cached_items", len(self._popularity.items))
@@ -482,9 +507,17 @@ class Pipeline:
                     items, release = list(live.items), live.release_id
                 except ServiceError as exc:
                     span.set_attribute("recsys.error", _reason(exc).value)
-            if items:
+            if items and release:
+                span.set_attribute("recsys.candidate_source", "dp_popularity")
                 outcome.versions["popularity_release"] = release
                 outcome.items = _popularity_candidates(items, final=True)
+                return
+            if items:
+                span.set_attribute("recsys.candidate_source", "catalog_order")
+                self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
+                outcome.items = catalog_order(
+                    [Candidate(item_id=f.item_id, features=f) for f in items]
+                )
                 return
             if Stage.RETRIEVAL in down:
                 raise Unavailable("no stage could produce recommendations")
@@ -498,17 +531,12 @@ class Pipeline:
             except ServiceError as exc:
                 span.set_attribute("recsys.error", _reason(exc).value)
                 raise Unavailable("no stage could produce recommendations") from None
+            span.set_attribute("recsys.candidate_source", "catalog_order")
+            self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
             outcome.versions["retrieval_index"] = found.index_version
-            outcome.items = [
-                Candidate(
-                    item_id=c.item_id,
-                    retrieval_score=c.score,
-                    relevance=c.score,
-                    score=c.score,
-                    stages=[Stage.RETRIEVAL],
-                )
-                for c in found.candidates[: query.k]
-            ]
+            outcome.items = catalog_order(
+                [Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates]
+            )[: query.k]
 
     # ---- LogEvents -----------------------------------------------------------------------
 

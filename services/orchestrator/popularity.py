@@ -41,8 +41,9 @@ class PopularityCache:
         except (TimeoutError, ServiceError) as exc:
             log.warning("popularity refresh failed", extra={"error": type(exc).__name__})
             return False
-        if not response.items:
-            # An empty answer (store not seeded yet) must not wipe a list we already hold.
+        if not response.items or (self.release_id and not response.release_id):
+            # An empty answer (store not seeded yet) must not wipe a list we already hold,
+            # nor may a list without a release replace a DP release.
             return False
         self.items = list(response.items)
         self.release_id = response.release_id
@@ -52,8 +53,11 @@ class PopularityCache:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            ok = await self.refresh()
-            wait = self.interval_s if ok else min(self.retry_s, self.interval_s)
+            await self.refresh()
+            # A list without a release id is the store's catalog before the first DP release:
+            # provisional, so it is re-asked for as often as a failed refresh.
+            settled = bool(self.items) and bool(self.release_id)
+            wait = self.interval_s if settled else min(self.retry_s, self.interval_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 

@@ -9,6 +9,7 @@ import grpc
 from services.privacy_gateway.config import PrivacyGatewaySettings
 from shared.channels import TlsClientConfig, create_channel
 from shared.deadline import Budget
+from shared.errors import FailedPrecondition
 from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 
 
@@ -45,12 +46,19 @@ class FeatureStoreClient:
     async def contribution_bounded_counts(
         self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
     ) -> list[tuple[str, float]]:
-        response = await self._stub.GetContributionBoundedCounts(
-            feature_store_pb2.GetContributionBoundedCountsRequest(
-                kind=kind, max_contributions_per_user=max_contributions
-            ),
-            timeout=budget.timeout_for(0.5, cap=self._max_timeout_s),
-        )
+        """The bounded counts; the store's refusal to count (FAILED_PRECONDITION: users under
+        two key versions) is the release's refusal, with the store's reason."""
+        try:
+            response = await self._stub.GetContributionBoundedCounts(
+                feature_store_pb2.GetContributionBoundedCountsRequest(
+                    kind=kind, max_contributions_per_user=max_contributions
+                ),
+                timeout=budget.timeout_for(0.5, cap=self._max_timeout_s),
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise FailedPrecondition(exc.details() or "the feature store refused") from None
+            raise
         return [(c.key, c.count) for c in response.counts]
 
     async def set_item_popularity(

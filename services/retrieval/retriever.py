@@ -88,13 +88,14 @@ def retrieve_for_history(
     include_embeddings: bool = False,
 ) -> Retrieval:
     """Candidates for a history (most recent first). With no known item, the cold-start
-    answer: the most popular training items, scored by popularity relative to the top one."""
+    answer: the catalog in item-id order, every score 0. The artefact's training counts are
+    raw (never noised), so they neither choose, order nor score these items; the orchestrator
+    replaces this list by the DP popularity release when one exists."""
     excluded = set(exclude)
     try:
         vector = served.artefact.user_vector(history)
     except ColdStartError:
-        popular = served.artefact.popular_items(n, excluded)
-        scored = [(item, served.artefact.popularity_share(item)) for item in popular]
+        scored = [(item, 0.0) for item in served.artefact.catalog_items(n, excluded)]
         return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, True)
     scored = served.index.search(vector, n, excluded)
     return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)

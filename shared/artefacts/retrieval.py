@@ -75,6 +75,7 @@ class RetrievalArtefact:
         self._row = {item: i for i, item in enumerate(self.item_ids)}
         if len(self._row) != n:
             raise ArtefactError("item ids are not unique")
+        self._catalog_order = sorted(self.item_ids)
         order = np.lexsort((np.arange(n), -self.popularity))
         self._popular = [self.item_ids[i] for i in order]
 
@@ -107,8 +108,28 @@ class RetrievalArtefact:
         pooled = weights @ self.item_vectors[rows] / weights.sum()
         return normalise(self.user_weight @ pooled + self.user_bias)
 
+    def catalog_items(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """The first ``n`` items by item id, a public attribute of the catalog.
+
+        ``popularity`` holds the raw training counts, which no differentially private
+        mechanism has touched: they never order or score a served list (docs/privacy.md), so
+        the cold-start answer is this catalog order, and a caller that wants popularity asks
+        the feature store for the gateway's DP release.
+        """
+        out: list[str] = []
+        for item in self._catalog_order:
+            if item not in exclude:
+                out.append(item)
+                if len(out) == n:
+                    break
+        return out
+
     def popular_items(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
-        """The ``n`` most interacted items of the training data, ties by catalog order."""
+        """The ``n`` most interacted items of the training data, ties by catalog order.
+
+        Raw counts: for offline evaluation baselines only, over data the evaluator already
+        holds. No serving path calls this (tests/unit/test_retrieval_model.py checks).
+        """
         out: list[str] = []
         for item in self._popular:
             if item not in exclude:
@@ -116,11 +137,6 @@ class RetrievalArtefact:
                 if len(out) == n:
                     break
         return out
-
-    def popularity_share(self, item_id: str) -> float:
-        top = float(self.popularity.max()) if len(self.popularity) else 0.0
-        r = self._row.get(item_id)
-        return float(self.popularity[r]) / top if r is not None and top > 0 else 0.0
 
 
 def validate_version_name(version: str) -> str:

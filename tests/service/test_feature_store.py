@@ -43,6 +43,9 @@ def _settings(url: str, **overrides: object) -> FeatureStoreSettings:
         "readiness_timeout_s": 2.0,
         "max_item_batch": 500,
         "max_events_per_call": 50,
+        # The privileged methods are tested here over plain loopback connections; the
+        # certificate checks are tests/service/test_feature_store_auth.py.
+        "dev_allow_loopback_privileged": True,
     }
     values.update(overrides)
     return FeatureStoreSettings(**values)  # type: ignore[arg-type]

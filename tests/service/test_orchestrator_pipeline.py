@@ -430,7 +430,7 @@ async def test_feature_store_death_falls_back_to_the_cached_popularity_list(
     )
 
 
-async def test_store_down_before_any_popularity_list_uses_retrieval_cold_start(
+async def test_store_down_before_any_popularity_list_serves_the_catalog_order_flagged(
     stack: tuple[Layout, Stack], observed: Observed
 ) -> None:
     app = await _start(_settings(stack[0], feature_store_addr=dead_addr()), observed)
@@ -438,10 +438,18 @@ async def test_store_down_before_any_popularity_list_uses_retrieval_cold_start(
         response = await _recommend(app)
     finally:
         await app.stop()
-    assert _degraded(response) == {STAGE.STAGE_FEATURE_STORE: "unavailable"}
+    assert _degraded(response) == {
+        STAGE.STAGE_FEATURE_STORE: "unavailable",
+        STAGE.STAGE_POPULARITY: "no_dp_release",
+    }
     assert len(response.items) == K
     assert all(list(i.stages) == [STAGE.STAGE_RETRIEVAL] for i in response.items)
+    # Retrieval's cold-start list: the catalog by item id, every score 0 (never its counts).
+    item_ids = [i.item_id for i in response.items]
+    assert item_ids == sorted(item_ids)
+    assert all(i.score == i.relevance_score == i.retrieval_score == 0.0 for i in response.items)
     assert response.versions["retrieval_index"] == "test-v1"
+    assert "popularity_release" not in response.versions
 
 
 async def test_nothing_to_serve_is_unavailable(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
@@ -35,6 +36,7 @@ from services.privacy_gateway.ledger import Ledger, create_ledger_engine
 from services.privacy_gateway.servicer import SERVICE_NAME, _as_count
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import (
+    common_pb2,
     feature_store_pb2,
     feature_store_pb2_grpc,
     privacy_gateway_pb2,
@@ -88,7 +90,10 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     keys = KeyRing.generate()
     fs = build_feature_store(
         FeatureStoreSettings(  # type: ignore[call-arg]
-            port=0, grace_period_s=0.2, database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}"
+            port=0,
+            grace_period_s=0.2,
+            database_url=f"sqlite:///{tmp_path / 'fs.sqlite'}",
+            dev_allow_loopback_privileged=True,
         )
     )
     fs.store.migrate()
@@ -184,6 +189,16 @@ async def test_item_popularity_release_is_noised_charged_and_written_back(stack:
     )
     assert sorted(c.key for c in release.counts) == sorted(ITEMS)
     assert all(c.count == int(c.count) for c in release.counts)
+    # Noised: at scale 2 / 0.5 = 4 a draw is 0 with probability (1 - q) / (1 + q) = 0.12
+    # (q = exp(-1/4)), so all five exact is a 3e-5 event; the calibration itself is
+    # tests/unit/test_privacy_release_statistics.py.
+    exact = await stack.feature_store.GetContributionBoundedCounts(
+        feature_store_pb2.GetContributionBoundedCountsRequest(
+            kind=POPULARITY, max_contributions_per_user=2
+        )
+    )
+    exact_counts = {c.key: c.count for c in exact.counts}
+    assert {c.key: c.count for c in release.counts} != exact_counts
     assert release.epsilon_remaining == pytest.approx(1.5)
     assert release.delta_remaining == pytest.approx(1e-6)
     popular = await stack.feature_store.GetPopularItems(
@@ -274,6 +289,35 @@ async def test_release_rejects_bad_input(
         await stack.gateway.ReleaseAggregates(request)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (err.value.details() or "")
+    budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    assert budget.epsilon_spent == 0.0
+
+
+async def test_release_refuses_while_two_key_versions_hold_data(stack: Stack) -> None:
+    """After a rotation, before the rekey job: one shopper under two pseudonyms could
+    contribute twice the bound, so the release is refused and nothing is charged."""
+    rotated = stack.keys.rotated()
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(UTC))
+    await stack.feature_store.IngestEvents(
+        feature_store_pb2.IngestEventsRequest(
+            events=[
+                common_pb2.Event(
+                    event_id="after-rotation",
+                    user_id=rotated.pseudonymize(RAW_USERS[0]),
+                    item_id=ITEMS[4],
+                    type=common_pb2.EVENT_TYPE_VIEW,
+                    timestamp=stamp,
+                    quantity=1,
+                )
+            ]
+        )
+    )
+    request = pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.5, purpose="test")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.ReleaseAggregates(request, timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "rekey" in (err.value.details() or "")
     budget = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
     assert budget.epsilon_spent == 0.0
 

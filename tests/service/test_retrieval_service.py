@@ -162,19 +162,19 @@ async def test_vector_query_ranks_by_inner_product(svc: Running) -> None:
 
 
 @pytest.mark.parametrize("history", [["nobody-knows-this"], []])
-async def test_unknown_history_gets_the_popularity_cold_start(
+async def test_unknown_history_gets_the_catalog_order_never_the_raw_counts(
     svc: Running, history: list[str]
 ) -> None:
     art = _artefact(300, DIM, 0)
-    popular = art.popular_items(11)
+    catalog = sorted(art.item_ids)[:11]
     reply = await svc.stub.RetrieveCandidates(
         pb.RetrieveCandidatesRequest(
-            history=pb.UserHistory(item_ids=history), n=10, excluded_item_ids=[popular[0]]
+            history=pb.UserHistory(item_ids=history), n=10, excluded_item_ids=[catalog[0]]
         )
     )
     assert reply.cold_start
-    assert [c.item_id for c in reply.candidates] == popular[1:]
-    assert all(0.0 <= c.score <= 1.0 for c in reply.candidates)
+    assert [c.item_id for c in reply.candidates] == catalog[1:]
+    assert all(c.score == 0.0 for c in reply.candidates)
 
 
 def _req(**kwargs: object) -> pb.RetrieveCandidatesRequest:

@@ -21,7 +21,8 @@ from services.feature_store.store import (
     Item,
 )
 from shared.data import synthetic
-from shared.errors import InvalidArgument
+from shared.errors import FailedPrecondition, InvalidArgument
+from shared.keyring import KeyRing
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -331,6 +332,34 @@ def test_concurrent_ingestion_of_the_same_events_counts_each_once(store: Feature
 
 
 # ---- aggregates for the privacy gateway ------------------------------------------------------
+
+
+def test_rotation_bounds_each_person_not_each_pseudonym(store: FeatureStore) -> None:
+    """A rotated key: the same shoppers under v1 (before) and v2 (after). While both versions
+    hold data the counts are refused; after re-keying, each person contributes at most k."""
+    before = KeyRing.generate()
+    ring = before.rotated()
+    v1, v2 = before.active_version, ring.active_version
+    people = ["ann", "bob", "cat"]
+    k = 2
+    events = []
+    for p, person in enumerate(people):
+        old = ring.pseudonym_under(person, v1)
+        new = ring.pseudonym_under(person, v2)
+        # Three items before the rotation, three other items after it.
+        for j in range(3):
+            events.append(_event(100 * p + j, old, f"I{j:03d}", minutes=j))
+            events.append(_event(100 * p + 50 + j, new, f"I{j + 3:03d}", minutes=10 + j))
+    store.ingest_events(events)
+    for kind in AggregateKind:
+        with pytest.raises(FailedPrecondition, match="more than one pseudonymization key"):
+            store.contribution_bounded_counts(kind, k)
+    store.rename_users({ring.pseudonym_under(p, v1): ring.pseudonym_under(p, v2) for p in people})
+    counts = store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, k)
+    # Per person (three of them), at most k keys: the total is at most 3 k, and each
+    # person's k newest items (I005, I004) are what counts.
+    assert sum(counts.values()) == len(people) * k
+    assert {key: n for key, n in counts.items() if n} == {"I004": 3, "I005": 3}
 
 
 def test_contribution_bounded_counts_limit_each_user(store: FeatureStore) -> None:

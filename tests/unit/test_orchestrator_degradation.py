@@ -11,11 +11,12 @@ tests/service/test_orchestrator_pipeline.py and test_orchestrator_edges.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
 import grpc
+import numpy as np
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -52,6 +53,9 @@ from services.orchestrator.domain import (
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
+from services.retrieval.index import build_index
+from services.retrieval.retriever import ServedIndex, retrieve_for_history
+from shared.artefacts.retrieval import RetrievalArtefact
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, Unavailable
 
@@ -69,8 +73,16 @@ CATALOG = {
 }
 RETRIEVAL_ORDER = [f"I{i:02d}" for i in range(12)]
 POPULARITY_ORDER = list(reversed(RETRIEVAL_ORDER))
-# The retrieval artefact's own cold-start list (raw training counts), distinct from the DP one.
-RAW_COLD_START = ["I05", "I06", "I04", "I07"]
+# The retrieval artefact's raw training counts: distinct primes, so every value derivable
+# from them (a count, a share of the top or of the total) is recognisable in an answer.
+RAW_COUNTS = dict(
+    zip(
+        ["I05", "I06", "I04", "I07", "I03", "I08", "I02", "I10", "I01", "I11", "I00", "I09"],
+        [97, 89, 83, 79, 73, 71, 67, 61, 59, 53, 47, 43],
+        strict=True,
+    )
+)
+RAW_ORDER = list(RAW_COUNTS)
 RELEASE = "release-3"
 INDEX = "idx-7"
 SHOPPER = "alice"
@@ -82,6 +94,25 @@ KNOWN = UserFeatures(
 )
 # The ranker prefers items in reverse retrieval order (a clear, checkable disagreement).
 RANKER_SCORES = {item: float(i) for i, item in enumerate(RETRIEVAL_ORDER)}
+
+
+def _served_artefact() -> ServedIndex:
+    """The real retrieval cold-start code over an artefact holding RAW_COUNTS."""
+    vectors = np.eye(12, 4, dtype=np.float32) + 0.01
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    artefact = RetrievalArtefact(
+        item_ids=list(RETRIEVAL_ORDER),
+        item_vectors=vectors,
+        user_weight=np.eye(4, dtype=np.float32),
+        user_bias=np.zeros(4, dtype=np.float32),
+        recency_decay=0.5,
+        max_history=3,
+        popularity=np.array([RAW_COUNTS[i] for i in RETRIEVAL_ORDER], dtype=np.int64),
+    )
+    return ServedIndex("raw", artefact, build_index(artefact, "flat"))
+
+
+SERVED = _served_artefact()
 BUDGET_S = 3.0
 K = 4
 
@@ -110,6 +141,8 @@ class Dependencies:
     latency: dict[str, float] = field(default_factory=dict)
     stall: dict[str, float] = field(default_factory=dict)
     index: list[str] = field(default_factory=lambda: list(RETRIEVAL_ORDER))
+    # "" is a store before its first DP release: the catalog in item-id order, popularity 0.
+    release: str = RELEASE
     max_item_batch: int = 1000
     rerank_returns: int | None = None
     rerank_extra_ids: tuple[str, ...] = ()
@@ -181,8 +214,11 @@ class Dependencies:
     ) -> PopularItems:
         self._enter("popular_items", timeout_s)
         skip = set(excluded_item_ids)
+        if not self.release:
+            plain = [replace(CATALOG[i], dp_popularity=0.0) for i in sorted(CATALOG)]
+            return PopularItems(tuple(f for f in plain if f.item_id not in skip)[:limit], "")
         items = [CATALOG[i] for i in POPULARITY_ORDER if i not in skip][:limit]
-        return PopularItems(tuple(items), RELEASE)
+        return PopularItems(tuple(items), self.release)
 
     async def ingest_events(self, events: Sequence[StoredEvent], timeout_s: float) -> IngestResult:
         self._enter("ingest_events", timeout_s)
@@ -200,8 +236,15 @@ class Dependencies:
         self._enter("retrieve", timeout_s)
         skip = set(excluded_item_ids)
         cold = not any(h in self.index for h in history)
-        order = RAW_COLD_START if cold else self.index
-        kept = [i for i in order if i not in skip][:n]
+        if cold:
+            # What the retrieval service answers (its real cold-start code).
+            found = retrieve_for_history(SERVED, [], n, skip)
+            return RetrievalResult(
+                candidates=tuple(RetrievedItem(i, score) for i, score, _ in found.items),
+                index_version=INDEX,
+                cold_start=True,
+            )
+        kept = [i for i in self.index if i not in skip][:n]
         return RetrievalResult(
             candidates=tuple(
                 RetrievedItem(i, 1.0 - 0.05 * RETRIEVAL_ORDER.index(i), (float(j), 1.0))
@@ -643,27 +686,66 @@ async def test_cold_start_shopper_gets_dp_popularity_candidates_ranked_and_reran
     assert deps.ranker_contexts == [ShopperContext((), ())]
 
 
-async def test_cold_start_with_an_empty_cache_uses_retrievals_list(deps: Dependencies) -> None:
+async def test_cold_start_with_an_empty_cache_serves_the_catalog_order_flagged(
+    deps: Dependencies,
+) -> None:
     h = Harness(deps, _settings())  # nothing cached
-    out = await h.recommend(user_ref="never-seen", excluded_item_ids=("I05",))
-    assert not out.degraded
+    out = await h.recommend(user_ref="never-seen", excluded_item_ids=("I00",))
+    assert degraded(out) == {Stage.POPULARITY: Reason.NO_DP_RELEASE}
     assert stages(out) == {(Stage.RETRIEVAL, Stage.RANKER, Stage.RERANKER)}
-    assert set(ids(out)) == {"I06", "I04", "I07"}
+    # The first candidate_count items by id, scored 0 before the ranker; not the raw counts.
+    request = deps.rerank_requests[0]
+    assert sorted(c.item_id for c in request.candidates) == RETRIEVAL_ORDER[1:9]
     assert "popularity_release" not in out.versions
+    assert h.fallbacks() == {("popularity", "no_dp_release"): 1}
 
 
-async def test_empty_cache_and_store_down_falls_back_to_retrieval_cold_start(
+async def test_cold_start_before_any_release_is_not_labelled_popularity(
+    deps: Dependencies,
+) -> None:
+    deps.release = ""
+    h = Harness(deps, _settings())
+    await h.fill_cache()  # the store's catalog, all popularity 0, no release id
+    out = await h.recommend(user_ref="never-seen")
+    assert degraded(out) == {Stage.POPULARITY: Reason.NO_DP_RELEASE}
+    assert "popularity_release" not in out.versions
+    assert all(Stage.POPULARITY not in c.stages for c in out.items)
+
+
+async def test_empty_cache_and_store_down_serves_the_catalog_order_flagged(
     deps: Dependencies,
 ) -> None:
     h = Harness(deps, _settings())
     deps.down.add("feature_store")
-    out = await h.recommend(excluded_item_ids=("I05",))
-    assert degraded(out) == {Stage.FEATURE_STORE: Reason.UNAVAILABLE}
-    assert ids(out) == ["I06", "I04", "I07"]
+    out = await h.recommend(excluded_item_ids=("I01",))
+    assert degraded(out) == {
+        Stage.FEATURE_STORE: Reason.UNAVAILABLE,
+        Stage.POPULARITY: Reason.NO_DP_RELEASE,
+    }
+    # Retrieval's cold-start list is the catalog by item id with scores 0, never the raw
+    # training counts (which would order it I05, I06, I04, I07).
+    assert ids(out) == ["I00", "I02", "I03", "I04"]
+    assert all(c.score == c.relevance == c.retrieval_score == 0.0 for c in out.items)
     assert stages(out) == {(Stage.RETRIEVAL,)}
     assert out.versions == {"pseudonym_key": "v1", "retrieval_index": INDEX}
     # The store is known to be down: no live popularity call was tried.
     assert "popular_items" not in deps.called()
+
+
+async def test_store_without_a_release_and_retrieval_down_serves_the_catalog_flagged(
+    deps: Dependencies,
+) -> None:
+    deps.release = ""
+    h = Harness(deps, _settings())
+    deps.down.add("retrieval")
+    out = await h.recommend()
+    assert degraded(out) == {
+        Stage.RETRIEVAL: Reason.UNAVAILABLE,
+        Stage.POPULARITY: Reason.NO_DP_RELEASE,
+    }
+    assert ids(out) == RETRIEVAL_ORDER[:K]
+    assert all(c.score == 0.0 for c in out.items)
+    assert "popularity_release" not in out.versions
 
 
 async def test_empty_cache_and_retrieval_down_asks_the_store_live(deps: Dependencies) -> None:
@@ -701,6 +783,70 @@ async def test_empty_cache_retrieval_down_and_live_list_failing_is_unavailable(
         "item_features",
         "popular_items",
     ]
+
+
+def _raw_derivable() -> list[float]:
+    """Every value a leak of RAW_COUNTS would show: counts, shares of the top and total
+    (the top's own share, 1.0, tells nothing and is a common score, so it is left out)."""
+    counts = list(RAW_COUNTS.values())
+    top, total = max(counts), sum(counts)
+    shares = [c / top for c in counts if c != top]
+    return [float(c) for c in counts] + shares + [c / total for c in counts]
+
+
+@pytest.mark.parametrize("shopper", [SHOPPER, "never-seen"])
+@pytest.mark.parametrize("release", [RELEASE, ""])
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize(
+    "down",
+    [
+        set(),
+        {"feature_store"},
+        {"retrieval"},
+        {"ranker"},
+        {"reranker"},
+        {"ranker", "reranker"},
+        {"item_features"},
+        {"no_candidates"},
+    ],
+)
+async def test_no_answer_on_any_path_carries_a_value_derived_from_raw_counts(
+    deps: Dependencies, down: set[str], cached: bool, release: str, shopper: str
+) -> None:
+    """Every degradation path, cold start, an empty DP cache, a store with no release and
+    the store down before any cache: neither the order nor a score of an answer comes from
+    the retrieval artefact's raw training counts."""
+    deps.release = release
+    h = Harness(deps, _settings())
+    if cached:
+        await h.fill_cache()
+    if "item_features" in down:
+        deps.max_item_batch = 2  # the history lookup passes, the candidate lookup fails
+    if "no_candidates" in down:
+        deps.index = RETRIEVAL_ORDER[:9]
+    deps.down |= down - {"item_features", "no_candidates"}
+    # Three items left when nothing is retrievable: their raw order (I10, I11, I09) is
+    # neither their id order nor the DP release's.
+    excluded = tuple(RETRIEVAL_ORDER[:9]) if "no_candidates" in down else ("I09",)
+    out = await h.recommend(user_ref=shopper, k=6, excluded_item_ids=excluded)
+    assert out.items
+    allowed = [i for i in RAW_ORDER if i not in excluded]
+    got = ids(out)
+    if len(got) > 1:
+        assert got != allowed[: len(got)], "the answer follows the raw training counts"
+    raw = _raw_derivable()
+    for cand in out.items:
+        for value in (cand.score, cand.relevance, cand.retrieval_score):
+            assert not any(value == pytest.approx(r, rel=1e-9, abs=1e-12) for r in raw), (
+                f"{cand.item_id} carries {value}, a value derived from the raw counts"
+            )
+    served_popularity = any(Stage.POPULARITY in c.stages for c in out.items)
+    if served_popularity:
+        # Labelled popularity only with a DP release behind it.
+        assert out.versions.get("popularity_release") == release != ""
+    if Stage.POPULARITY in {d.stage for d in out.degraded}:
+        assert degraded(out)[Stage.POPULARITY] is Reason.NO_DP_RELEASE
+        assert "popularity_release" not in out.versions
 
 
 async def test_a_failed_refresh_keeps_the_cached_list(harness: Harness, deps: Dependencies) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,12 +66,30 @@ def test_user_vector_without_known_items_is_a_cold_start() -> None:
         a.user_vector([])
 
 
+def test_catalog_items_follow_item_ids_never_the_raw_counts() -> None:
+    a = make_artefact()
+    # The counts would order i1, i3, i0, i5: the list ignores them.
+    assert a.catalog_items(4) == ["i0", "i1", "i2", "i3"]
+    assert a.catalog_items(2, {"i0"}) == ["i1", "i2"]
+    assert not hasattr(a, "popularity_share")
+
+
 def test_popular_items_order_ties_and_exclusions() -> None:
     a = make_artefact()
     assert a.popular_items(4) == ["i1", "i3", "i0", "i5"]
-    assert a.popular_items(2, {"i1"}) == ["i3", "i0"]
-    assert a.popularity_share("i0") == pytest.approx(5 / 9)
-    assert a.popularity_share("nope") == 0.0
+    assert a.popular_items(2, {"i0", "i1"}) == ["i3", "i5"]
+
+
+def test_no_serving_code_reads_the_artefacts_raw_counts() -> None:
+    """The raw training counts are for offline baselines; a served list never uses them."""
+    # Retrieval is the only service that loads an artefact.
+    root = Path(__file__).resolve().parents[2] / "services" / "retrieval"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if re.search(r"\.popular_items\(|\.popularity\b|popularity_share", path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_artefact_rejects_inconsistent_parts() -> None:
