@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 from devstack.stack import Layout, Stack
+from services.orchestrator.config import OrchestratorSettings
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from tests.integration.conftest import N_ITEMS, N_USERS
 from tests.integration.local_stack import running_stack
@@ -126,9 +127,16 @@ def test_kill_and_restart_under_load_loses_nothing(stack: tuple[Layout, Stack]) 
                 killed = await asyncio.wait_for(
                     asyncio.to_thread(_chaos, running, 2.0, 3.0), timeout=240
                 )
-                await asyncio.sleep(2.0)  # all back: answers must be whole again
+                # All back: answers must be whole again once each circuit breaker's open
+                # interval has passed and its half-open probe found the stage healthy.
                 before = tally.recommend_ok
-                full = await stub.Recommend(_request(0), timeout=20)
+                settle_s = 2.0 + OrchestratorSettings.model_fields["breaker_open_s"].default
+                deadline = time.monotonic() + settle_s + 10.0
+                while True:
+                    full = await stub.Recommend(_request(0), timeout=20)
+                    if not full.degraded_stages or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
             finally:
                 stop.set()
                 await asyncio.gather(*load)
