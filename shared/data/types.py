@@ -11,17 +11,22 @@ from pathlib import Path
 EVENT_VIEW = "view"
 EVENT_ADD_TO_CART = "add_to_cart"
 EVENT_PURCHASE = "purchase"
-EVENT_TYPES = (EVENT_VIEW, EVENT_ADD_TO_CART, EVENT_PURCHASE)
+EVENT_RATING = "rating"
+EVENT_TYPES = (EVENT_VIEW, EVENT_ADD_TO_CART, EVENT_PURCHASE, EVENT_RATING)
 
 
 @dataclass(frozen=True)
 class CatalogItem:
-    """One product: id, title, category path from the root, unit price."""
+    """One product: id, title, category path from the root, unit price; whether it can be
+    sold now, when the catalog first listed it (None: unknown) and free text."""
 
     item_id: str
     title: str
     category_path: tuple[str, ...]
     price: float
+    available: bool = True
+    first_seen: datetime | None = None
+    description: str = ""
 
     @property
     def top_category(self) -> str:
@@ -42,6 +47,7 @@ class Interaction:
     timestamp: datetime
     event_type: str = EVENT_PURCHASE
     quantity: int = 1
+    value: float | None = None
 
 
 @dataclass
