@@ -16,7 +16,6 @@ from shared.data.format import write_folder
 from shared.keyring import KeyRing, load_key_ring, save_key_ring
 
 
-
 @pytest.fixture
 def small(tmp_path: Path) -> list[str]:
     """``--data`` naming a small synthetic shop written in the data format."""
