@@ -40,13 +40,14 @@ from services.feature_store.app import build_feature_store
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.model import AggregateKind, Event
 from shared.channels import create_channel
-from shared.data.datasets import DATASETS, load_dataset
+from shared.data import synthetic
+from shared.data.datasets import BUILTIN, load_data
 from shared.data.types import Dataset
 from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 
 __all__ = [
     "BACKENDS",
-    "DATASETS",
+    "BUILTIN",
     "DEFAULT_POSTGRES_URL",
     "Result",
     "Spread",
@@ -215,18 +216,17 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Result]:
     """One ``Result`` per backend and size. ``sizes`` are synthetic user counts (the catalog
-    has at least 1,000 items and events grow with users, about 28 each); a real dataset is
-    measured whole, once per backend."""
+    has at least 1,000 items and events grow with users, about 28 each); any other ``dataset``
+    (a data folder or built-in name, as ``--data``) is measured whole, once per backend."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     loads: list[Callable[[], Dataset]]
     if dataset == "synthetic":
         loads = [
-            partial(load_dataset, "synthetic", n_items=max(1000, n), n_users=n, seed=seed)
-            for n in sizes
+            partial(synthetic.generate, n_items=max(1000, n), n_users=n, seed=seed) for n in sizes
         ]
     else:
-        loads = [partial(load_dataset, dataset)]
+        loads = [partial(load_data, dataset)]
     results = []
     for backend in backends:
         for load in loads:

@@ -4,15 +4,17 @@
 Steps, each printed as it happens:
   1. prepare what is missing: the pseudonymization key ring, the retrieval index (trained in
      seconds), the BERT ranker (--quick fine-tune) and its Triton model repository, the
-     feature store database seeded with the synthetic data through the pseudonymizer;
+     feature store database seeded through the pseudonymizer, all from --data (a folder in
+     the data format, docs/data.md, or a built-in name; default the synthetic shop);
   2. start every service as its own process on loopback (Triton too), wait for health SERVING;
   3. release the DP popularity list once (privacy gateway) so the fallback has one;
   4. send a few real Recommend calls and a LogEvents through the CLI client code, print them
      and the trace tree of one request;
   5. keep serving until Ctrl-C (or exit with --demo-only), then stop every child cleanly.
 
-Everything lives under var/stack/ (--var): children log to logs/<service>.log, spans go to
-traces/<service>.jsonl, models to models/, the SQLite databases and the key ring next to them.
+Everything lives under var/stack/ (var/stack-<folder name> for other data; --var): children
+log to logs/<service>.log, spans go to traces/<service>.jsonl, models to models/, the SQLite
+databases and the key ring next to them.
 """
 
 from __future__ import annotations
@@ -49,13 +51,28 @@ from devstack.traces import (
 DEMO_USERS = ("user-00001", "user-00042", "user-00137")
 
 
+def demo_users(data: str) -> tuple[list[str], str]:
+    """Three shoppers of ``data`` to ask for (the synthetic shop's usual three; otherwise the
+    three with the most events) and an item for the demo event."""
+    if data == "synthetic":
+        return list(DEMO_USERS), "SKU000001"
+    from shared.data.datasets import load_data
+
+    dataset = load_data(data)
+    counts: dict[str, int] = {}
+    for x in dataset.interactions:
+        counts[x.user_id] = counts.get(x.user_id, 0) + 1
+    busiest = sorted(counts, key=lambda u: (-counts[u], u))[:3]
+    return busiest, next(iter(dataset.items))
+
+
 def say(message: str) -> None:
     # Output piped into `head` that already exited must not skip stopping the children.
     with contextlib.suppress(BrokenPipeError):
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-async def demo(layout: Layout) -> str:
+async def demo(layout: Layout, users: list[str], fallback_item: str) -> str:
     """A few real requests through the CLI client code; returns one trace id to print."""
     target = layout.addr("orchestrator")
     trace_id = ""
@@ -63,11 +80,7 @@ async def demo(layout: Layout) -> str:
     # unprinted request keeps that out of the figures below.
     say("warming up the ranker with one request")
     await cli.recommend(target, cli.recommend_request("warm-up", 2), timeout_s=30.0)
-    cases = [
-        (DEMO_USERS[0], "dpp", 0.5),
-        (DEMO_USERS[1], "mmr", 0.7),
-        (DEMO_USERS[2], "none", 0.0),
-    ]
+    cases = list(zip(users, ["dpp", "mmr", "none"], [0.5, 0.7, 0.0], strict=False))
     for user, method, tradeoff in cases:
         request = cli.recommend_request(
             user, 8, method=method, tradeoff=tradeoff, exclude_purchased=True
@@ -78,10 +91,10 @@ async def demo(layout: Layout) -> str:
         say(f"Recommend user={user} k=8 method={method} tradeoff={tradeoff} ({took:.0f} ms)")
         print(cli.format_recommendations(response), flush=True)
         trace_id = trace_id or response.trace_id
-    first = response.items[0].item_id if response.items else "SKU000001"
+    first = response.items[0].item_id if response.items else fallback_item
     ack = await cli.log_events(
         target,
-        [cli.shopper_event(DEMO_USERS[0], first, "add_to_cart", event_id="demo-cart-1")],
+        [cli.shopper_event(users[0], first, "add_to_cart", event_id="demo-cart-1")],
     )
     say(
         f"LogEvents add_to_cart: accepted={ack.accepted_count} duplicates={ack.duplicate_count}"
@@ -109,10 +122,19 @@ def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
         description="Start the whole recommender locally and show it working.",
     )
     p.add_argument(
+        "--data",
+        default="synthetic",
+        metavar="PATH|NAME",
+        help="the catalog and shoppers to serve: a folder with items and events files (see "
+        "docs/data.md) or a built-in name (synthetic, online-retail, instacart); "
+        "default: synthetic",
+    )
+    p.add_argument(
         "--var",
-        default=str(root / "var" / "stack"),
-        help="artefacts, logs, traces, databases; a folder of its own so models trained by "
-        "other jobs on other datasets are never mixed with the stack's synthetic data",
+        default=None,
+        help="artefacts, logs, traces, databases (default var/stack, or var/stack-<name> for "
+        "other data); a folder of its own so models trained by other jobs on other data "
+        "are never mixed in",
     )
     p.add_argument(
         "--base-port",
@@ -141,7 +163,11 @@ def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
     )
     p.add_argument("--demo-only", action="store_true", help="exit after the demo requests")
     p.add_argument("--no-demo", action="store_true", help="start and serve, skip the demo")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.var is None:
+        name = "" if args.data == "synthetic" else Path(args.data).resolve().name
+        args.var = str(root / "var" / (f"stack-{name}" if name else "stack"))
+    return args
 
 
 def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
@@ -166,7 +192,7 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
     try:
-        prepare(layout, progress=say)
+        prepare(layout, data=args.data, progress=say)
     except PrepError as exc:
         say(str(exc))
         return 1
@@ -206,13 +232,13 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         for row in health:
             say(f"health {row.name:<16} {row.target:<22} {row.status}")
         if not args.no_demo:
-            trace_id = asyncio.run(demo(layout))
+            trace_id = asyncio.run(demo(layout, *demo_users(args.data)))
             if trace_id:
                 print_trace(layout, trace_id)
         if args.demo_only:
             return 0
         say(
-            "serving; try: recsys recommend --user user-00001 -k 10 "
+            f"serving; try: recsys recommend --user {demo_users(args.data)[0][0]} -k 10 "
             f"--target {layout.addr('orchestrator')}   (Ctrl-C stops everything)"
         )
         while not stop.wait(1.0):

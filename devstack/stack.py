@@ -24,6 +24,7 @@ from typing import IO
 from client.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_ports
 from devstack import triton_server
 from services.orchestrator.config import OrchestratorSettings
+from shared.data.datasets import BUILTIN
 from shared.health import check_health, check_http
 
 _ORCHESTRATOR = OrchestratorSettings.model_fields
@@ -426,8 +427,9 @@ def latest_version(root: Path) -> Path:
     return root / latest.read_text().strip() if latest.exists() else root
 
 
-def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepStep]:
-    """Key ring -> retrieval index -> ranker -> seeded feature store.
+def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
+    """Key ring -> retrieval index -> ranker -> seeded feature store, all from ``data`` (a
+    folder in the data format or a built-in name, as every command's ``--data``).
 
     Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
     The Triton model repository is exported from the ranker artefact by
@@ -450,8 +452,8 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
             "training the retrieval embeddings and FAISS index",
             python_module(
                 "offline.retrieval.publish",
-                "--dataset",
-                dataset,
+                "--data",
+                data,
                 "--out",
                 str(layout.retrieval_dir),
             ),
@@ -464,8 +466,8 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
                 "offline.ranker.training",
                 "--quick",
                 "--no-progress",
-                "--dataset",
-                dataset,
+                "--data",
+                data,
                 "--retrieval-dir",
                 # The trainer reads one version folder, not the root with LATEST; prepare()
                 # rebuilds each step when it runs, so this names the freshly trained one.
@@ -482,8 +484,8 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
             "seeding the feature store (user ids pseudonymized with the gateway's key)",
             python_module(
                 "ops.seed",
-                "--dataset",
-                dataset,
+                "--data",
+                data,
                 "--database-url",
                 f"sqlite:///{layout.feature_store_db}",
                 "--pseudonym-key-file",
@@ -499,15 +501,27 @@ def prepare_steps(layout: Layout, *, dataset: str = "synthetic") -> list[PrepSte
 def prepare(
     layout: Layout,
     *,
-    dataset: str = "synthetic",
+    data: str = "synthetic",
     progress: Callable[[str], None] = print,
     env: Mapping[str, str] | None = None,
 ) -> None:
-    """Run every preparation step whose result is missing; raise PrepError on a failure."""
+    """Run every preparation step whose result is missing; raise PrepError on a failure.
+
+    ``layout.var/DATA`` records which data the folder was prepared from: models and a store
+    built from other data are never reused.
+    """
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(len(prepare_steps(layout, dataset=dataset))):
+    marker = layout.var / "DATA"
+    source = data if data in BUILTIN and not Path(data).is_dir() else str(Path(data).resolve())
+    if marker.exists() and marker.read_text().strip() != source:
+        raise PrepError(
+            f"{layout.var} was prepared from {marker.read_text().strip()}, not {source}; "
+            "pass another --var (or delete that folder)"
+        )
+    marker.write_text(source + "\n")
+    for i in range(len(prepare_steps(layout, data=source))):
         # Built anew for each step: a step's command may name what the previous one wrote.
-        step = prepare_steps(layout, dataset=dataset)[i]
+        step = prepare_steps(layout, data=source)[i]
         if step.done():
             progress(f"{step.title}: already there")
             continue

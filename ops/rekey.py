@@ -3,7 +3,7 @@
 Stored data is keyed by pseudonyms of the old key version. Since no table from raw id to
 pseudonym exists (by design), the job reads the raw ids from their system of record: a file
 or stdin, one id per line (``--ids``, e.g. an export of the accounts table piped straight
-in), or the dataset the store was seeded from (``--dataset``). It computes ``old pseudonym ->
+in), or the dataset the store was seeded from (``--data``). It computes ``old pseudonym ->
 new pseudonym`` in memory a batch at a time and hands each batch to the feature store's
 ``rename_users``, which commits per chunk and skips users already renamed, so an interrupted
 job is simply rerun. Ids without data under the old key are ignored by the store. Nothing but
@@ -28,7 +28,7 @@ from typing import TextIO
 from ops import defaults
 from ops.seed import add_database_argument
 from services.feature_store.store import FeatureStore
-from shared.data.datasets import add_dataset_arguments, dataset_from_args
+from shared.data.datasets import add_data_arguments, data_from_args
 from shared.keyring import KeyRing, KeyRingError, load_key_ring
 
 Rename = Callable[[Mapping[str, str]], int]
@@ -111,7 +111,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     source = parser.add_argument_group("raw ids (one source)")
     source.add_argument("--ids", help="file of raw user ids, one a line; - = stdin (the default)")
-    add_dataset_arguments(source, default=None)
+    add_data_arguments(source, default=None)
     parser.add_argument(
         "--from-version",
         action="append",
@@ -121,16 +121,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--dry-run", action="store_true", help="count, rename nothing")
     args = parser.parse_args(argv)
-    if args.ids is not None and args.dataset is not None:
-        parser.error("give the raw ids by --ids or by --dataset, not both")
+    if args.ids is not None and args.data is not None:
+        parser.error("give the raw ids by --ids or by --data, not both")
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     return args
 
 
 def _raw_ids(args: argparse.Namespace, stdin: TextIO, stack: contextlib.ExitStack) -> Iterable[str]:
-    if args.dataset is not None:
-        return dataset_from_args(args).users()
+    if args.data is not None:
+        return data_from_args(args).users()
     if args.ids in (None, "-"):
         return stdin
     return stack.enter_context(Path(args.ids).open(encoding="utf-8"))

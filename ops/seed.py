@@ -1,11 +1,14 @@
 """Load a dataset into the feature store, user ids pseudonymized with the privacy gateway's key.
 
-    python -m ops.seed --dataset synthetic \\
+    python -m ops.seed --data FOLDER|synthetic|online-retail|instacart \\
         --database-url sqlite:///var/feature_store.sqlite \\
         --pseudonym-key-file var/keys/pseudonym-keys.json
 
 The job migrates the database, upserts the catalog and ingests the interactions as events with
-deterministic ids, so running it twice stores nothing new. Raw user ids exist only in this
+deterministic ids, so running it twice stores nothing new. The whole folder is read and
+checked before the database is opened, so a folder with a bad row changes nothing. The store
+records views, carts and purchases; a rating is stored as a view (the shopper knew the item),
+and the counts say how many were. Raw user ids exist only in this
 process, between the dataset loader and the HMAC; the database receives pseudonyms only.
 Prints one JSON line of counts.
 """
@@ -16,11 +19,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ops import defaults
 from services.feature_store.store import FeatureStore
-from shared.data.datasets import add_dataset_arguments, dataset_from_args
+from shared.data.datasets import add_data_arguments, data_from_args
+from shared.data.types import EVENT_RATING, EVENT_VIEW, Dataset
 from shared.keyring import load_key_ring
 
 
@@ -46,9 +51,21 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def storable(dataset: Dataset) -> tuple[Dataset, int]:
+    """The dataset with its ratings as views, and how many there were."""
+    ratings = sum(x.event_type == EVENT_RATING for x in dataset.interactions)
+    if not ratings:
+        return dataset, 0
+    log = [
+        replace(x, event_type=EVENT_VIEW, value=None) if x.event_type == EVENT_RATING else x
+        for x in dataset.interactions
+    ]
+    return Dataset(dataset.name, dataset.items, log, dict(dataset.notes)), ratings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.seed")
-    add_dataset_arguments(parser)
+    add_data_arguments(parser)
     add_database_argument(parser)
     add_key_file_argument(parser)
     parser.add_argument("--batch-size", type=int, default=2000, help="events per transaction")
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     pseudonymize = key_pseudonymizer(args.pseudonym_key_file)
-    dataset = dataset_from_args(args)
+    dataset, ratings = storable(data_from_args(args))
     store = FeatureStore.from_url(args.database_url)
     try:
         store.migrate()
@@ -78,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 "events_accepted": result.events_accepted,
                 "events_duplicate": result.events_duplicate,
                 "users": result.users,
+                "ratings_stored_as_views": ratings,
             }
         )
     )

@@ -2,7 +2,7 @@
 and PostgreSQL (the harness is ``benchmarks.feature_store``).
 
     python scripts/bench_feature_store.py [--sizes 200,1000,4000] [--backends sqlite,postgresql]
-        [--dataset synthetic|online-retail|instacart] [--repeats 200]
+        [--data synthetic|online-retail|instacart|FOLDER] [--repeats 200]
         [--postgres-url URL] [--record docs/benchmarks.md]
 
 Prints a Markdown table, a row per backend and size (a real dataset is measured whole, once
@@ -25,7 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sizes", default="200,1000,4000", help="synthetic user counts")
     parser.add_argument("--backends", default=",".join(feature_store.BACKENDS))
-    parser.add_argument("--dataset", choices=feature_store.DATASETS, default="synthetic")
+    parser.add_argument(
+        "--data",
+        "--dataset",
+        dest="data",
+        default="synthetic",
+        metavar="PATH|NAME",
+        help="synthetic (sized by --sizes), another built-in name "
+        f"({', '.join(feature_store.BUILTIN)}) or a data folder, measured whole",
+    )
     parser.add_argument("--repeats", type=int, default=200, help="samples per latency figure")
     parser.add_argument("--postgres-url", default=feature_store.DEFAULT_POSTGRES_URL)
     parser.add_argument("--record", type=Path, default=None, help="append the table to this file")
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     results = feature_store.run(
         backends=backends,
         sizes=sizes,
-        dataset=ns.dataset,
+        dataset=ns.data,
         repeats=ns.repeats,
         postgres_url=ns.postgres_url,
         progress=lambda line: print(f"... {line}", flush=True),
@@ -59,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.record:
         command = (
             f"python scripts/bench_feature_store.py --sizes {ns.sizes} --backends {ns.backends} "
-            f"--dataset {ns.dataset} --repeats {ns.repeats}"
+            f"--data {ns.data} --repeats {ns.repeats}"
         )
-        feature_store.record(ns.record, table, command=command, dataset=ns.dataset)
+        feature_store.record(ns.record, table, command=command, dataset=ns.data)
     return 0
 
 

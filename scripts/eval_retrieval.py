@@ -1,7 +1,7 @@
 """Offline quality of retrieval alone on a real temporal split, against popularity. The
 protocol is in ``offline.evaluation.retrieval`` (its docstring).
 
-    python scripts/eval_retrieval.py --dataset online-retail --seeds 0 1 2
+    python scripts/eval_retrieval.py --data online-retail --seeds 0 1 2
 """
 
 from __future__ import annotations

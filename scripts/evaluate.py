@@ -1,7 +1,7 @@
 """Offline evaluation of the whole pipeline, stage by stage, on one temporal split. The
 protocol is in ``offline.evaluation.pipeline`` (its docstring).
 
-    python scripts/evaluate.py --dataset online-retail --retrieval-dir DIR --ranker-dir DIR
+    python scripts/evaluate.py --data online-retail --retrieval-dir DIR --ranker-dir DIR
 """
 
 from __future__ import annotations

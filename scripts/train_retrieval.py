@@ -1,7 +1,7 @@
 """Train the two-tower retrieval model and publish a versioned artefact.
 
-    python scripts/train_retrieval.py --dataset synthetic
-    python scripts/train_retrieval.py --dataset online-retail --epochs 4 --dim 64 --seed 0
+    python scripts/train_retrieval.py --data synthetic          # or --data FOLDER (docs/data.md)
+    python scripts/train_retrieval.py --data online-retail --epochs 4 --dim 64 --seed 0
 
 The same as ``python -m offline.retrieval.publish``.
 """

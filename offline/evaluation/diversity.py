@@ -1,6 +1,11 @@
 """Relevance-diversity curves of the reranker as the trade-off goes 0..1, for DPP and MMR.
 
     OPENBLAS_NUM_THREADS=1 python scripts/diversity_curves.py [--source auto|retrieval|minilm]
+        [--data PATH|online-retail] [--taxonomy-data PATH|instacart]
+
+--data is the temporal dataset of (a) (default the Online Retail sample), --taxonomy-data the
+dataset with a real category tree of (b) (default the Instacart sample); either is a folder in
+the data format (docs/data.md) or a built-in name.
 
 (a) Online Retail (UCI sample), global temporal split at the 80% time quantile: per user, the
     training purchases are the history and the test purchases not already in it are the truth.
@@ -44,7 +49,8 @@ import matplotlib.pyplot as plt
 
 from services.reranker.rerank import Method, RerankParams, rerank
 from shared import metrics
-from shared.data import instacart, online_retail, synthetic, temporal_split
+from shared.data import temporal_split
+from shared.data.datasets import add_data_arguments, data_from_args, load_data
 from shared.data.types import Dataset, Interaction
 
 DOC = Path("docs/reranker.md")
@@ -194,7 +200,7 @@ def split_histories(
 
 
 def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | str]], str]:
-    ds = online_retail.load()
+    ds = data_from_args(args)
     train, histories, truth = split_histories(ds)
     users = sample(sorted(truth), args.max_users, args.seed)
     histories = {u: histories[u] for u in users}
@@ -206,7 +212,7 @@ def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float 
         item: (len(item_users.get(item, ())) + 1) / (n_train_users + 1) for item in ds.items
     }
     use_retrieval = args.source == "retrieval" or (
-        args.source == "auto" and "online" in retrieval_dataset()
+        args.source == "auto" and retrieval_dataset() == ds.name.lower()
     )
     if use_retrieval:
         cases, source = retrieval_candidates(histories, truth, args.candidates)
@@ -236,7 +242,7 @@ def online_retail_curve(args: argparse.Namespace) -> tuple[list[dict[str, float 
 
 
 def instacart_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | str]], str]:
-    ds = instacart.load()
+    ds = load_data(args.taxonomy_data, skip_bad_rows=args.skip_bad_rows)
     histories: dict[str, list[str]] = {}
     for x in ds.interactions:
         hist = histories.setdefault(x.user_id, [])
@@ -277,7 +283,7 @@ def synthetic_curve(args: argparse.Namespace) -> tuple[list[dict[str, float | st
     when that is the LATEST artefact: real retrieval candidates and synthetic leaf categories."""
     if args.source == "minilm" or retrieval_dataset() != "synthetic":
         return None
-    ds = synthetic.generate()
+    ds = load_data("synthetic")
     _, histories, truth = split_histories(ds)
     histories = {u: histories[u] for u in sorted(truth)}
     cases, source = retrieval_candidates(histories, truth, args.candidates)
@@ -426,6 +432,13 @@ def write_doc(section: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=["auto", "retrieval", "minilm"], default="auto")
+    add_data_arguments(parser, default="online-retail")
+    parser.add_argument(
+        "--taxonomy-data",
+        default="instacart",
+        metavar="PATH|NAME",
+        help="the dataset of curve (b), with a real category tree (default: instacart)",
+    )
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--max-users", type=int, default=0, help="Online Retail; 0 = all")

@@ -1,13 +1,18 @@
 """Offline evaluation of the whole pipeline, stage by stage, on one temporal split.
 
-    python scripts/evaluate.py --dataset online-retail|synthetic [--path FILE]   # or
+    python scripts/evaluate.py --data FOLDER|online-retail|synthetic   # or
     python -m offline.evaluation.pipeline ...
-        [--retrieval-dir DIR] [--ranker-dir DIR] [--users 150] [--candidates 100]
+        [--catalog cut|full] [--retrieval-dir DIR] [--ranker-dir DIR] [--users 150]
+        [--candidates 100]
         [--tradeoffs 0.25,0.5,0.75] [--record docs/evaluation.md]
 
 Protocol: global temporal split at the 80% time quantile; a shopper's TRAIN history (most
 recent first) drives every method; the truth is the set of items the shopper interacted with
-in the TEST period; retrieval ranks the FULL catalog (FAISS, exact). Users with both train
+in the TEST period; retrieval ranks the evaluation catalog (FAISS, exact): by default the
+catalog as known at the cut (items listed, by ``first_seen``, or interacted with before it),
+with --catalog full every item of the data, including ones first seen after the cut; the
+table says which. Test items outside the catalog stay in the truth, as misses no method can
+avoid. Users with both train
 history and test items, a seeded sample of --users of them. Compared on the same users:
 
 - popularity           training-period popularity (the fallback list)
@@ -52,7 +57,8 @@ from shared import metrics
 from shared.artefacts.retrieval import ColdStartError, artefact_dir
 from shared.artefacts.retrieval import load_artefact as load_retrieval
 from shared.data import temporal_split
-from shared.data.datasets import load_dataset
+from shared.data.datasets import add_data_arguments, data_from_args
+from shared.data.types import CATALOGS, evaluation_catalog
 
 KS = (10, 50)
 
@@ -62,7 +68,7 @@ def _check_dataset(meta: dict[str, Any], dataset: str, what: str) -> None:
     if trained_on != dataset:
         raise SystemExit(
             f"the {what} artefact was trained on {trained_on!r}, not {dataset!r}; train one "
-            f"with scripts/train_{what}.py --dataset {dataset} and pass its folder"
+            f"with scripts/train_{what}.py --data ... on the same data and pass its folder"
         )
 
 
@@ -84,32 +90,33 @@ def _beyond_accuracy(
 
 def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     t0 = time.perf_counter()
-    data = load_dataset(
-        ns.dataset, path=ns.path, n_items=ns.synthetic_items, n_users=ns.synthetic_users
-    )
+    data = data_from_args(ns)
     train, test = temporal_split(data, 0.8)
+    catalog, catalog_note = evaluation_catalog(data, ns.catalog, 0.8)
+    outside = set(data.items) - set(catalog)
     retrieval = load_retrieval(artefact_dir(ns.retrieval_dir))
-    _check_dataset(retrieval.meta, ns.dataset, "retrieval")
+    _check_dataset(retrieval.meta, data.name, "retrieval")
     ranker = load_artefact(ns.ranker_dir)
-    _check_dataset(ranker.meta, ns.dataset, "ranker")
+    _check_dataset(ranker.meta, data.name, "ranker")
     index = build_index(retrieval, "flat")
     histories, truth = holdout_truth(train, test)
     users = sorted(histories)
     random.Random(ns.seed).shuffle(users)
     users = sorted(users[: ns.users])
-    print(f"{len(users)} users, {len(data.items)} items; scoring with BERT ...", flush=True)
+    print(f"{len(users)} users, {catalog_note}; scoring with BERT ...", flush=True)
 
     train_users: dict[str, set[str]] = {}
     for x in train:
         train_users.setdefault(x.item_id, set()).add(x.user_id)
     n_train_users = len({x.user_id for x in train})
     share = {i: len(u) / n_train_users for i, u in train_users.items()}
-    category = {i: it.leaf_category for i, it in data.items.items()}
-    ids = list(data.items)
-    vecs = title_embeddings([data.items[i].title for i in ids])
+    category = {i: it.leaf_category for i, it in catalog.items()}
+    ids = list(catalog)
+    vecs = title_embeddings([catalog[i].title for i in ids])
     title_vec = dict(zip(ids, vecs, strict=True))
 
-    popular = retrieval.popular_items(max(KS))
+    popular = [i for i in retrieval.popular_items(max(KS) + len(outside)) if i in catalog]
+    popular = popular[: max(KS)]
     lists: dict[str, dict[str, list[str]]] = {"popularity": {}, "retrieval": {}, "+ BERT": {}}
     for w in ns.blend_weights:
         lists[f"+ BERT blend({w:g})"] = {}
@@ -121,11 +128,11 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         lists["popularity"][user] = popular
         try:
             vector = retrieval.user_vector(histories[user])
-            found = index.search(vector, ns.candidates)
+            found = index.search(vector, ns.candidates, exclude=outside)
         except ColdStartError:
-            popular_cands = retrieval.popular_items(ns.candidates)
+            popular_cands = retrieval.popular_items(ns.candidates + len(outside))
             found = [(c, -float(r)) for r, c in enumerate(popular_cands)]
-        found = [(c, s) for c, s in found if c in data.items]
+        found = [(c, s) for c, s in found if c in catalog][: ns.candidates]
         cands = [c for c, _ in found]
         prior = [s for _, s in found]
         lists["retrieval"][user] = cands
@@ -163,12 +170,13 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     for name, per_user in lists.items():
         row: dict[str, Any] = {"method": name}
         row.update(metrics.evaluate_lists(per_user, truth_s, KS))
-        row.update(_beyond_accuracy(per_user, title_vec, category, share, len(data.items)))
+        row.update(_beyond_accuracy(per_user, title_vec, category, share, len(catalog)))
         rows.append(row)
     info = {
-        "dataset": ns.dataset,
+        "dataset": data.name,
+        "catalog": catalog_note,
         "users": len(users),
-        "items": len(data.items),
+        "items": len(catalog),
         "train": len(train),
         "test": len(test),
         "retrieval": retrieval.version or str(ns.retrieval_dir),
@@ -237,14 +245,15 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_data_arguments(p, default="online-retail")
     p.add_argument(
-        "--dataset", default="online-retail", choices=["synthetic", "online-retail", "instacart"]
+        "--catalog",
+        choices=CATALOGS,
+        default="cut",
+        help="cut: the items known at the split's time cut (default); full: every item",
     )
-    p.add_argument("--path", default=None, help="A file/folder in the dataset's layout.")
     p.add_argument("--retrieval-dir", default="var/models/retrieval")
     p.add_argument("--ranker-dir", default="var/models/ranker")
-    p.add_argument("--synthetic-items", type=int, default=2000, help="synthetic catalog size")
-    p.add_argument("--synthetic-users", type=int, default=500, help="synthetic shoppers")
     p.add_argument("--users", type=int, default=150)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--tradeoffs", default="0.25,0.5,0.75")
@@ -281,17 +290,17 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     text = table(rows)
     print(text)
     print(json.dumps(info))
-    figure = ns.figure or root / "docs" / "figures" / f"evaluation_{ns.dataset}.png"
-    plot(rows, figure, f"{ns.dataset}: relevance vs diversity, {info['users']} users")
+    figure = ns.figure or root / "docs" / "figures" / f"evaluation_{info['dataset']}.png"
+    plot(rows, figure, f"{info['dataset']}: relevance vs diversity, {info['users']} users")
     if ns.json:
         ns.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     if ns.record:
         cmd = "python scripts/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
         with ns.record.open("a") as f:
             f.write(
-                f"\n### {ns.dataset}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+                f"\n### {info['dataset']}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
                 f"{platform.machine()} CPU ({os.cpu_count()} cores)\n\n"
-                f"Command: `{cmd.strip()}`; {info['users']} users, {info['items']} items, "
+                f"Command: `{cmd.strip()}`; {info['users']} users, {info['catalog']}, "
                 f"{ns.candidates} retrieval candidates, retrieval `{info['retrieval']}`, "
                 f"ranker `{info['ranker']}`; {info['seconds']:.0f} s.\n\n{text}\n\n"
                 f"![NDCG vs ILD](figures/{figure.name})\n"

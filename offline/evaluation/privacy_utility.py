@@ -42,7 +42,8 @@ from services.privacy_gateway.mechanisms import (
     contribution_bounded_counts,
     release_counts,
 )
-from shared.data import Interaction, online_retail, temporal_split
+from shared.data import Interaction, temporal_split
+from shared.data.datasets import add_data_arguments, data_from_args
 from shared.metrics import ndcg_at_k
 
 EPSILONS = (0.1, 0.5, 1.0, 2.0, 8.0, math.inf)
@@ -146,7 +147,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="Online Retail file; default: the shared sample")
+    add_data_arguments(parser, default="online-retail")
     parser.add_argument("--runs", type=int, default=20, help="independent releases per cell")
     parser.add_argument("--bound", type=int, default=5, help="per-user contribution bound k")
     parser.add_argument("--sweep", type=int, nargs="*", default=[1, 20, 50], help="other k")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    dataset = online_retail.load(args.data)
+    dataset = data_from_args(args)
     train, test = temporal_split(dataset)
     relevant: dict[str, set[str]] = defaultdict(set)
     for x in test:

@@ -1,10 +1,11 @@
 """Offline quality of retrieval alone on a real temporal split, against popularity.
 
-    python scripts/eval_retrieval.py --dataset online-retail --seeds 0 1 2
+    python scripts/eval_retrieval.py --data online-retail --seeds 0 1 2 [--catalog cut|full]
 
 For each seed: train the two-tower model on the TRAIN side of shared.data.temporal_split
-(80% time quantile), then for every user with train history and test items rank the FULL
-catalog from the user's train history and score the test items with shared.metrics
+(80% time quantile), then for every user with train history and test items rank the
+evaluation catalog (by default the items known at the cut; --catalog full: every item) from
+the user's train history and score the test items with shared.metrics
 (Recall/HitRate/NDCG@50/100/200). Popularity = the most interacted train items, the same list
 for everyone. Prints mean and standard deviation over seeds; JSON goes to var/eval/.
 """
@@ -23,20 +24,21 @@ import numpy as np
 
 from offline.retrieval.publish import train_and_evaluate
 from offline.retrieval.training import TrainConfig
-from shared.data import Dataset, online_retail, synthetic
+from shared.artefacts.retrieval import RetrievalArtefact
+from shared.data.datasets import add_data_arguments, data_from_args
+from shared.data.types import CATALOGS
 
 METRICS = ("recall", "hit_rate", "ndcg")
 
 
-def load_dataset(name: str) -> Dataset:
-    return online_retail.load() if name == "online-retail" else synthetic.generate()
+def runs_protocol(artefact: RetrievalArtefact) -> str:
+    return str(artefact.meta["metrics"]["protocol"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--dataset", choices=["online-retail", "synthetic"], default="online-retail"
-    )
+    add_data_arguments(parser, default="online-retail")
+    parser.add_argument("--catalog", choices=CATALOGS, default="cut")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
@@ -48,18 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.dataset)
+    dataset = data_from_args(args)
     config = TrainConfig(epochs=args.epochs)
     runs: list[dict[str, dict[str, float]]] = []
     start = time.perf_counter()
     for seed in args.seeds:
-        artefact = train_and_evaluate(dataset, config, seed, ks=args.ks)
+        artefact = train_and_evaluate(dataset, config, seed, ks=args.ks, catalog=args.catalog)
         runs.append({m: artefact.meta["metrics"][m] for m in ("two_tower", "popularity")})
         print(f"seed {seed} done ({time.perf_counter() - start:.0f}s)", flush=True)
 
     users = int(runs[0]["two_tower"]["users"])
     print(
-        f"\n{dataset.name}: {len(dataset.items)} items, {users} evaluated users, "
+        f"\n{dataset.name}: {runs_protocol(artefact)}, {users} evaluated users, "
         f"seeds {args.seeds}, mean ± std over seeds\n"
     )
     header = [f"{m}@{k}" for k in args.ks for m in METRICS]
@@ -80,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {method} | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
-    path = args.out / f"retrieval-{args.dataset}-{stamp:%Y%m%dT%H%M%SZ}.json"
+    path = args.out / f"retrieval-{dataset.name}-{stamp:%Y%m%dT%H%M%SZ}.json"
     path.write_text(
         json.dumps(
             {
                 "created_at": stamp.isoformat(),
                 "machine": platform.machine(),
                 "dataset": dataset.name,
+                "protocol": runs_protocol(artefact),
                 "seeds": args.seeds,
                 "config": config.__dict__,
                 "users": users,

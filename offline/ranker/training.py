@@ -41,6 +41,7 @@ from services.ranker.model import (
     score_arrays,
 )
 from shared import metrics
+from shared.data.datasets import add_data_arguments, data_from_args
 from shared.data.types import CatalogItem, Dataset, Interaction
 from shared.ranker_text import context_text, item_text
 
@@ -413,21 +414,10 @@ QUICK = {
 }
 
 
-def _load_dataset(name: str, path: str | None) -> Dataset:
-    from shared.data import online_retail, synthetic
-
-    if name == "synthetic":
-        return synthetic.generate()
-    if name == "online-retail":
-        return online_retail.load(path)
-    raise ValueError(f"unknown dataset {name!r}")
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description="Fine-tune and evaluate the BERT ranker.")
-    p.add_argument("--dataset", choices=["synthetic", "online-retail"], default="synthetic")
-    p.add_argument("--data-path", help="Online Retail CSV/XLSX (default: the shared sample).")
+    add_data_arguments(p)
     p.add_argument(
         "--negatives",
         choices=["auto", "retrieval", "cooccurrence"],
@@ -489,7 +479,7 @@ def main(argv: Sequence[str]) -> int:
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = TrainConfig(seed=args.seed, **values)
-    dataset = _load_dataset(args.dataset, args.data_path)
+    dataset = data_from_args(args)
     train_split, test_split = temporal_split(dataset)
     source = choose_source(args.negatives, dataset.name, train_split, args.retrieval_dir)
     folder = run(

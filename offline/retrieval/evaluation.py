@@ -46,15 +46,19 @@ def evaluate_retrieval(
     train: Sequence[Interaction],
     test: Sequence[Interaction],
     ks: Sequence[int] = (50, 100, 200),
+    catalog: Collection[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Recall, HitRate, NDCG, ... at each k for the two-tower retrieval and for popularity.
 
     Users whose whole history is unknown to the artefact get the popularity list, exactly as
-    the service answers them.
+    the service answers them. ``catalog`` (default: every item of the artefact) is what both
+    methods may rank; a test item outside it stays in the truth as a miss.
     """
     histories, truth = holdout_truth(train, test)
     n = max(ks)
-    popular = artefact.popular_items(n)
+    known = set(catalog) if catalog is not None else set(artefact.item_ids)
+    outside = [i for i in artefact.item_ids if i not in known]
+    popular = [i for i in artefact.popular_items(n + len(outside)) if i in known][:n]
     retrieved: dict[str, list[str]] = {}
     for user, history in histories.items():
         try:
@@ -62,7 +66,7 @@ def evaluate_retrieval(
         except ColdStartError:
             retrieved[user] = popular
             continue
-        retrieved[user] = [item for item, _ in index.search(vector, n)]
+        retrieved[user] = [item for item, _ in index.search(vector, n, exclude=outside)]
     baseline = dict.fromkeys(histories, popular)
     return {
         "two_tower": metrics.evaluate_lists(retrieved, truth, ks),

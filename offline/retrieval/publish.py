@@ -1,7 +1,7 @@
 """Train on a dataset's temporal training split, measure on its test split, publish a version.
 
-    python -m offline.retrieval.publish --dataset synthetic      # or scripts/train_retrieval.py
-    python -m offline.retrieval.publish --dataset online-retail --epochs 4 --dim 64 --seed 0
+    python -m offline.retrieval.publish --data synthetic      # or scripts/train_retrieval.py
+    python -m offline.retrieval.publish --data FOLDER --epochs 4 --dim 64 --seed 0
 
 Trains on the TRAIN side of the temporal split only, reports Recall/HitRate/NDCG on the test
 side against popularity, writes var/models/retrieval/<version>/ and points LATEST at it. In
@@ -28,8 +28,8 @@ from offline.retrieval.evaluation import evaluate_retrieval
 from offline.retrieval.training import TrainConfig, train
 from services.retrieval.index import build_index
 from shared.artefacts.retrieval import RetrievalArtefact, save_artefact
-from shared.data import online_retail, synthetic
-from shared.data.types import Dataset, temporal_split
+from shared.data.datasets import add_data_arguments, data_from_args
+from shared.data.types import CATALOGS, Dataset, evaluation_catalog, temporal_split
 
 
 def train_and_evaluate(
@@ -42,9 +42,16 @@ def train_and_evaluate(
     title_vectors: np.ndarray | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    catalog: str = "cut",
 ) -> RetrievalArtefact:
-    """Train on the split's train side; put test-side metrics into ``meta["metrics"]``."""
+    """Train on the split's train side; put test-side metrics into ``meta["metrics"]``.
+
+    The artefact holds every item (the service may recommend all of them); the measurement
+    ranks the ``catalog`` of shared.data.types.evaluation_catalog, by default the items known
+    at the cut, and its protocol line says which.
+    """
     train_part, test_part = temporal_split(dataset, train_fraction)
+    ranked, catalog_note = evaluation_catalog(dataset, catalog, train_fraction)
     artefact = train(
         train_part,
         dataset.items,
@@ -55,11 +62,13 @@ def train_and_evaluate(
         on_epoch=on_epoch,
         now=now,
     )
-    results = evaluate_retrieval(artefact, build_index(artefact, "flat"), train_part, test_part, ks)
+    results = evaluate_retrieval(
+        artefact, build_index(artefact, "flat"), train_part, test_part, ks, catalog=ranked
+    )
     metrics: dict[str, Any] = {
         "protocol": (
             f"temporal split at the {train_fraction:.0%} time quantile; train history -> "
-            "test items; full catalog; nothing excluded; exact (flat) index"
+            f"test items; {catalog_note}; nothing else excluded; exact (flat) index"
         ),
         **results,
     }
@@ -78,20 +87,13 @@ def train_and_publish(
     set_latest: bool = True,
     train_fraction: float = 0.8,
     on_epoch: Callable[[int, float], None] | None = None,
+    catalog: str = "cut",
 ) -> Path:
     """Train, evaluate and save a new version (and point LATEST at it); returns its folder."""
     artefact = train_and_evaluate(
-        dataset, config, seed, train_fraction=train_fraction, on_epoch=on_epoch
+        dataset, config, seed, train_fraction=train_fraction, on_epoch=on_epoch, catalog=catalog
     )
     return save_artefact(artefact, root, version, set_latest=set_latest)
-
-
-def _load_dataset(name: str) -> Dataset:
-    if name == "synthetic":
-        return synthetic.generate()
-    if name == "online-retail":
-        return online_retail.load()
-    raise SystemExit(f"unknown dataset {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m offline.retrieval.publish",
         description="Train the two-tower retrieval model and publish a versioned artefact.",
     )
-    parser.add_argument("--dataset", choices=["synthetic", "online-retail"], default="synthetic")
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--catalog",
+        choices=CATALOGS,
+        default="cut",
+        help="what the test-side measurement ranks: the items known at the cut (default) or "
+        "every item; the published artefact holds every item either way",
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--dim", type=int, default=defaults.dim)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -122,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         temperature=args.temperature,
     )
-    dataset = _load_dataset(args.dataset)
+    dataset = data_from_args(args)
     print(
         f"dataset {dataset.name}: {len(dataset.items)} items, "
         f"{len(dataset.interactions)} interactions",
@@ -142,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         set_latest=not args.no_latest,
         on_epoch=progress,
+        catalog=args.catalog,
     )
 
     meta = json.loads((path / "meta.json").read_text())

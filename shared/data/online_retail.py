@@ -4,7 +4,9 @@ InvoiceDate, UnitPrice, CustomerID, Country), as CSV (optionally gzip) or XLSX.
 Cleaning: drop cancellations (InvoiceNo starting with C), non-positive quantities or prices,
 missing customers, and codes that are not products (POST, DOT, BANK CHARGES, ...: only
 ``^\\d{5}[A-Za-z]*$`` is kept). The data has no categories; ``category_path`` is DERIVED from
-the title's last word (the product noun, e.g. "SIGN", "BAG"), a keyword rule, not a real label.
+the title's last word (the product noun, e.g. "sign", "bag"), a keyword rule, not a real label.
+It is a one-level path: a shared top level would put every item in one category, so a
+per-category cap would cap the whole page and category similarity would be a constant.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def _read(path: Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not in the Online Retail layout; missing columns {missing}")
-    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
+    # The file has no zone; UTC, as the interchange format reads a zone-less timestamp.
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"]).dt.tz_localize("UTC")
     return frame
 
 
@@ -59,7 +62,7 @@ def clean(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _category(title: str) -> tuple[str, ...]:
     words = [w for w in title.replace(",", " ").split() if w.isalpha()]
-    return ("derived", words[-1].lower()) if words else ("derived", "other")
+    return (words[-1].lower(),) if words else ("other",)
 
 
 def load(path: Path | str | None = None) -> Dataset:

@@ -5,23 +5,28 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 EVENT_VIEW = "view"
 EVENT_ADD_TO_CART = "add_to_cart"
 EVENT_PURCHASE = "purchase"
-EVENT_TYPES = (EVENT_VIEW, EVENT_ADD_TO_CART, EVENT_PURCHASE)
+EVENT_RATING = "rating"
+EVENT_TYPES = (EVENT_VIEW, EVENT_ADD_TO_CART, EVENT_PURCHASE, EVENT_RATING)
 
 
 @dataclass(frozen=True)
 class CatalogItem:
-    """One product: id, title, category path from the root, unit price."""
+    """One product: id, title, category path from the root, unit price; whether it can be
+    sold now, when the catalog first listed it (None: unknown) and free text."""
 
     item_id: str
     title: str
     category_path: tuple[str, ...]
     price: float
+    available: bool = True
+    first_seen: datetime | None = None
+    description: str = ""
 
     @property
     def top_category(self) -> str:
@@ -42,6 +47,7 @@ class Interaction:
     timestamp: datetime
     event_type: str = EVENT_PURCHASE
     quantity: int = 1
+    value: float | None = None
 
 
 @dataclass
@@ -67,19 +73,62 @@ class Dataset:
         return dict(out)
 
 
+def time_cut(dataset: Dataset, train_fraction: float = 0.8) -> datetime:
+    """The ``train_fraction`` time quantile of the log: the cut of ``temporal_split``."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError("train_fraction must be in (0, 1)")
+    if not dataset.interactions:
+        raise ValueError(f"dataset {dataset.name!r} has no interactions")
+    return dataset.interactions[int(len(dataset.interactions) * train_fraction)].timestamp
+
+
 def temporal_split(
     dataset: Dataset, train_fraction: float = 0.8
 ) -> tuple[list[Interaction], list[Interaction]]:
     """Split at the ``train_fraction`` time quantile: train strictly before the cut time,
     test at or after it. A global time cut avoids leaking future interactions into training."""
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError("train_fraction must be in (0, 1)")
-    if not dataset.interactions:
-        raise ValueError(f"dataset {dataset.name!r} has no interactions")
-    cut = dataset.interactions[int(len(dataset.interactions) * train_fraction)].timestamp
+    cut = time_cut(dataset, train_fraction)
     train = [x for x in dataset.interactions if x.timestamp < cut]
     test = [x for x in dataset.interactions if x.timestamp >= cut]
     return train, test
+
+
+CATALOGS = ("cut", "full")
+
+
+def catalog_at(dataset: Dataset, cut: datetime) -> dict[str, CatalogItem]:
+    """The catalog as known at ``cut``: items listed (``first_seen``) or first interacted with
+    before it. An item that only appears after the cut could not have been recommended then."""
+    seen = {x.item_id for x in dataset.interactions if x.timestamp < cut}
+    return {
+        i: it
+        for i, it in dataset.items.items()
+        if i in seen or (it.first_seen is not None and _aware(it.first_seen) < _aware(cut))
+    }
+
+
+def evaluation_catalog(
+    dataset: Dataset, which: str, train_fraction: float = 0.8
+) -> tuple[dict[str, CatalogItem], str]:
+    """The catalog an offline evaluation ranks, and the sentence its protocol states:
+    ``cut`` (the default) = ``catalog_at`` the split's cut, ``full`` = every item of the file."""
+    if which not in CATALOGS:
+        raise ValueError(f"catalog must be one of {CATALOGS}")
+    if which == "full":
+        return (
+            dataset.items,
+            f"full catalog ({len(dataset.items)} items, including ones first seen after the cut)",
+        )
+    cut = time_cut(dataset, train_fraction)
+    known = catalog_at(dataset, cut)
+    return known, (
+        f"catalog known at the cut ({len(known)} of {len(dataset.items)} items listed or "
+        f"interacted with before {cut:%Y-%m-%d %H:%M})"
+    )
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def shared_data_dir() -> Path:

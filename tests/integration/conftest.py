@@ -103,8 +103,10 @@ def _build(layout: Layout) -> None:
     from services.ranker.model import save_artefact as save_ranker
     from shared.artefacts.retrieval import save_artefact as save_retrieval
     from shared.data import synthetic
+    from shared.data.format import write_folder
 
     torch.set_num_threads(2)
+    data_dir = layout.var / "synthetic"
     subprocess.run(
         python_module("ops.keys", "generate", "--file", str(layout.key_file)),
         cwd=REPO,
@@ -116,10 +118,8 @@ def _build(layout: Layout) -> None:
             sys.executable,
             "-m",
             "ops.seed",
-            "--n-items",
-            str(N_ITEMS),
-            "--n-users",
-            str(N_USERS),
+            "--data",
+            str(write_folder(synthetic.generate(n_items=N_ITEMS, n_users=N_USERS), data_dir)),
             "--database-url",
             f"sqlite:///{layout.feature_store_db}",
             "--pseudonym-key-file",

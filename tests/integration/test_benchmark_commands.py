@@ -57,24 +57,21 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     from services.ranker.model import build_model
     from services.ranker.model import save_artefact as save_ranker
     from shared.data import synthetic
+    from shared.data.format import write_folder
 
-    _small_retrieval(
-        synthetic.generate(n_items=200, n_users=60), "synthetic", tmp_path / "retrieval"
-    )
+    # The artefacts name the data they were trained on: a folder's name.
+    shop = write_folder(synthetic.generate(n_items=200, n_users=60), tmp_path / "shop")
+    _small_retrieval(synthetic.generate(n_items=200, n_users=60), "shop", tmp_path / "retrieval")
     model, tokenizer = build_model(seed=0)
     save_ranker(
-        model, tokenizer, tmp_path / "ranker", "smoke", {"max_length": 32, "dataset": "synthetic"}
+        model, tokenizer, tmp_path / "ranker", "smoke", {"max_length": 32, "dataset": "shop"}
     )
     out = tmp_path / "eval.json"
     _run(
         [
             "scripts/evaluate.py",
-            "--dataset",
-            "synthetic",
-            "--synthetic-items",
-            "200",
-            "--synthetic-users",
-            "60",
+            "--data",
+            str(shop),
             "--retrieval-dir",
             str(tmp_path / "retrieval"),
             "--ranker-dir",
@@ -91,7 +88,9 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
             str(tmp_path / "fig.png"),
         ]
     )
-    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    report = json.loads(out.read_text())
+    assert report["info"]["catalog"].startswith("catalog known at the cut")
+    rows = {r["method"]: r for r in report["rows"]}
     assert set(rows) == {
         "popularity",
         "retrieval",

@@ -11,10 +11,16 @@ import sqlalchemy as sa
 from ops import rekey, seed
 from services.feature_store.store import FeatureStore
 from shared.data import synthetic
-from shared.data.datasets import load_dataset
+from shared.data.datasets import load_data
+from shared.data.format import write_folder
 from shared.keyring import KeyRing, load_key_ring, save_key_ring
 
-SMALL = ["--dataset", "synthetic", "--n-items", "40", "--n-users", "6", "--seed", "3"]
+
+@pytest.fixture
+def small(tmp_path: Path) -> list[str]:
+    """``--data`` naming a small synthetic shop written in the data format."""
+    folder = write_folder(synthetic.generate(n_items=40, n_users=6, seed=3), tmp_path / "shop")
+    return ["--data", str(folder)]
 
 
 def _users(url: str) -> set[str]:
@@ -26,11 +32,11 @@ def _users(url: str) -> set[str]:
 
 
 def test_seed_then_rekey_after_rotation(
-    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_url: str, tmp_path: Path, small: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     key_file = tmp_path / "keys.json"
     save_key_ring(KeyRing.generate(), key_file)
-    args = [*SMALL, "--database-url", db_url, "--pseudonym-key-file", str(key_file)]
+    args = [*small, "--database-url", db_url, "--pseudonym-key-file", str(key_file)]
     assert seed.main([*args, "--batch-size", "25"]) == 0
     report = json.loads(capsys.readouterr().out)
     dataset = synthetic.generate(n_items=40, n_users=6, seed=3)
@@ -60,16 +66,16 @@ def test_seed_then_rekey_after_rotation(
 
 
 def test_seed_without_a_key_ring_explains_how_to_make_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "none.json"
     url = f"sqlite:///{tmp_path / 'fs.sqlite'}"
-    assert seed.main([*SMALL, "--database-url", url, "--pseudonym-key-file", str(missing)]) == 2
+    assert seed.main([*small, "--database-url", url, "--pseudonym-key-file", str(missing)]) == 2
     assert "ops.keys generate" in capsys.readouterr().err
     assert not (tmp_path / "fs.sqlite").exists()
     code = rekey.main(
         [
-            *SMALL,
+            *small,
             "--database-url",
             url,
             "--pseudonym-key-file",
@@ -81,9 +87,9 @@ def test_seed_without_a_key_ring_explains_how_to_make_one(
     assert code == 2
 
 
-def test_load_dataset_knows_the_real_layouts(data_dir: Path) -> None:
-    retail = load_dataset("online-retail")
+def test_load_data_knows_the_built_in_names(data_dir: Path) -> None:
+    retail = load_data("online-retail")
     assert retail.name == "online-retail"
     assert retail.interactions
-    with pytest.raises(ValueError, match="unknown dataset"):
-        load_dataset("movielens")
+    with pytest.raises(FileNotFoundError, match="neither a folder nor a built-in name"):
+        load_data("movielens")

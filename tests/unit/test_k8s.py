@@ -308,8 +308,10 @@ def test_seed_job_runs_the_local_stacks_seed_step(rendered: dict[str, list[Doc]]
     (c,) = pod_spec(job)["containers"]
     command = c["command"]
     assert command[:3] == ["python", *step.argv[1:3]]
-    # Same dataset; the database URL and key file come from env (Secret and its mount).
-    assert command[3:] == step.argv[3:5]
+    # Same data (--dataset is the older spelling of --data); the database URL and key file
+    # come from env (Secret and its mount).
+    assert command[3] in {"--data", "--dataset"}
+    assert command[4:] == step.argv[4:5]
     env = {e["name"] for e in c["env"]}
     assert {"RECSYS_FEATURE_STORE_DATABASE_URL", "RECSYS_PRIVACY_GATEWAY_KEY_FILE"} <= env
     assert not of_kind(rendered["gpu"], "Job")

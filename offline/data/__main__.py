@@ -1,0 +1,5 @@
+import sys
+
+from offline.data.cli import main
+
+sys.exit(main())
