@@ -13,6 +13,7 @@ are averaged over users that have at least one relevant item.
 - ILD@k              = mean pairwise (1 - cosine) over the item embeddings of a top-k list
 - category coverage  = distinct categories in top-k / min(k, categories available)
 - novelty@k          = mean of -log2 p(item) over top-k, p = share of users who interacted
+- near-duplicates@k  = pairs of top-k items in the same leaf category (same full path)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from shared.selection import category_path
 
 
 def precision_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
@@ -74,6 +77,24 @@ def category_coverage(
     cats = {category_of[i] for i in ranked[:k] if i in category_of}
     denom = min(k, available) if available else k
     return len(cats) / denom if denom else 0.0
+
+
+def near_duplicates(
+    ranked: Sequence[str], category_of: Mapping[str, str | Sequence[str]], k: int | None = None
+) -> int:
+    """Pairs of items in the top k (the whole list when k is None) that share a leaf.
+
+    ``category_of`` maps an item to its category path (or a label, a one-level path); the leaf
+    is the whole path, so ("home", "mug") and ("gifts", "mug") are different leaves. Items
+    without a category, or missing from the map, pair with nothing. A list with c items in one
+    leaf counts c (c - 1) / 2 pairs there.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for item in ranked[:k] if k is not None else ranked:
+        path = category_path(category_of.get(item, ()))
+        if path:
+            counts[path] = counts.get(path, 0) + 1
+    return sum(c * (c - 1) // 2 for c in counts.values())
 
 
 def novelty(ranked: Sequence[str], popularity: Mapping[str, float], k: int) -> float:

@@ -5,6 +5,12 @@ apply the same cap the same way.
 
 Ties keep input order (a stable sort). An item without a category is a category of its own,
 so the cap never binds on uncategorised items.
+
+A category is either a label or a path from the top level down to the leaf
+(``("toys", "crafts", "crayons")``); a label is the one-level path ``(label,)``. The category of
+an item at level ``l`` is the prefix of its path of length ``l``, so level 1 is the top level and
+a path shorter than ``l`` is its own category from its leaf down: two items share a category at
+level ``l`` exactly when their paths agree on the first ``l`` entries, or are equal.
 """
 
 from __future__ import annotations
@@ -13,17 +19,31 @@ from collections.abc import Sequence
 
 import numpy as np
 
+Category = str | Sequence[str]
+"""A top-level label or a category path; ``""`` and ``()`` both mean "no category"."""
 
-def category_codes(categories: Sequence[str]) -> np.ndarray:
-    """Integer code per item; equal non-empty labels share a code, each empty label is unique."""
-    codes = np.empty(len(categories), dtype=np.int64)
-    seen: dict[str, int] = {}
-    for i, label in enumerate(categories):
-        if label:
-            codes[i] = seen.setdefault(label, len(seen))
+
+def category_path(category: Category) -> tuple[str, ...]:
+    """The path of a category: a label becomes a one-level path, "" the empty path."""
+    if isinstance(category, str):
+        return (category,) if category else ()
+    return tuple(category)
+
+
+def category_codes(categories: Sequence[Category], level: int = 1) -> np.ndarray:
+    """Integer code per item of its category at ``level`` (1 is the top level): equal prefixes
+    share a code, each item without a category gets a code of its own."""
+    if level < 1:
+        raise ValueError("level must be >= 1 (1 is the top level)")
+    keys = [category_path(c)[:level] for c in categories]
+    codes = np.empty(len(keys), dtype=np.int64)
+    seen: dict[tuple[str, ...], int] = {}
+    for i, key in enumerate(keys):
+        if key:
+            codes[i] = seen.setdefault(key, len(seen))
     fresh = len(seen)
-    for i, label in enumerate(categories):
-        if not label:
+    for i, key in enumerate(keys):
+        if not key:
             codes[i] = fresh
             fresh += 1
     return codes
@@ -104,17 +124,19 @@ def capped_top_k(
 
 def top_k_by_category(
     relevance: Sequence[float],
-    categories: Sequence[str],
+    categories: Sequence[Category],
     k: int,
     max_per_category: int = 0,
-    taken: Sequence[str] = (),
+    taken: Sequence[Category] = (),
+    *,
+    level: int = 1,
 ) -> list[int]:
-    """``capped_top_k`` over category labels; ``taken`` holds the labels of the items already
-    on the page. Returns positions into ``relevance``."""
+    """``capped_top_k`` over category labels or paths, capped at ``level``; ``taken`` holds the
+    categories of the items already on the page. Returns positions into ``relevance``."""
     if len(relevance) != len(categories):
         raise ValueError("relevance and categories must have one value per item")
     offset = len(taken)
-    codes = category_codes([*taken, *categories])
+    codes = category_codes([*taken, *categories], level)
     scores = np.concatenate([np.zeros(offset), np.asarray(relevance, dtype=np.float64)])
     picked = capped_top_k(scores, k, codes, max_per_category, taken=offset)
     return [int(j) - offset for j in picked]

@@ -234,7 +234,9 @@ def rerank_request_to_proto(request: RerankRequest) -> reranker_pb2.RerankReques
                 item_id=c.item_id,
                 relevance=c.relevance,
                 embedding=list(c.embedding),
+                # The top level too, for a reranker that predates category_path.
                 category=c.category,
+                category_path=list(c.category_path),
             )
             for c in request.candidates
         ],
@@ -242,6 +244,7 @@ def rerank_request_to_proto(request: RerankRequest) -> reranker_pb2.RerankReques
         method=rerank_method_to_proto(request.method),
         tradeoff=request.tradeoff,
         max_per_category=request.max_per_category,
+        category_cap_level=request.category_cap_level,
     )
 
 

@@ -169,23 +169,31 @@ class Scores:
 
 @dataclass(frozen=True)
 class RerankCandidate:
-    """What the reranker needs to know of one candidate."""
+    """What the reranker needs to know of one candidate; the whole category path, because the
+    reranker's category similarity grows with the depth of the prefix two items share."""
 
     item_id: str
     relevance: float
     embedding: tuple[float, ...] = ()
-    category: str = ""
+    category_path: tuple[str, ...] = ()
+
+    @property
+    def category(self) -> str:
+        """The top-level category, or "" for an item without one."""
+        return self.category_path[0] if self.category_path else ""
 
 
 @dataclass(frozen=True)
 class RerankRequest:
-    """A diversified selection of ``k`` of the candidates."""
+    """A diversified selection of ``k`` of the candidates; ``category_cap_level`` 0 leaves
+    the level ``max_per_category`` applies at to the reranker's default (the top level)."""
 
     candidates: tuple[RerankCandidate, ...]
     k: int
     method: RerankMethod
     tradeoff: float
     max_per_category: int = 0
+    category_cap_level: int = 0
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,10 @@ class Candidate:
     @property
     def category(self) -> str:
         return self.features.category if self.features is not None else ""
+
+    @property
+    def category_path(self) -> tuple[str, ...]:
+        return self.features.category_path if self.features is not None else ()
 
 
 @dataclass(frozen=True)

@@ -439,7 +439,7 @@ class Pipeline:
                         item_id=c.item_id,
                         relevance=c.relevance,
                         embedding=c.embedding,
-                        category=c.category,
+                        category_path=c.category_path,
                     )
                     for c in candidates
                 ),

@@ -120,9 +120,12 @@ def dpp_greedy(
     *,
     window: int = 0,
     max_per_category: int = 0,
+    cap_level: int = 1,
     eps: float = DEFAULT_EPS,
 ) -> Selection:
     """Greedy DPP MAP selection of min(k, N) items; ``window`` >= 2 enables Algorithm 2.
+
+    ``max_per_category`` caps the items per category at ``cap_level`` (1 is the top level).
 
     Diversity is then required only among ``window`` consecutive items of the list. Ties go to
     the lower position, so callers that pass candidates in relevance order get relevance as the
@@ -134,8 +137,9 @@ def dpp_greedy(
         raise ValueError("window must be 0 (none) or at least 2")
     n = r.size
     k = min(k, n)
+    codes = kernel.codes_at(cap_level)
     if tradeoff == 0.0:
-        return top_by_relevance(r, k, kernel.codes, max_per_category)
+        return top_by_relevance(r, k, codes, max_per_category)
     # alpha grows without bound as t -> 0 (inf for a subnormal t); past _MAX_ALPHA any
     # relevance gap above 1e-5 outweighs the largest possible diversity gain (log 1/eps).
     log_q2 = 2.0 * min(alpha_for(tradeoff), _MAX_ALPHA) * normalise_relevance(r)
@@ -147,7 +151,7 @@ def dpp_greedy(
     c = np.zeros((rows, n))
     s2 = np.ones(n)
     eligible = np.ones(n, dtype=bool)
-    cap = CategoryCap(kernel.codes, max_per_category)
+    cap = CategoryCap(codes, max_per_category)
     chosen: list[int] = []
     scores: list[float] = []
     held: list[int] = []  # items whose row is in c, oldest first (the window)

@@ -32,8 +32,10 @@ def mmr(
     tradeoff: float,
     *,
     max_per_category: int = 0,
+    cap_level: int = 1,
 ) -> Selection:
-    """MMR selection of min(k, N) items (fewer only when the category cap leaves none)."""
+    """MMR selection of min(k, N) items (fewer only when the category cap leaves none);
+    ``max_per_category`` caps the items per category at ``cap_level`` (1 is the top level)."""
     r = np.asarray(relevance, dtype=np.float64)
     if r.ndim != 1 or r.size != kernel.n:
         raise ValueError("relevance must be a vector with one score per kernel item")
@@ -43,13 +45,14 @@ def mmr(
         raise ValueError("tradeoff must be in [0, 1]")
     n = r.size
     k = min(k, n)
+    codes = kernel.codes_at(cap_level)
     if tradeoff == 0.0:
-        return top_by_relevance(r, k, kernel.codes, max_per_category)
+        return top_by_relevance(r, k, codes, max_per_category)
     lam = 1.0 - tradeoff
     weighted = lam * normalise_relevance(r)
     max_sim = np.zeros(n)
     eligible = np.ones(n, dtype=bool)
-    cap = CategoryCap(kernel.codes, max_per_category)
+    cap = CategoryCap(codes, max_per_category)
     chosen: list[int] = []
     scores: list[float] = []
     while len(chosen) < k:

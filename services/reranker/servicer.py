@@ -55,13 +55,44 @@ def validate_request(request: reranker_pb2.RerankRequest, settings: RerankerSett
         raise InvalidArgument("max_per_category must be >= 0 (0 means no cap)")
     if request.window_size < 0 or request.window_size == 1:
         raise InvalidArgument("window_size must be 0 (service default) or at least 2")
+    if not 0 <= request.category_cap_level <= settings.max_category_depth:
+        raise InvalidArgument(
+            "category_cap_level must be 0 (service default) or a level from 1 to "
+            f"{settings.max_category_depth}"
+        )
+
+
+def parse_categories(
+    candidates: Sequence[reranker_pb2.RerankCandidate], max_depth: int
+) -> list[tuple[str, ...]] | None:
+    """The category path of every candidate (None when none has one): ``category_path`` when
+    set, else the one-level path of ``category``, so callers that send only the label keep
+    today's meaning. Raises InvalidArgument naming the first offending position."""
+    paths: list[tuple[str, ...]] = []
+    for i, cand in enumerate(candidates):
+        path = tuple(cand.category_path)
+        if not path:
+            paths.append((cand.category,) if cand.category else ())
+            continue
+        if len(path) > max_depth:
+            raise InvalidArgument(
+                f"candidates[{i}].category_path has {len(path)} levels, at most {max_depth}"
+            )
+        if not all(path):
+            raise InvalidArgument(f"candidates[{i}].category_path must not contain empty levels")
+        if cand.category and cand.category != path[0]:
+            raise InvalidArgument(
+                f"candidates[{i}].category must be empty or equal category_path[0]"
+            )
+        paths.append(path)
+    return paths if any(paths) else None
 
 
 def parse_candidates(
-    candidates: Sequence[reranker_pb2.RerankCandidate], max_dim: int
-) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Relevance vector, embedding matrix (None when no candidate has one) and categories
-    (None when none has one); raises InvalidArgument naming the first offending position."""
+    candidates: Sequence[reranker_pb2.RerankCandidate], max_dim: int, max_depth: int
+) -> tuple[np.ndarray, np.ndarray | None, list[tuple[str, ...]] | None]:
+    """Relevance vector, embedding matrix (None when no candidate has one) and category paths
+    (parse_categories); raises InvalidArgument naming the first offending position."""
     seen: set[str] = set()
     for i, cand in enumerate(candidates):
         if not cand.item_id:
@@ -94,8 +125,7 @@ def parse_candidates(
         if not finite.all():
             bad = int(np.argmin(finite))
             raise InvalidArgument(f"candidates[{bad}].embedding must contain finite numbers only")
-    categories = [c.category for c in candidates]
-    return relevance, embeddings, categories if any(categories) else None
+    return relevance, embeddings, parse_categories(candidates, max_depth)
 
 
 class RerankerServicer(reranker_pb2_grpc.RerankerServiceServicer):
@@ -113,7 +143,7 @@ class RerankerServicer(reranker_pb2_grpc.RerankerServiceServicer):
 
     def _select(self, request: reranker_pb2.RerankRequest, params: RerankParams) -> Selection:
         relevance, embeddings, categories = parse_candidates(
-            request.candidates, self._settings.max_embedding_dim
+            request.candidates, self._settings.max_embedding_dim, self._settings.max_category_depth
         )
         return rerank(relevance, embeddings, categories, params)
 
@@ -130,6 +160,8 @@ class RerankerServicer(reranker_pb2_grpc.RerankerServiceServicer):
             window=request.window_size or self._settings.default_window,
             category_weight=self._settings.category_weight,
             eps=self._settings.dpp_epsilon,
+            cap_level=request.category_cap_level or self._settings.category_cap_level,
+            level_weights=self._settings.category_level_weights,
         )
         with self._tracer.start_as_current_span("reranker.select") as span:
             span.set_attribute("reranker.method", method.value)
@@ -137,6 +169,7 @@ class RerankerServicer(reranker_pb2_grpc.RerankerServiceServicer):
             span.set_attribute("reranker.k", request.k)
             span.set_attribute("reranker.tradeoff", request.tradeoff)
             span.set_attribute("reranker.window", params.window)
+            span.set_attribute("reranker.cap_level", params.cap_level)
             loop = asyncio.get_running_loop()
             chosen = await loop.run_in_executor(self._executor, self._select, request, params)
             span.set_attribute("reranker.selected", int(chosen.indices.size))

@@ -41,7 +41,12 @@ def _candidates(n: int = 12, d: int = 8, seed: int = 0) -> list[reranker_pb2.Rer
 @pytest.fixture
 async def stub() -> AsyncIterator[Stub]:
     settings = RerankerSettings(
-        port=0, grace_period_s=0.2, max_candidates=50, max_embedding_dim=16, executor_workers=2
+        port=0,
+        grace_period_s=0.2,
+        max_candidates=50,
+        max_embedding_dim=16,
+        max_category_depth=4,
+        executor_workers=2,
     )
     async with (
         build_reranker(settings) as app,
@@ -101,6 +106,91 @@ async def test_candidates_without_embeddings_are_served(stub: Stub) -> None:
     assert [i.item_id for i in resp.items] == ["x0", "x2"]
 
 
+# All "toys"; three crayons and two paint sets are the most relevant (the demo's page).
+_TOYS = [
+    ("toys", "crafts", "crayons"),
+    ("toys", "crafts", "crayons"),
+    ("toys", "crafts", "paint set"),
+    ("toys", "crafts", "crayons"),
+    ("toys", "crafts", "paint set"),
+    ("toys", "outdoor", "kite"),
+    ("toys", "games", "board game"),
+    ("toys", "games", "jigsaw puzzle"),
+]
+
+
+def _toys(*, with_label: bool) -> list[reranker_pb2.RerankCandidate]:
+    return [
+        reranker_pb2.RerankCandidate(
+            item_id=f"t{i}",
+            relevance=1.0 - i / 10,
+            embedding=[1.0, 0.0],  # the embedding cannot tell the toys apart
+            category=path[0] if with_label else "",
+            category_path=list(path),
+        )
+        for i, path in enumerate(_TOYS)
+    ]
+
+
+@pytest.mark.parametrize("with_label", [True, False])
+@pytest.mark.parametrize("method", [common_pb2.RERANK_METHOD_DPP, common_pb2.RERANK_METHOD_MMR])
+async def test_category_paths_spread_the_leaves(stub: Stub, method: int, with_label: bool) -> None:
+    request = reranker_pb2.RerankRequest(
+        candidates=_toys(with_label=with_label), k=5, method=method, tradeoff=0.9
+    )
+    resp = await stub.Rerank(request)
+    leaves = [_TOYS[int(i.item_id[1:])][-1] for i in resp.items]
+    assert len(set(leaves)) == 5, leaves
+    assert resp.items[0].item_id == "t0"
+    # The label alone (an older caller) knows only "toys": the relevance order comes back.
+    for cand in request.candidates:
+        cand.ClearField("category_path")
+        cand.category = "toys"
+    flat = await stub.Rerank(request)
+    assert [i.item_id for i in flat.items] == [f"t{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        (0, ["t0"]),  # the service default: the top level, where every item is a toy
+        (1, ["t0"]),
+        (2, ["t0", "t5", "t6"]),  # one of crafts, outdoor, games
+        (3, ["t0", "t2", "t5", "t6", "t7"]),  # one per leaf
+    ],
+)
+async def test_category_cap_at_a_level_over_the_wire(
+    stub: Stub, level: int, expected: list[str]
+) -> None:
+    resp = await stub.Rerank(
+        reranker_pb2.RerankRequest(
+            candidates=_toys(with_label=True),
+            k=8,
+            method=common_pb2.RERANK_METHOD_NONE,
+            max_per_category=1,
+            category_cap_level=level,
+        )
+    )
+    assert [i.item_id for i in resp.items] == expected
+
+
+async def test_configured_cap_level_and_level_weights_apply() -> None:
+    request = reranker_pb2.RerankRequest(
+        candidates=_toys(with_label=True),
+        k=8,
+        method=common_pb2.RERANK_METHOD_NONE,
+        max_per_category=1,
+    )
+    resp = await _serve_once(RerankerSettings(port=0, category_cap_level=3), request)
+    assert [i.item_id for i in resp.items] == ["t0", "t2", "t5", "t6", "t7"]
+    # With the top level alone weighted, the paths say no more than the label "toys".
+    request = reranker_pb2.RerankRequest(
+        candidates=_toys(with_label=True), k=5, method=common_pb2.RERANK_METHOD_DPP, tradeoff=0.9
+    )
+    resp = await _serve_once(RerankerSettings(port=0, category_level_weights=(1.0,)), request)
+    assert [i.item_id for i in resp.items] == [f"t{i}" for i in range(5)]
+
+
 def _bad_requests() -> list[tuple[str, reranker_pb2.RerankRequest, str]]:
     good = _candidates(4, 3)
 
@@ -110,8 +200,8 @@ def _bad_requests() -> list[tuple[str, reranker_pb2.RerankRequest, str]]:
             c.CopyFrom(g)
         cands[i].ClearField("embedding")
         for name, value in fields.items():
-            if name == "embedding":
-                cands[i].embedding.extend(value)  # type: ignore[arg-type]
+            if name in ("embedding", "category_path"):
+                getattr(cands[i], name).extend(value)
             else:
                 setattr(cands[i], name, value)
         if "embedding" not in fields:
@@ -155,6 +245,31 @@ def _bad_requests() -> list[tuple[str, reranker_pb2.RerankRequest, str]]:
             "dimension too large",
             req(candidates=_candidates(3, 17), k=2),
             "embedding dimension 17 exceeds the limit 16",
+        ),
+        (
+            "cap level negative",
+            req(candidates=good, k=2, category_cap_level=-1),
+            "category_cap_level",
+        ),
+        (
+            "cap level too deep",
+            req(candidates=good, k=2, category_cap_level=5),
+            "category_cap_level must be 0 (service default) or a level from 1 to 4",
+        ),
+        (
+            "path too deep",
+            req(candidates=with_candidate(1, category_path=["a"] * 5), k=2),
+            "candidates[1].category_path has 5 levels, at most 4",
+        ),
+        (
+            "path with an empty level",
+            req(candidates=with_candidate(2, category_path=["cat-2", ""]), k=2),
+            "candidates[2].category_path must not contain empty levels",
+        ),
+        (
+            "label disagrees with the path",
+            req(candidates=with_candidate(0, category_path=["other", "x"]), k=2),
+            "candidates[0].category must be empty or equal category_path[0]",
         ),
     ]
 
@@ -268,3 +383,24 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         RerankerSettings(default_window=1)
     with pytest.raises(ValidationError):
         RerankerSettings(default_method="random")  # type: ignore[arg-type]
+    monkeypatch.setenv("RECSYS_RERANKER_CATEGORY_LEVEL_WEIGHTS", "[0.5, 0.5]")
+    monkeypatch.setenv("RECSYS_RERANKER_CATEGORY_CAP_LEVEL", "2")
+    settings = RerankerSettings()  # type: ignore[call-arg]
+    assert settings.category_level_weights == (0.5, 0.5)
+    assert settings.category_cap_level == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"category_level_weights": ()}, "category_level_weights"),
+        ({"category_level_weights": (0.0, 0.0)}, "category_level_weights"),
+        ({"category_level_weights": (-1.0, 2.0)}, "category_level_weights"),
+        ({"category_level_weights": (float("inf"),)}, "category_level_weights"),
+        ({"category_cap_level": 0}, "category_cap_level"),
+        ({"category_cap_level": 5, "max_category_depth": 4}, "max_category_depth"),
+    ],
+)
+def test_unusable_category_settings_are_refused(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RerankerSettings(**fields)  # type: ignore[arg-type]

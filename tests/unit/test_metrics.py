@@ -45,3 +45,26 @@ def test_evaluate_lists_averages_over_users_with_truth() -> None:
     assert out["users"] == 2
     with pytest.raises(ValueError, match="no user"):
         metrics.evaluate_lists({}, {"u": set()})
+
+
+def test_near_duplicates_counts_pairs_sharing_a_leaf() -> None:
+    paths = {
+        "crayons-1": ("toys", "crafts", "crayons"),
+        "crayons-2": ("toys", "crafts", "crayons"),
+        "crayons-3": ("toys", "crafts", "crayons"),
+        "paint-1": ("toys", "crafts", "paint set"),
+        "paint-2": ("toys", "crafts", "paint set"),
+        "kite": ("toys", "outdoor", "kite"),
+        "mug-home": ("home", "mug"),
+        "mug-gift": ("gifts", "mug"),
+        "bare": (),
+    }
+    demo = ["crayons-1", "paint-1", "crayons-2", "kite", "crayons-3", "paint-2", "bare"]
+    # Three crayons make three pairs, two paint sets one; the kite and "bare" pair with nothing.
+    assert metrics.near_duplicates(demo, paths) == 4
+    assert metrics.near_duplicates(demo, paths, k=3) == 1
+    assert metrics.near_duplicates(["mug-home", "mug-gift", "unknown", "bare"], paths) == 0
+    # A label is a one-level path; an empty one is no category.
+    labels = {"a": "x", "b": "x", "c": "", "d": ""}
+    assert metrics.near_duplicates(["a", "b", "c", "d"], labels) == 1
+    assert metrics.near_duplicates([], paths) == 0

@@ -8,7 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reranker.rerank import Method, RerankParams, rerank
+from shared.selection import Category, category_path
 
+_categories = st.one_of(
+    st.sampled_from(["", "a", "b", "c"]),
+    st.lists(st.sampled_from(["a", "b"]), max_size=3).map(tuple),
+)
 _floats = st.one_of(
     st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
     st.floats(allow_nan=False, allow_infinity=False),  # down to subnormals, up to 1.8e308
@@ -18,7 +23,7 @@ _floats = st.one_of(
 @st.composite
 def requests(
     draw: st.DrawFn,
-) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, RerankParams]:
+) -> tuple[np.ndarray, np.ndarray | None, list[Category] | None, RerankParams]:
     n = draw(st.integers(1, 16))
     d = draw(st.integers(0, 5))
     relevance = np.array(draw(st.lists(_floats, min_size=n, max_size=n)))
@@ -30,31 +35,38 @@ def requests(
             embeddings[-1] = embeddings[0]  # an exact duplicate
     categories = None
     if draw(st.booleans()):
-        categories = draw(st.lists(st.sampled_from(["", "a", "b", "c"]), min_size=n, max_size=n))
+        categories = draw(st.lists(_categories, min_size=n, max_size=n))
     params = RerankParams(
         k=draw(st.integers(1, 20)),
         method=draw(st.sampled_from(list(Method))),
         tradeoff=draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))),
         max_per_category=draw(st.integers(0, 3)),
         window=draw(st.sampled_from([0, 2, 3, 7])),
+        cap_level=draw(st.integers(1, 3)),
+        level_weights=draw(st.sampled_from([(1.0,), (0.2, 0.3, 0.5), (0.0, 1.0)])),
     )
     return relevance, embeddings, categories, params
 
 
-def _feasible(n: int, categories: list[str] | None, k: int, cap: int) -> int:
+def _capped(categories: list[Category], level: int) -> list[tuple[str, ...]]:
+    """Each item's category at the cap level; () for an item without one (never capped)."""
+    return [category_path(c)[:level] for c in categories]
+
+
+def _feasible(n: int, categories: list[Category] | None, k: int, cap: int, level: int) -> int:
     if not cap or not categories:
         return min(k, n)
-    counts: dict[str, int] = {}
-    for c in categories:
+    counts: dict[tuple[str, ...], int] = {}
+    for c in _capped(categories, level):
         counts[c] = counts.get(c, 0) + 1
-    allowed = sum(v if c == "" else min(v, cap) for c, v in counts.items())
+    allowed = sum(v if c == () else min(v, cap) for c, v in counts.items())
     return min(k, allowed)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_selection_is_a_valid_deterministic_subset(
-    case: tuple[np.ndarray, np.ndarray | None, list[str] | None, RerankParams],
+    case: tuple[np.ndarray, np.ndarray | None, list[Category] | None, RerankParams],
 ) -> None:
     relevance, embeddings, categories, params = case
     got = rerank(relevance, embeddings, categories, params)
@@ -63,12 +75,13 @@ def test_selection_is_a_valid_deterministic_subset(
     idx = got.indices.tolist()
     assert len(idx) == len(set(idx))
     assert all(0 <= i < n for i in idx)
-    assert len(idx) == _feasible(n, categories, params.k, params.max_per_category)
+    assert len(idx) == _feasible(n, categories, params.k, params.max_per_category, params.cap_level)
     assert np.isfinite(got.scores).all()
     assert got.scores.shape == got.indices.shape
     assert 0 <= got.diversified <= len(idx)
     assert idx == again.indices.tolist()
     assert got.scores.tolist() == again.scores.tolist()
     if params.max_per_category and categories:
-        labels = [categories[i] for i in idx if categories[i]]
+        capped = _capped(categories, params.cap_level)
+        labels = [capped[i] for i in idx if capped[i]]
         assert all(labels.count(c) <= params.max_per_category for c in set(labels))

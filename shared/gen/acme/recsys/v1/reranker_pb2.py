@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shared.gen.acme.recsys.v1 import common_pb2 as acme_dot_recsys_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63me/recsys/v1/reranker.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\"Z\n\x0fRerankCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\"\xbe\x01\n\rRerankRequest\x12\x33\n\ncandidates\x18\x01 \x03(\x0b\x32\x1f.acme.recsys.v1.RerankCandidate\x12\t\n\x01k\x18\x02 \x01(\x05\x12,\n\x06method\x18\x03 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x04 \x01(\x01\x12\x18\n\x10max_per_category\x18\x05 \x01(\x05\x12\x13\n\x0bwindow_size\x18\x06 \x01(\x05\"K\n\x0cRerankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12\x17\n\x0fselection_score\x18\x03 \x01(\x01\"k\n\x0eRerankResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.RerankedItem\x12,\n\x06method\x18\x02 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod2Z\n\x0fRerankerService\x12G\n\x06Rerank\x12\x1d.acme.recsys.v1.RerankRequest\x1a\x1e.acme.recsys.v1.RerankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63me/recsys/v1/reranker.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\"q\n\x0fRerankCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x15\n\rcategory_path\x18\x05 \x03(\t\"\xda\x01\n\rRerankRequest\x12\x33\n\ncandidates\x18\x01 \x03(\x0b\x32\x1f.acme.recsys.v1.RerankCandidate\x12\t\n\x01k\x18\x02 \x01(\x05\x12,\n\x06method\x18\x03 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x04 \x01(\x01\x12\x18\n\x10max_per_category\x18\x05 \x01(\x05\x12\x13\n\x0bwindow_size\x18\x06 \x01(\x05\x12\x1a\n\x12\x63\x61tegory_cap_level\x18\x07 \x01(\x05\"K\n\x0cRerankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\trelevance\x18\x02 \x01(\x01\x12\x17\n\x0fselection_score\x18\x03 \x01(\x01\"k\n\x0eRerankResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.RerankedItem\x12,\n\x06method\x18\x02 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod2Z\n\x0fRerankerService\x12G\n\x06Rerank\x12\x1d.acme.recsys.v1.RerankRequest\x1a\x1e.acme.recsys.v1.RerankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.reranker_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RERANKCANDIDATE']._serialized_start=78
-  _globals['_RERANKCANDIDATE']._serialized_end=168
-  _globals['_RERANKREQUEST']._serialized_start=171
-  _globals['_RERANKREQUEST']._serialized_end=361
-  _globals['_RERANKEDITEM']._serialized_start=363
-  _globals['_RERANKEDITEM']._serialized_end=438
-  _globals['_RERANKRESPONSE']._serialized_start=440
-  _globals['_RERANKRESPONSE']._serialized_end=547
-  _globals['_RERANKERSERVICE']._serialized_start=549
-  _globals['_RERANKERSERVICE']._serialized_end=639
+  _globals['_RERANKCANDIDATE']._serialized_end=191
+  _globals['_RERANKREQUEST']._serialized_start=194
+  _globals['_RERANKREQUEST']._serialized_end=412
+  _globals['_RERANKEDITEM']._serialized_start=414
+  _globals['_RERANKEDITEM']._serialized_end=489
+  _globals['_RERANKRESPONSE']._serialized_start=491
+  _globals['_RERANKRESPONSE']._serialized_end=598
+  _globals['_RERANKERSERVICE']._serialized_start=600
+  _globals['_RERANKERSERVICE']._serialized_end=690
 # @@protoc_insertion_point(module_scope)
