@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 TRITON_DIR = "triton"
 # Triton's own default ports; the ranker's default triton_url names GRPC_PORT.
@@ -105,9 +107,21 @@ def server_env(base: dict[str, str] | None = None, ort_threads: int = 2) -> dict
     return env
 
 
-def ensure_repository(model_dir: Path, variant: str = "cpu", model_name: str | None = None) -> Path:
-    """The ``variant`` model repository of an artefact, exporting it on first use."""
-    from offline.ranker.export import export_onnx, write_model_repository
+def ensure_repository(
+    model_dir: Path,
+    variant: str = "cpu",
+    model_name: str | None = None,
+    *,
+    cpu_precision: str = "auto",
+    eval_dataset: Any = None,
+    eval_shoppers: int = 24,
+) -> Path:
+    """The ``variant`` model repository of an artefact, exporting it on first use.
+
+    The ``cpu`` variant serves the precision measured fastest at equal ranking on this
+    machine (``cpu_precision`` forces one; see offline/ranker/cpu_precision.py), which costs
+    a minute or so on the first start; the choice is kept with the repository."""
+    from offline.ranker.export import export_onnx, select_cpu_precision, write_model_repository
     from services.ranker.model import load_artefact, resolve_model_dir
 
     folder = resolve_model_dir(model_dir)
@@ -119,11 +133,24 @@ def ensure_repository(model_dir: Path, variant: str = "cpu", model_name: str | N
         export_onnx(artefact.model, onnx_path)
     name = model_name
     if name is None:
-        import json
-
         name = str(json.loads((folder / "meta.json").read_text()).get("model_name"))
     if not (repo / name / "config.pbtxt").exists():
-        write_model_repository(onnx_path, repo, name, variant)
+        precision, report, model = "fp32", None, None
+        if variant == "cpu":
+            artefact = artefact or load_artefact(folder)
+            report = select_cpu_precision(
+                artefact, onnx_path, cpu_precision, dataset=eval_dataset, shoppers=eval_shoppers
+            )
+            precision, model = report["chosen"], artefact.model
+        write_model_repository(
+            onnx_path,
+            repo,
+            name,
+            variant,
+            precision=precision,
+            model=model,
+            precision_report=report,
+        )
     return repo
 
 
@@ -247,6 +274,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve a ranker artefact on the bundled Triton.")
     p.add_argument("--model-dir", default="var/models/ranker", help="Artefact or its root.")
     p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument(
+        "--cpu-precision",
+        choices=["auto", "fp32", "int8", "bf16"],
+        default="auto",
+        help="What the cpu variant runs when its repository is first written; auto: the "
+        "fastest that ranks like fp32 on this machine.",
+    )
     p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
     p.add_argument("--http-port", type=int, default=HTTP_PORT)
     p.add_argument("--metrics-port", type=int, default=METRICS_PORT)
@@ -256,7 +290,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    repo = ensure_repository(Path(args.model_dir), args.variant)
+    repo = ensure_repository(Path(args.model_dir), args.variant, cpu_precision=args.cpu_precision)
     server = TritonProcess(
         repo,
         grpc_port=args.grpc_port,

@@ -8,6 +8,14 @@ tritonclient[grpc] and nvidia-pytriton only (no SQLAlchemy, FAISS or OpenTelemet
 
     python scripts/bench_ranker.py --device cpu --iters 3 --batch-sizes 32 64 128
     python scripts/bench_ranker.py --device cuda --random-weights      # lead, on the GPU box
+    python scripts/bench_ranker.py --random-weights --skip-local --precisions fp32 int8 bf16 \
+        --batch-sizes 50 --seq-len 48 --threads 2        # the CPU precisions, ratio to fp32
+
+With --precisions each CPU precision the export can choose (offline/ranker/cpu_precision.py)
+is one model (``ranker_bert_<precision>``) of ONE Triton server, the precisions take turns
+call by call, and a column gives each row's pairs/s over fp32's: on a CPU shared with other
+jobs the load then falls on every precision alike, so the ratios hold where absolute figures
+do not.
 
 Inputs are random token ids of a fixed length (--seq-len), which costs the same as real text
 of that length. --random-weights builds the all-MiniLM-L6-v2 architecture with random weights
@@ -163,6 +171,72 @@ def _triton_fn(url: str, model_name: str) -> Scorer:
     return run
 
 
+def _precision_rows(
+    args: argparse.Namespace, model: Any, plan: dict[int, list[Arrays]]
+) -> list[tuple[str, int, dict[str, float]]]:
+    """One Triton server with a model per precision; per batch size the precisions take
+    turns call by call, each timed as a client sees it."""
+    from devstack.triton_server import TritonProcess, free_port
+    from offline.ranker.export import export_onnx, write_model_repository
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(model.to("cpu").float(), Path(tmp) / "model.onnx")
+        for precision in args.precisions:
+            write_model_repository(
+                onnx_path,
+                Path(tmp) / "repo",
+                f"ranker_bert_{precision}",
+                "cpu",
+                precision=precision,
+                model=model,
+                max_batch_size=max(args.batch_sizes),
+            )
+        server = TritonProcess(
+            Path(tmp) / "repo",
+            grpc_port=free_port(),
+            http_port=free_port(),
+            metrics_port=free_port(),
+            log_file=Path(tmp) / "triton.log",
+        ).start()
+        try:
+            server.wait_ready(300)
+            fns = {p: _triton_fn(server.grpc_url, f"ranker_bert_{p}") for p in args.precisions}
+            for b, batches in plan.items():
+                times: dict[str, list[float]] = {p: [] for p in fns}
+                for i, arrays in enumerate(batches):
+                    for precision, fn in fns.items():
+                        start = time.perf_counter()
+                        fn(arrays)
+                        if i >= args.warmup:
+                            times[precision].append(time.perf_counter() - start)
+                for precision in fns:
+                    timed = batches[args.warmup :]
+                    summary = _summary(timed, times[precision], sum(times[precision]))
+                    rows.append((f"Triton gRPC (cpu {precision})", b, summary))
+                    print(rows[-1], flush=True)
+        finally:
+            server.stop()
+    return rows
+
+
+def _ratios_to_fp32(rows: list[tuple[str, int, dict[str, float]]]) -> dict[tuple[str, int], str]:
+    """pairs/s of each ``cpu <precision>`` Triton row over the ``cpu fp32`` row of the same
+    batch size and batching mode."""
+    fp32 = {
+        (path.replace("cpu fp32", "cpu"), b): m["pairs_s"]
+        for path, b, m in rows
+        if "cpu fp32" in path
+    }
+    out = {}
+    for path, b, m in rows:
+        for precision in ("fp32", "int8", "bf16"):
+            key = (path.replace(f"cpu {precision}", "cpu"), b)
+            if f"cpu {precision}" in path and key in fp32:
+                out[(path, b)] = f"{m['pairs_s'] / fp32[key]:.2f}x"
+    return out
+
+
 def _device_name(device: str) -> str:
     if device == "cuda":
         import torch
@@ -191,6 +265,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fp16", action="store_true", help="Local backend in half precision (cuda).")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (torch, onnxruntime).")
     p.add_argument("--skip-triton", action="store_true")
+    p.add_argument("--skip-local", action="store_true", help="No local torch rows.")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=["fp32", "int8", "bf16"],
+        help="Triton CPU repositories at these precisions, one server each (--device cpu).",
+    )
     p.add_argument(
         "--triton-runtime",
         choices=["onnxruntime", "torch"],
@@ -217,6 +298,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.clients < 1:
         p.error("--clients must be >= 1")
+    if args.precisions and args.device != "cpu":
+        p.error("--precisions are the CPU path's; the GPU repository serves fp32")
     return args
 
 
@@ -224,9 +307,11 @@ def main(argv: list[str]) -> int:
     import torch
 
     from devstack.triton_server import TritonProcess, free_port
+    from offline.ranker.cpu_precision import cpu_flags
     from offline.ranker.export import export_onnx, write_model_repository, write_torch_runtime
 
     args = parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda but torch sees no GPU", file=sys.stderr)
         return 2
@@ -240,7 +325,7 @@ def main(argv: list[str]) -> int:
     }
     rows: list[tuple[str, int, dict[str, float]]] = []
     local = _torch_fn(model, args.device, args.fp16)
-    for b, batches in plan.items():
+    for b, batches in {} if args.skip_local else plan.items():
         rows.append(
             (
                 "local torch" + (" fp16" if args.fp16 else ""),
@@ -250,7 +335,9 @@ def main(argv: list[str]) -> int:
         )
         print(rows[-1], flush=True)
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.dynamic_batching]
-    for batching in [] if args.skip_triton else modes:
+    if args.precisions and not args.skip_triton:
+        rows.extend(_precision_rows(args, model, plan))
+    for batching in [] if args.skip_triton or args.precisions else modes:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = export_onnx(model.to("cpu").float(), Path(tmp) / "model.onnx")
             repo = Path(tmp) / "repo"
@@ -288,6 +375,7 @@ def main(argv: list[str]) -> int:
                     print(rows[-1], flush=True)
             finally:
                 server.stop()
+    ratios = _ratios_to_fp32(rows)
     device = _device_name(args.device)
     command = "python scripts/bench_ranker.py " + " ".join(argv)
     lines = [
@@ -298,10 +386,15 @@ def main(argv: list[str]) -> int:
         f"{args.clients} Triton client(s) sending at once, each call a batch of the row's "
         f"size; {args.threads} CPU thread(s) for torch and onnxruntime.",
         "",
-        "| path | batch | pairs/s | p50 ms | p95 ms |",
-        "|---|---:|---:|---:|---:|",
+        f"CPU flags: {', '.join(cpu_flags()) or 'unknown'}; {os.cpu_count()} cores, 1-minute "
+        f"load average {load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+        "(other jobs share this CPU: compare rows of one run, not runs).",
+        "",
+        "| path | batch | pairs/s | p50 ms | p95 ms | pairs/s vs fp32 |",
+        "|---|---:|---:|---:|---:|---:|",
         *(
-            f"| {path} | {b} | {m['pairs_s']:.0f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} |"
+            f"| {path} | {b} | {m['pairs_s']:.0f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} "
+            f"| {ratios.get((path, b), '')} |"
             for path, b, m in rows
         ),
         "",

@@ -4,9 +4,13 @@ Two variants of ``<repo>/<model_name>/`` hold the SAME ``1/model.onnx``:
 
 - ``gpu``: ``platform: "onnxruntime_onnx"``, ``instance_group KIND_GPU``: what a stock NGC
   Triton image loads in Kubernetes.
-- ``cpu``: ``backend: "python"`` with a ``1/model.py`` that runs that ``model.onnx`` with
-  onnxruntime. The Triton binary bundled by nvidia-pytriton (tests, local stack) has only the
-  python backend; model name, inputs and outputs are identical, so clients cannot tell.
+- ``cpu``: ``backend: "python"`` with a ``1/model.py`` that runs the model at the precision
+  measured fastest on this CPU at equal ranking (offline/ranker/cpu_precision.py): that
+  ``model.onnx`` on onnxruntime (fp32), its int8 dynamic quantization on onnxruntime, or the
+  eager model on torch under bf16 autocast; the choice and its figures are in
+  ``cpu_precision.json`` beside config.pbtxt and in the config's ``cpu_precision`` parameter.
+  The Triton binary bundled by nvidia-pytriton (tests, local stack) has only the python
+  backend; model name, inputs and outputs are identical, so clients cannot tell.
 
 Both use dynamic batching with a bounded queue delay. The ONNX graph (opset 17) has dynamic
 batch and sequence axes.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -54,6 +59,7 @@ import triton_python_backend_utils as pb_utils
 {imports}
 INPUTS = {inputs!r}
 OUTPUT = {output!r}
+{settings}
 
 
 {runtime_class}
@@ -90,9 +96,10 @@ class TritonPythonModel:
 """
 
 _ONNX_IMPORTS = "import onnxruntime as ort\n"
-_ONNX_RUNTIME = f"""class Runtime:
-    \"\"\"The exported {ONNX_FILE} on onnxruntime, the same graph the onnxruntime_onnx platform
-    loads on GPU Triton; the CUDA provider on a GPU instance when it is installed.\"\"\"
+_ONNX_RUNTIME = """class Runtime:
+    \"\"\"ONNX_MODEL_FILE on onnxruntime: the exported graph the onnxruntime_onnx platform loads
+    on GPU Triton (or its int8 quantization); the CUDA provider on a GPU instance when it is
+    installed.\"\"\"
 
     def __init__(self, folder, args):
         options = ort.SessionOptions()
@@ -104,9 +111,9 @@ _ONNX_RUNTIME = f"""class Runtime:
             "CUDAExecutionProvider" in ort.get_available_providers()
         ):
             device = int(args.get("model_instance_device_id", 0))
-            providers = [("CUDAExecutionProvider", {{"device_id": device}}), *providers]
+            providers = [("CUDAExecutionProvider", {"device_id": device}), *providers]
         self.session = ort.InferenceSession(
-            os.path.join(folder, "{ONNX_FILE}"), options, providers=providers
+            os.path.join(folder, ONNX_MODEL_FILE), options, providers=providers
         )
 
     def run(self, feed):
@@ -122,15 +129,23 @@ from services.ranker.model import CrossEncoder
 """
 _TORCH_RUNTIME = f"""class Runtime:
     \"\"\"The eager cross-encoder on torch on the instance's device ({TORCH_WEIGHTS} and
-    {TORCH_CONFIG} beside this file; fp16 on a GPU with RANKER_TRITON_FP16=1).\"\"\"
+    {TORCH_CONFIG} beside this file; fp16 on a GPU with RANKER_TRITON_FP16=1, bf16 autocast
+    on CPU when BF16_AUTOCAST).\"\"\"
 
     def __init__(self, folder, args):
         gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
         device_id = int(args.get("model_instance_device_id", 0))
         self.device = torch.device(f"cuda:{{device_id}}" if gpu else "cpu")
+        self.bf16 = BF16_AUTOCAST and not gpu
+        if not gpu:
+            # The same thread budget as onnxruntime's; torch's default (all cores) oversubscribes
+            # a CPU shared with the ranker and Triton's own threads.
+            torch.set_num_threads(int(os.environ.get("RANKER_ORT_THREADS", "2")))
         with open(os.path.join(folder, "{TORCH_CONFIG}")) as f:
-            config = BertConfig(**json.load(f))
-        model = CrossEncoder(BertModel(config, add_pooling_layer=False))
+            fields = json.load(f)
+        pooling = fields.pop("pooling", "item_mean")
+        backbone = BertModel(BertConfig(**fields), add_pooling_layer=False)
+        model = CrossEncoder(backbone, pooling=pooling)
         weights = torch.load(os.path.join(folder, "{TORCH_WEIGHTS}"), map_location="cpu")
         model.load_state_dict(weights)
         model = model.to(self.device).eval()
@@ -139,14 +154,18 @@ _TORCH_RUNTIME = f"""class Runtime:
         self.model = model
 
     def run(self, feed):
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
             tensors = {{n: torch.from_numpy(v).to(self.device) for n, v in feed.items()}}
             return self.model(**tensors).float().cpu().numpy().reshape(-1, 1)
 """
 
 
-def python_model(runtime: str = "onnxruntime") -> str:
-    """The python-backend ``model.py`` running the ranker on ``runtime``."""
+def python_model(
+    runtime: str = "onnxruntime", *, onnx_file: str = ONNX_FILE, bf16: bool = False
+) -> str:
+    """The python-backend ``model.py`` running the ranker on ``runtime``: ``onnx_file`` (in
+    the version folder) on onnxruntime, or the eager model on torch, under bf16 autocast on
+    CPU when ``bf16``."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}")
     imports, runtime_class = (
@@ -155,21 +174,23 @@ def python_model(runtime: str = "onnxruntime") -> str:
         else (_TORCH_IMPORTS, _TORCH_RUNTIME)
     )
     return PYTHON_MODEL.format(
-        runtime=runtime,
+        runtime=runtime + (" (bf16 autocast on CPU)" if bf16 else ""),
         imports=imports,
+        settings=f"ONNX_MODEL_FILE = {onnx_file!r}\nBF16_AUTOCAST = {bf16!r}\n",
         inputs=tuple(INPUT_NAMES),
         output=OUTPUT_NAME,
         runtime_class=runtime_class,
     )
 
 
-def write_torch_runtime(model: CrossEncoder, version_dir: Path) -> None:
+def write_torch_runtime(model: CrossEncoder, version_dir: Path, *, bf16: bool = False) -> None:
     """Make a ``cpu``-variant version folder run ``model`` with torch instead of onnxruntime:
-    its weights and BERT config beside a torch ``model.py``."""
+    its weights and BERT config beside a torch ``model.py`` (bf16 autocast on CPU if asked)."""
     cpu = model.to("cpu").float()
     torch.save(cpu.state_dict(), version_dir / TORCH_WEIGHTS)
-    (version_dir / TORCH_CONFIG).write_text(json.dumps(cpu.backbone.config.to_dict()))
-    (version_dir / "model.py").write_text(python_model("torch"))
+    config = {**cpu.backbone.config.to_dict(), "pooling": cpu.pooling}
+    (version_dir / TORCH_CONFIG).write_text(json.dumps(config))
+    (version_dir / "model.py").write_text(python_model("torch", bf16=bf16))
 
 
 def export_onnx(model: CrossEncoder, path: Path, sample_length: int = 16) -> Path:
@@ -260,18 +281,57 @@ def write_model_repository(
     repo: Path,
     model_name: str,
     variant: str,
+    *,
+    precision: str = "fp32",
+    model: CrossEncoder | None = None,
+    precision_report: dict[str, Any] | None = None,
     **config_args: int | bool | Sequence[int],
 ) -> Path:
     """Write ``repo/<model_name>/{config.pbtxt,1/model.onnx[,1/model.py]}``; returns the
-    model folder. The ONNX file is hard-linked when possible (it is ~90 MB)."""
+    model folder. The ONNX file is hard-linked when possible (it is ~90 MB).
+
+    For the ``cpu`` variant ``precision`` picks what model.py runs (see
+    offline/ranker/cpu_precision.py): ``int8`` adds the quantized graph, ``bf16`` the torch
+    weights of ``model``. ``precision_report`` (what chose it) is written beside config.pbtxt.
+    The ``gpu`` variant is always the fp32 graph on the onnxruntime platform.
+    """
+    from offline.ranker.cpu_precision import (
+        INT8_ONNX_FILE,
+        METADATA_FILE,
+        PRECISIONS,
+        quantize_int8,
+    )
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    if variant == "gpu" and precision != "fp32":
+        raise ValueError("the gpu variant serves the fp32 graph; precision applies to cpu")
+    if precision == "bf16" and model is None:
+        raise ValueError("bf16 runs the eager model: pass model")
+    report = precision_report or {"chosen": precision, "mode": precision}
+    if report["chosen"] != precision:
+        raise ValueError("precision_report chose another precision")
     config = model_config(model_name, variant, **config_args)  # type: ignore[arg-type]
+    if variant == "cpu":
+        # Visible through Triton's model-config API, so a client can tell what it is served.
+        config.parameters["cpu_precision"].string_value = precision
     folder = repo / model_name
     version_dir = folder / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     (folder / "config.pbtxt").write_text(text_format.MessageToString(config))
     _link_or_copy(onnx_path, version_dir / ONNX_FILE)
     if variant == "cpu":
-        (version_dir / "model.py").write_text(python_model("onnxruntime"))
+        for stale in (INT8_ONNX_FILE, TORCH_WEIGHTS, TORCH_CONFIG):
+            (version_dir / stale).unlink(missing_ok=True)
+        if precision == "bf16":
+            assert model is not None
+            write_torch_runtime(model, version_dir, bf16=True)
+        elif precision == "int8":
+            _link_or_copy(quantize_int8(onnx_path), version_dir / INT8_ONNX_FILE)
+            (version_dir / "model.py").write_text(python_model(onnx_file=INT8_ONNX_FILE))
+        else:
+            (version_dir / "model.py").write_text(python_model("onnxruntime"))
+        (folder / METADATA_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return folder
 
 
@@ -296,16 +356,58 @@ def onnx_scores(session: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(out, dtype=np.float32).reshape(-1)
 
 
+def select_cpu_precision(
+    artefact: Any,
+    onnx_path: Path,
+    cpu_precision: str = "auto",
+    *,
+    dataset: Any = None,
+    shoppers: int = 24,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """Measure the CPU precisions of an artefact on evaluation candidates of ``dataset``
+    (default: the Online Retail sample, else synthetic), choose one (``cpu_precision`` forces
+    it) and record the report in the artefact's meta.json."""
+    from offline.ranker import cpu_precision as cp
+
+    data = dataset if dataset is not None else cp.default_evaluation_dataset()
+    groups = cp.evaluation_groups(
+        data, artefact.tokenizer, shoppers=shoppers, max_length=artefact.max_length
+    )
+    report = cp.choose_cpu_precision(
+        artefact.model, onnx_path, groups, forced=cpu_precision, threads=threads
+    )
+    report["evaluation"]["dataset"] = data.name
+    record_cpu_precision(artefact.path, report)
+    return report
+
+
+def record_cpu_precision(artefact_dir: Path, report: dict[str, Any]) -> None:
+    """Add the CPU precision report to an artefact's meta.json (atomically replaced)."""
+    path = artefact_dir / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["triton_cpu_precision"] = report
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
 def export_repository(
     model_dir: Path,
     out: Path,
     *,
     variants: Sequence[str] = VARIANTS,
     model_name: str | None = None,
-    **config_args: int | bool | Sequence[int],
+    cpu_precision: str = "auto",
+    eval_dataset: Any = None,
+    eval_shoppers: int = 24,
+    **config_args: Any,
 ) -> dict[str, Path]:
     """Export an artefact (or the LATEST under a root) to ``out/model.onnx`` and write the
-    requested repository variants as ``out/<variant>/<model_name>/``; returns the repos."""
+    requested repository variants as ``out/<variant>/<model_name>/``; returns the repos.
+
+    The ``cpu`` variant serves the precision ``select_cpu_precision`` measures best on this
+    machine (``cpu_precision`` forces one)."""
     from services.ranker.model import load_artefact
 
     artefact = load_artefact(model_dir)
@@ -313,13 +415,31 @@ def export_repository(
     name = model_name or artefact.model_name
     repos = {}
     for variant in variants:
-        write_model_repository(onnx_path, out / variant, name, variant, **config_args)
+        precision, report = "fp32", None
+        if variant == "cpu":
+            report = select_cpu_precision(
+                artefact, onnx_path, cpu_precision, dataset=eval_dataset, shoppers=eval_shoppers
+            )
+            precision = report["chosen"]
+        write_model_repository(
+            onnx_path,
+            out / variant,
+            name,
+            variant,
+            precision=precision,
+            model=artefact.model,
+            precision_report=report,
+            **config_args,
+        )
         repos[variant] = out / variant
     return repos
 
 
 def main(argv: list[str]) -> int:
+    from shared.data.datasets import load_dataset
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO)
     p = argparse.ArgumentParser(
         prog="python -m offline.ranker.export",
         description="Write Triton model repositories for the ranker.",
@@ -331,6 +451,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--max-batch-size", type=int, default=512)
     p.add_argument("--max-queue-delay-us", type=int, default=2000)
     p.add_argument("--instances", type=int, default=1)
+    p.add_argument(
+        "--cpu-precision",
+        choices=["auto", "fp32", "int8", "bf16"],
+        default="auto",
+        help="What the cpu variant runs; auto: the fastest that ranks like fp32 here.",
+    )
+    p.add_argument(
+        "--eval-dataset",
+        choices=["online-retail", "synthetic"],
+        help="Candidates for the precision check (default: Online Retail if present).",
+    )
+    p.add_argument("--eval-shoppers", type=int, default=24, help="Candidate lists checked.")
     args = p.parse_args(argv)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
     repos = export_repository(
@@ -341,6 +473,9 @@ def main(argv: list[str]) -> int:
         max_batch_size=args.max_batch_size,
         max_queue_delay_us=args.max_queue_delay_us,
         instances=args.instances,
+        cpu_precision=args.cpu_precision,
+        eval_dataset=load_dataset(args.eval_dataset) if args.eval_dataset else None,
+        eval_shoppers=args.eval_shoppers,
     )
     for variant, repo in repos.items():
         for config in repo.glob("*/config.pbtxt"):

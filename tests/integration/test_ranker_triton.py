@@ -1,6 +1,7 @@
 """The ranker against a REAL Triton server on CPU (the binary bundled by nvidia-pytriton),
 serving the real exported model: repository checks, ONNX vs eager torch, Triton vs the local
-backend through the gRPC service, batch splitting through Triton, and Triton killed."""
+backend through the gRPC service, batch splitting through Triton, the int8 and bf16 CPU
+runtimes served by Triton, and Triton killed."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import model_config_pb2 as mc
 
 from devstack.triton_server import TritonProcess, ensure_repository, free_port
+from offline.ranker import cpu_precision as cp
 from offline.ranker.export import (
     ONNX_FILE,
     model_config,
     onnx_scores,
     onnx_session,
     parse_config,
+    write_model_repository,
 )
 from services.ranker.app import SERVICE_NAME, RankerApp, build_ranker, load_ranker
 from services.ranker.config import RankerSettings
@@ -51,7 +54,12 @@ def artefact(tmp_path_factory: pytest.TempPathFactory) -> RankerArtefact:
 
 @pytest.fixture(scope="module")
 def repos(artefact: RankerArtefact) -> dict[str, Path]:
-    return {v: ensure_repository(artefact.path, v) for v in ("cpu", "gpu")}
+    # fp32 here: these tests compare Triton with eager torch at 1e-4; the other precisions
+    # are served by test_each_cpu_precision_is_served_by_triton.
+    return {
+        v: ensure_repository(artefact.path, v, cpu_precision="fp32", eval_shoppers=2)
+        for v in ("cpu", "gpu")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +105,27 @@ def test_both_repository_variants_parse_strictly(repos: dict[str, Path]) -> None
     assert (repos["cpu"] / "ranker_bert" / "1" / "model.py").exists()
 
 
+def test_the_cpu_precision_check_is_recorded(
+    repos: dict[str, Path], artefact: RankerArtefact
+) -> None:
+    import json
+
+    recorded = json.loads((repos["cpu"] / "ranker_bert" / cp.METADATA_FILE).read_text())
+    meta = json.loads((artefact.path / "meta.json").read_text())
+    assert recorded == meta["triton_cpu_precision"]
+    assert (recorded["chosen"], recorded["mode"]) == ("fp32", "fp32")
+    assert recorded["evaluation"]["dataset"]
+    assert recorded["evaluation"]["lists"] == 2
+    candidates = recorded["candidates"]
+    assert candidates["fp32"]["spearman_mean"] == pytest.approx(1.0)
+    assert "spearman_mean" in candidates["int8"]
+    assert ("pairs_s" in candidates["bf16"]) is cp.bf16_native(recorded["cpu"]["flags"])
+    cpu = parse_config(repos["cpu"] / "ranker_bert" / "config.pbtxt")
+    assert cpu.parameters["cpu_precision"].string_value == "fp32"
+    assert not parse_config(repos["gpu"] / "ranker_bert" / "config.pbtxt").parameters
+    assert not (repos["gpu"] / "ranker_bert" / cp.METADATA_FILE).exists()
+
+
 def test_strict_parse_rejects_unknown_fields(tmp_path: Path) -> None:
     bad = tmp_path / "config.pbtxt"
     bad.write_text('name: "m"\nmax_batch_size: 8\nnot_a_field: 1\n')
@@ -138,6 +167,59 @@ def test_onnx_matches_eager_torch(
     eager = score_arrays(artefact.model, arrays)
     exported = onnx_scores(session, arrays)
     np.testing.assert_allclose(exported, eager, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_each_cpu_precision_is_served_by_triton(
+    artefact: RankerArtefact, repos: dict[str, Path], tmp_path: Path, precision: str
+) -> None:
+    """The repository written for a precision is what Triton runs: its config says so and
+    its scores equal that precision's in-process scores, close to fp32 but not identical."""
+    from tritonclient.grpc import InferenceServerClient, InferInput
+
+    if precision == "bf16" and not cp.bf16_native(cp.cpu_flags()):
+        pytest.skip("this CPU has no native bf16")
+    onnx_path = artefact.path / "triton" / ONNX_FILE
+    model = artefact.model
+    write_model_repository(
+        onnx_path, tmp_path / "repo", "ranker_bert", "cpu", precision=precision, model=model
+    )
+    arrays = encode_pairs(
+        artefact.tokenizer,
+        ["recent: red retrospot lunch bag"] * 50,
+        [f"candle holder set of {i}" for i in range(50)],
+        32,
+    )
+    expected = (
+        cp.torch_bf16_scorer(model, 2)
+        if precision == "bf16"
+        else cp.onnx_scorer(onnx_path.with_name(cp.INT8_ONNX_FILE), 2)
+    )(arrays)
+    server = TritonProcess(
+        tmp_path / "repo",
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        log_file=tmp_path / "triton.log",
+    ).start()
+    try:
+        server.wait_ready(180)
+        client = InferenceServerClient(server.grpc_url)
+        served = client.get_model_config("ranker_bert").config
+        assert served.parameters["cpu_precision"].string_value == precision
+        inputs = []
+        for name, value in arrays.items():
+            tensor = InferInput(name, list(value.shape), "INT64")
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        scores = client.infer("ranker_bert", inputs).as_numpy("logits").reshape(-1)
+        client.close()
+    finally:
+        server.stop()
+    np.testing.assert_allclose(scores, expected, atol=1e-3)
+    fp32 = score_arrays(model, arrays)
+    assert not np.allclose(scores, fp32, atol=1e-6)  # it is not the fp32 graph
+    np.testing.assert_allclose(scores, fp32, atol=0.1)
 
 
 def _service(ranker: Ranker) -> RankerApp:

@@ -1,0 +1,202 @@
+"""The CPU precision check: agreement figures, the choice, and what the export records."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from offline.ranker import cpu_precision as cp
+from offline.ranker.export import (
+    export_onnx,
+    parse_config,
+    python_model,
+    record_cpu_precision,
+    write_model_repository,
+)
+from services.ranker.model import CrossEncoder
+
+
+def _groups(n: int = 6, pairs: int = 20, length: int = 16, seed: int = 0) -> list[cp.EvalGroup]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        arrays = {
+            "input_ids": rng.integers(5, 99, size=(pairs, length)).astype(np.int64),
+            "attention_mask": np.ones((pairs, length), dtype=np.int64),
+            "token_type_ids": (np.arange(length)[None, :] >= length // 2)
+            .repeat(pairs, 0)
+            .astype(np.int64),
+        }
+        relevant = np.zeros(pairs, dtype=bool)
+        relevant[rng.choice(pairs, 3, replace=False)] = True
+        out.append(cp.EvalGroup(arrays, relevant))
+    return out
+
+
+def _reference(arrays: cp.Arrays) -> np.ndarray:
+    # A deterministic score per pair that depends on its tokens.
+    return (arrays["input_ids"][:, :4].sum(1) * 0.37 % 7).astype(np.float32)
+
+
+def test_spearman_and_ndcg() -> None:
+    a = np.array([0.1, 0.5, 0.3, 0.9])
+    assert cp.spearman(a, a * 3 + 1) == pytest.approx(1.0)
+    assert cp.spearman(a, -a) == pytest.approx(-1.0)
+    assert cp.spearman(np.array([1.0, 1.0, 2.0]), np.array([0.0, 0.0, 5.0])) == pytest.approx(1.0)
+    relevant = np.array([False, True, False, False])
+    assert cp.ndcg_at_k(a, relevant, k=2) == pytest.approx(1 / np.log2(3))
+    assert cp.ndcg_at_k(a, np.zeros(4, dtype=bool)) == 0.0
+
+
+def test_a_broken_variant_fails_the_agreement_check() -> None:
+    groups = _groups()
+    reference = [_reference(g.arrays) for g in groups]
+    rng = np.random.default_rng(1)
+    close = [r + rng.normal(0, 1e-4, r.shape).astype(np.float32) for r in reference]
+    shuffled = [rng.permutation(r) for r in reference]
+    assert cp.agreement(reference, close, groups)["agrees"] is True
+    broken = cp.agreement(reference, shuffled, groups)
+    assert broken["agrees"] is False
+    assert broken["spearman_mean"] < cp.MIN_SPEARMAN
+
+
+def _slow(delay_s: float, fn: cp.Scorer) -> cp.Scorer:
+    def run(arrays: cp.Arrays) -> np.ndarray:
+        time.sleep(delay_s)
+        return fn(arrays)
+
+    return run
+
+
+def test_the_fastest_agreeing_precision_is_chosen_and_a_flag_forces_one() -> None:
+    groups = _groups(n=3)
+    rng = np.random.default_rng(2)
+
+    def shuffled(arrays: cp.Arrays) -> np.ndarray:
+        return rng.permutation(_reference(arrays))
+
+    scorers = {
+        "fp32": _slow(0.02, _reference),
+        "bf16": _slow(0.005, lambda a: _reference(a) + np.float32(1e-5)),
+        "int8": shuffled,  # fastest, but ranks differently
+    }
+    report = cp.measure(scorers, groups)
+    assert report["chosen"] == "bf16"
+    assert report["candidates"]["int8"]["agrees"] is False
+    assert report["candidates"]["bf16"]["speedup_vs_fp32"] > 1.5
+    assert cp.measure(scorers, groups, forced="int8")["chosen"] == "int8"
+    assert cp.measure({"fp32": _reference}, groups)["chosen"] == "fp32"
+    with pytest.raises(ValueError, match="cpu precision"):
+        cp.measure(scorers, groups, forced="fp8")
+    with pytest.raises(ValueError, match="not measured"):
+        cp.measure({"fp32": _reference}, groups, forced="bf16")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert cp.cpu_flags(info) == ["avx2", "avx512f", "avx512_vnni"]
+    assert cp.bf16_native(cp.cpu_flags(info)) is False
+    assert cp.bf16_native(["avx512_bf16"]) is True
+    assert cp.cpu_model(info) == "Test CPU"
+    assert cp.cpu_flags(tmp_path / "missing") == []
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[CrossEncoder, Path]:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    model = CrossEncoder(BertModel(config, add_pooling_layer=False)).eval()
+    onnx_path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return model, onnx_path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
+def test_the_choice_and_its_figures_are_written_with_the_repository(
+    tiny: tuple[CrossEncoder, Path], tmp_path: Path, precision: str
+) -> None:
+    model, onnx_path = tiny
+    report = cp.choose_cpu_precision(model, onnx_path, _groups(n=2), forced=precision, threads=1)
+    assert report["chosen"] == precision
+    assert report["mode"] == precision
+    measured = {n for n, r in report["candidates"].items() if "pairs_s" in r}
+    assert {"fp32", "int8", precision} <= measured
+    assert report["cpu"]["flags"] == cp.cpu_flags()
+    for r in report["candidates"].values():
+        if "pairs_s" in r:
+            assert r["pairs_s"] > 0
+            assert -1.0 <= r["spearman_mean"] <= 1.0
+    folder = write_model_repository(
+        onnx_path,
+        tmp_path / "repo",
+        "ranker_bert",
+        "cpu",
+        precision=precision,
+        model=model,
+        precision_report=report,
+    )
+    written = json.loads((folder / cp.METADATA_FILE).read_text())
+    assert written["chosen"] == precision
+    assert written["candidates"]["fp32"]["spearman_mean"] == pytest.approx(1.0)
+    config = parse_config(folder / "config.pbtxt")
+    assert config.parameters["cpu_precision"].string_value == precision
+    version = folder / "1"
+    source = (version / "model.py").read_text()
+    compile(source, "model.py", "exec")
+    assert (version / "model.onnx").exists()  # the fp32 graph stays, as in the gpu variant
+    assert (version / cp.INT8_ONNX_FILE).exists() is (precision == "int8")
+    assert (version / "model.pt").exists() is (precision == "bf16")
+    if precision == "int8":
+        assert f"ONNX_MODEL_FILE = {cp.INT8_ONNX_FILE!r}" in source
+    if precision == "bf16":
+        assert "BF16_AUTOCAST = True" in source
+
+
+def test_wrong_combinations_are_refused(tiny: tuple[CrossEncoder, Path], tmp_path: Path) -> None:
+    _, onnx_path = tiny
+    with pytest.raises(ValueError, match="gpu variant"):
+        write_model_repository(onnx_path, tmp_path, "m", "gpu", precision="int8")
+    with pytest.raises(ValueError, match="pass model"):
+        write_model_repository(onnx_path, tmp_path, "m", "cpu", precision="bf16")
+    with pytest.raises(ValueError, match="another precision"):
+        write_model_repository(
+            onnx_path, tmp_path, "m", "cpu", precision="fp32", precision_report={"chosen": "int8"}
+        )
+    with pytest.raises(ValueError, match="precision must be"):
+        write_model_repository(onnx_path, tmp_path, "m", "cpu", precision="fp8")
+    assert "BF16_AUTOCAST = False" in python_model("torch")
+
+
+def test_the_report_goes_into_the_artefact_meta(tmp_path: Path) -> None:
+    (tmp_path / "meta.json").write_text(json.dumps({"version": "v1"}))
+    record_cpu_precision(tmp_path, {"chosen": "int8"})
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta == {"version": "v1", "triton_cpu_precision": {"chosen": "int8"}}
+
+
+def test_evaluation_groups_come_from_real_candidate_lists() -> None:
+    from shared.data import synthetic
+    from shared.minilm import load_backbone
+
+    _, tokenizer = load_backbone()
+    dataset = synthetic.generate(n_items=300, n_users=80, seed=3)
+    groups = cp.evaluation_groups(dataset, tokenizer, shoppers=4, candidates=20, max_length=32)
+    assert 0 < len(groups) <= 4
+    for g in groups:
+        assert g.arrays["input_ids"].shape[0] == 20 == g.pairs
+        assert g.arrays["input_ids"].shape[1] <= 32
+    with pytest.raises(ValueError, match="no 5000-candidate lists"):
+        cp.evaluation_groups(dataset, tokenizer, candidates=5000)
