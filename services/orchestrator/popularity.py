@@ -5,8 +5,8 @@ in memory when that happens: it is fetched at start and refreshed periodically, 
 refresh keeps the previous copy.
 
 How old the DP release in use is matters to SREs (a CronJob that stopped releasing leaves
-the fallback ever staler): the gauge ``recsys.orchestrator.popularity_release_age`` (seconds) reports it,
-and every list served from the cache sets the span attribute
+the fallback ever staler): the gauge ``recsys.orchestrator.popularity_release_age``
+(seconds) reports it, and every list served from the cache sets the span attribute
 ``recsys.popularity_release_age_s``.
 """
 
