@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import grpc
 
 from ops import defaults
-from shared.channels import create_channel
+from shared.channels import TlsClientConfig, create_channel
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
     privacy_gateway_pb2,
@@ -56,9 +56,10 @@ async def request_release(
     mechanism: str = "default",
     max_contributions: int = 0,
     timeout_s: float = 60.0,
+    tls: TlsClientConfig | None = None,
 ) -> ReleaseSummary:
     """One ReleaseAggregates call; gRPC errors propagate as grpc.aio.AioRpcError."""
-    async with create_channel(address) as channel:
+    async with create_channel(address, tls=tls) as channel:
         stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(channel)
         response = await stub.ReleaseAggregates(
             privacy_gateway_pb2.ReleaseAggregatesRequest(
@@ -79,7 +80,8 @@ async def request_release(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (the Kubernetes Job and CronJob's command is checked against it)."""
     parser = argparse.ArgumentParser(prog="python -m ops.release")
     parser.add_argument(
         "--address", default=defaults.privacy_gateway_address(), help="privacy gateway"
@@ -91,7 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-contributions", type=int, default=0, help="0: service default")
     parser.add_argument("--purpose", required=True, help="recorded in the budget ledger")
     parser.add_argument("--timeout-s", type=float, default=60.0)
+    parser.add_argument(
+        "--tls-ca-file", help="CA of the gateway's certificate; enables TLS (the cluster's mTLS)"
+    )
+    parser.add_argument("--tls-cert-file", help="client certificate for mTLS")
+    parser.add_argument("--tls-key-file", help="client private key for mTLS")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.tls_cert_file or args.tls_key_file) and not args.tls_ca_file:
+        parser.error("--tls-cert-file and --tls-key-file need --tls-ca-file")
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        parser.error("--tls-cert-file and --tls-key-file go together")
+    tls = (
+        TlsClientConfig(
+            ca_file=args.tls_ca_file, cert_file=args.tls_cert_file, key_file=args.tls_key_file
+        )
+        if args.tls_ca_file
+        else None
+    )
     try:
         summary = asyncio.run(
             request_release(
@@ -103,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 mechanism=args.mechanism,
                 max_contributions=args.max_contributions,
                 timeout_s=args.timeout_s,
+                tls=tls,
             )
         )
     except grpc.aio.AioRpcError as exc:

@@ -79,7 +79,14 @@ class GrpcServer:
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # Same servicer, so both ports always report the same status; the extra server
+        # carries nothing else, so a plaintext port reveals health and nothing more.
+        self.health_server: grpc.aio.Server | None = None
+        if settings.health_port is not None:
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
         self.port = 0
+        self.health_port = 0
 
     async def start(self) -> int:
         """Bind, start serving with readiness NOT_SERVING, and return the bound port."""
@@ -98,7 +105,16 @@ class GrpcServer:
         if self.port == 0:
             raise RuntimeError(f"could not bind {address}")
         await self.server.start()
-        log.info("listening", extra={"port": self.port, "tls": creds is not None})
+        if self.health_server is not None:
+            health_address = f"{self.settings.host}:{self.settings.health_port}"
+            self.health_port = self.health_server.add_insecure_port(health_address)
+            if self.health_port == 0:
+                raise RuntimeError(f"could not bind {health_address}")
+            await self.health_server.start()
+        log.info(
+            "listening",
+            extra={"port": self.port, "tls": creds is not None, "health_port": self.health_port},
+        )
         return self.port
 
     async def set_ready(self, ready: bool) -> None:
@@ -110,6 +126,8 @@ class GrpcServer:
         """Readiness off, drain in-flight RPCs for ``grace`` seconds, then stop."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
 async def run_until_signal(

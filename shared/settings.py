@@ -53,3 +53,12 @@ class ServiceSettings(BaseSettings):
     tls_client_ca_file: str | None = Field(
         None, description="CA that client certificates must chain to; enables mTLS."
     )
+    health_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Extra plaintext port that serves only grpc.health.v1 (no other service, "
+        "no reflection), for probes that cannot present a client certificate (kubelet's "
+        "native gRPC probes) when the main port requires mTLS; 0 picks a free port. Unset: no "
+        "extra port.",
+    )

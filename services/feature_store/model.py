@@ -7,6 +7,7 @@ No gRPC here: the servicer converts messages to these dataclasses. Validation er
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ class PopularItems:
 
     items: list[Item]
     release_id: str
+    # When the store applied that release; None before the first release.
+    release_time: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from services.feature_store.schema import (
     ITEM_ID_MAX,
     USER_ID_MAX,
     items,
+    popularity_releases,
     user_categories,
     user_items,
     user_stats,
@@ -130,8 +131,17 @@ class FeatureQueries:
             query = query.where(items.c.item_id.not_in(excluded))
         with self._db.read() as conn:
             rows = conn.execute(query).all()
-        release = next((r.popularity_release_id for r in rows if r.popularity_release_id), "")
-        return PopularItems([_item(r) for r in rows], release)
+            release = next((r.popularity_release_id for r in rows if r.popularity_release_id), "")
+            applied = (
+                conn.execute(
+                    sa.select(popularity_releases.c.applied_at).where(
+                        popularity_releases.c.release_id == release
+                    )
+                ).scalar_one_or_none()
+                if release
+                else None
+            )
+        return PopularItems([_item(r) for r in rows], release, applied)
 
 
 def _item(row: sa.Row[Any]) -> Item:

@@ -258,9 +258,12 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         excluded = list(request.excluded_item_ids)
         _limit("excluded_item_ids", len(excluded), self._settings.max_item_batch)
         popular = await self._run(partial(self._queries.get_popular_items, request.limit, excluded))
-        return feature_store_pb2.GetPopularItemsResponse(
+        response = feature_store_pb2.GetPopularItemsResponse(
             items=[item_to_proto(it) for it in popular.items], release_id=popular.release_id
         )
+        if popular.release_time is not None:
+            response.release_time.FromDatetime(popular.release_time)
+        return response
 
     async def GetContributionBoundedCounts(
         self,

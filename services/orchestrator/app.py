@@ -102,7 +102,7 @@ def build_orchestrator(
             settings.popularity_size, [], settings.popularity_fetch_timeout_s
         )
 
-    popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s)
+    popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s, meter=meter)
     switches = SwitchBoard(settings, clock=clock)
     pipeline = Pipeline(
         source,

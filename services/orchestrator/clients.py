@@ -8,6 +8,7 @@ code decides on fallbacks without importing grpc.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
@@ -137,6 +138,11 @@ def popular_items_from_proto(response: feature_store_pb2.GetPopularItemsResponse
     return PopularItems(
         items=tuple(item_features_from_proto(f) for f in response.items),
         release_id=response.release_id,
+        release_time=(
+            response.release_time.ToDatetime(tzinfo=dt.UTC)
+            if response.HasField("release_time")
+            else None
+        ),
     )
 
 

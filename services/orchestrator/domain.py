@@ -8,6 +8,7 @@ by an in-memory backend in tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,10 +126,12 @@ class ItemLookup:
 
 @dataclass(frozen=True)
 class PopularItems:
-    """A DP popularity list, most popular first, and the release it came from."""
+    """A DP popularity list, most popular first, the release it came from and when the
+    feature store applied that release (None before the first release)."""
 
     items: tuple[ItemFeatures, ...]
     release_id: str
+    release_time: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

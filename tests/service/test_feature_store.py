@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -352,6 +353,10 @@ async def test_popularity_round_trip_for_the_privacy_gateway(
         )
     )
     assert {c.key: c.count for c in trend.counts} == {"home": 3.0, "toys": 3.0}
+    before = await stub.GetPopularItems(feature_store_pb2.GetPopularItemsRequest(limit=1))
+    assert not before.release_id
+    assert not before.HasField("release_time")
+    applied_after = dt.datetime.now(dt.UTC)
     release = await stub.SetItemPopularity(
         feature_store_pb2.SetItemPopularityRequest(
             release_id="rel-7",
@@ -366,6 +371,9 @@ async def test_popularity_round_trip_for_the_privacy_gateway(
         feature_store_pb2.GetPopularItemsRequest(limit=2, excluded_item_ids=["SKU2"])
     )
     assert popular.release_id == "rel-7"
+    # The time the release was applied, so that callers can report its age.
+    release_time = popular.release_time.ToDatetime(tzinfo=dt.UTC)
+    assert applied_after - dt.timedelta(minutes=1) < release_time <= dt.datetime.now(dt.UTC)
     assert [(it.item_id, round(it.dp_popularity, 1)) for it in popular.items] == [
         ("SKU5", 4.2),
         ("SKU0", 0.0),

@@ -244,6 +244,38 @@ async def test_mtls_client_with_a_foreign_certificate_is_refused(
 # ---- configuration errors --------------------------------------------------------------------
 
 
+async def test_health_port_answers_plaintext_probes_and_nothing_else(pki: Pki) -> None:
+    """Kubelet's gRPC probes cannot present a client certificate: the extra plaintext port
+    answers them with the main port's status, while the main port still refuses plaintext and
+    the extra port serves no other service (reflection included)."""
+    settings = ServiceSettings(
+        port=0,
+        health_port=0,
+        tls_cert_file=str(pki.server.cert),
+        tls_key_file=str(pki.server.key),
+        tls_client_ca_file=str(pki.ca.ca_file),
+    )
+    async for server in _server(settings):
+        assert server.health_port not in (0, server.port)
+        probe = f"127.0.0.1:{server.health_port}"
+        assert await _liveness(probe, None) == SERVING
+        async with create_channel(probe, max_attempts=1) as channel:
+            ready = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+            assert ready.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await server.set_ready(True)
+            ready = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+            assert ready.status == SERVING
+            reflect = channel.unary_unary("/grpc.reflection.v1alpha.ServerReflection/Nothing")
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await reflect(b"", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        await _refused(f"127.0.0.1:{server.port}", None)
+
+
 def test_certificate_without_key_is_a_configuration_error(pki: Pki) -> None:
     with pytest.raises(ValueError, match="tls_key_file"):
         server_credentials(ServiceSettings(tls_cert_file=str(pki.server.cert)))

@@ -48,7 +48,13 @@ STATELESS = {"orchestrator", "ranker", "reranker", "retrieval"}
 # Workloads whose Services use their protocol's own port names instead of "grpc".
 OWN_PORT_NAMES = {"triton", "postgres", "otel-collector", "jaeger"}
 LABELS = ("name", "component", "part-of", "version")
-SECRETS = {"pseudonym-keys", "recsys-database"}
+# The workloads holding an mTLS certificate (Secret recsys-tls-NAME): the services and the
+# DP release client.
+TLS_NAMES = (*SERVICES, "dp-release")
+SECRETS = {"pseudonym-keys", "recsys-database", *(f"recsys-tls-{n}" for n in TLS_NAMES)}
+TLS_DIR = "/var/run/secrets/recsys/tls"
+# The plaintext health-only port kubelet's gRPC probes use (the main port requires mTLS).
+HEALTH_PORT = 8081
 
 
 def _kubectl() -> str:
@@ -113,13 +119,26 @@ def workloads(docs: list[Doc]) -> list[Doc]:
 
 
 def pod_owners(docs: list[Doc]) -> list[Doc]:
-    """Everything that starts pods, one-off Jobs included."""
-    return of_kind(docs, "Deployment", "StatefulSet", "Job")
+    """Everything that starts pods, Jobs and CronJobs included."""
+    return of_kind(docs, "Deployment", "StatefulSet", "Job", "CronJob")
+
+
+def pod_template(workload: Doc) -> Doc:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    template: Doc = spec["template"]
+    return template
 
 
 def pod_spec(workload: Doc) -> Doc:
-    spec: Doc = workload["spec"]["template"]["spec"]
+    spec: Doc = pod_template(workload)["spec"]
     return spec
+
+
+def pod_name(workload: Doc) -> str:
+    """The name label of the pods a workload starts (its policy selects on it)."""
+    return str(pod_template(workload)["metadata"]["labels"]["app.kubernetes.io/name"])
 
 
 def containers(workload: Doc, *, init: bool = True) -> Iterator[Doc]:
@@ -193,7 +212,7 @@ def test_recommended_labels_on_objects_and_pod_templates(overlay: tuple[str, lis
         assert not missing, (doc["kind"], doc["metadata"]["name"], missing)
         assert labels["app.kubernetes.io/part-of"] == "acme-recsys"
     for workload in pod_owners(docs):
-        template = workload["spec"]["template"]["metadata"]["labels"]
+        template = pod_template(workload)["metadata"]["labels"]
         assert all(f"app.kubernetes.io/{k}" in template for k in LABELS), template
     for workload in workloads(docs):
         # Selectors hold only the immutable name, so a version bump never orphans pods.
@@ -233,7 +252,7 @@ def test_every_container_is_hardened_and_bounded(overlay: tuple[str, list[Doc]])
         for c in containers(workload, init=False):
             # A read-only root needs somewhere to write temporary files.
             assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, where
-            if workload["kind"] != "Job":
+            if workload["kind"] not in {"Job", "CronJob"}:
                 for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                     assert probe in c, (where, c["name"], probe)
 
@@ -246,10 +265,15 @@ def test_services_run_the_local_stack_command_with_native_grpc_probes(
     for name, (module, port) in SERVICES.items():
         (c,) = pod_spec(deployments[name])["containers"]
         assert c["command"] == ["python", "-m", f"services.{module}"]
-        assert c["ports"] == [{"name": "grpc", "containerPort": port, "protocol": "TCP"}]
-        assert c["livenessProbe"]["grpc"] == {"port": port, "service": "liveness"}
-        assert c["readinessProbe"]["grpc"] == {"port": port, "service": ""}
-        assert c["startupProbe"]["grpc"] == {"port": port, "service": "liveness"}
+        assert c["ports"] == [
+            {"name": "grpc", "containerPort": port, "protocol": "TCP"},
+            {"name": "grpc-health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        ]
+        # The main port requires client certificates, which kubelet cannot present: the
+        # probes ask the plaintext health-only port, which reports the same status.
+        assert c["livenessProbe"]["grpc"] == {"port": HEALTH_PORT, "service": "liveness"}
+        assert c["readinessProbe"]["grpc"] == {"port": HEALTH_PORT, "service": ""}
+        assert c["startupProbe"]["grpc"] == {"port": HEALTH_PORT, "service": "liveness"}
         startup = c["startupProbe"]
         # Index and model loading happen before the port binds: give them minutes, not seconds.
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, name
@@ -264,6 +288,7 @@ def test_services_run_the_local_stack_command_with_native_grpc_probes(
         prefix = f"RECSYS_{module.upper()}_"
         assert env[f"{prefix}HOST"] == "0.0.0.0"
         assert env[f"{prefix}PORT"] == str(port)
+        assert env[f"{prefix}HEALTH_PORT"] == str(HEALTH_PORT)
         assert env["OTEL_SERVICE_NAME"] == module
 
 
@@ -304,7 +329,7 @@ def test_seed_job_runs_the_local_stacks_seed_step(rendered: dict[str, list[Doc]]
 
     layout = Layout(root=REPO, var=REPO / "var", ranker_backend="local")
     (step,) = [s for s in prepare_steps(layout) if "ops.seed" in s.argv]
-    (job,) = of_kind(rendered["dev"], "Job")
+    job = by_name(rendered["dev"], "Job")["feature-store-seed"]
     (c,) = pod_spec(job)["containers"]
     command = c["command"]
     assert command[:3] == ["python", *step.argv[1:3]]
@@ -314,7 +339,7 @@ def test_seed_job_runs_the_local_stacks_seed_step(rendered: dict[str, list[Doc]]
     assert command[4:] == step.argv[4:5]
     env = {e["name"] for e in c["env"]}
     assert {"RECSYS_FEATURE_STORE_DATABASE_URL", "RECSYS_PRIVACY_GATEWAY_KEY_FILE"} <= env
-    assert not of_kind(rendered["gpu"], "Job")
+    assert "feature-store-seed" not in by_name(rendered["gpu"], "Job")
 
 
 def test_every_service_has_a_grpc_port_on_the_conventional_number(
@@ -367,7 +392,12 @@ def test_images_are_pinned(overlay: tuple[str, list[Doc]]) -> None:
             assert re.fullmatch(r"[\w.\-/]+(:[\w.\-]+)?(@sha256:[0-9a-f]{64})?", image), image
             assert ":" in image.rsplit("/", 1)[-1] or "@sha256:" in image, image
             assert not image.endswith(":latest"), image
-            if c["name"] in SERVICES or c["name"] in {"artifacts", "model-repository", "seed"}:
+            if c["name"] in SERVICES or c["name"] in {
+                "artifacts",
+                "model-repository",
+                "seed",
+                "release",
+            }:
                 assert image.startswith("registry.example.com/acme/recsys"), image
     if name != "dev":
         triton = by_name(docs, "Deployment")["triton"]
@@ -560,6 +590,9 @@ def expected_egress(overlay_name: str) -> set[Edge]:
         ("orchestrator", "ranker", 50054),
         ("orchestrator", "reranker", 50055),
         ("privacy-gateway", "feature-store", 50052),
+        # The DP release Job and CronJob (base/dp-release).
+        ("dp-release", "privacy-gateway", 50051),
+        ("dp-release", "kube-dns", 53),
         ("otel-collector", "jaeger", 4317),
         ("otel-collector", "kube-dns", 53),
     }
@@ -598,7 +631,7 @@ def test_every_workload_has_its_own_two_way_policy(overlay: tuple[str, list[Doc]
     _, docs = overlay
     policies = by_name(docs, "NetworkPolicy")
     for workload in pod_owners(docs):
-        name = workload["metadata"]["name"]
+        name = pod_name(workload)
         policy = policies[name]
         assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
         assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"], name
@@ -610,7 +643,7 @@ def test_network_policies_allow_exactly_the_call_graph(overlay: tuple[str, list[
     name, docs = overlay
     egress, ingress = policy_edges(docs)
     assert egress == expected_egress(name)
-    names = {w["metadata"]["name"] for w in pod_owners(docs)}
+    names = {pod_name(w) for w in pod_owners(docs)}
     mirrored = {e for e in egress if e[1] in names}
     external = set(EXTERNAL_INGRESS)
     if name != "dev":
@@ -744,3 +777,168 @@ def test_collector_pipelines_reach_jaeger(overlay: tuple[str, list[Doc]]) -> Non
     assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
     for name in SERVICES:
         assert config_env(docs, name)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+
+
+# ---- mTLS and DP releases ------------------------------------------------------------------
+
+
+def _settings(docs: list[Doc], service: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's Settings as its pod would parse them (database URL stood in)."""
+    module, _ = SERVICES[service]
+    prefix = f"RECSYS_{module.upper()}_"
+    for key in list(os.environ):
+        if key.startswith(prefix):
+            monkeypatch.delenv(key)
+    for key, value in config_env(docs, service).items():
+        if key.startswith(prefix):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv(f"{prefix}DATABASE_URL", "postgresql+psycopg://u:p@postgres:5432/recsys")
+    return _settings_class(module)()
+
+
+def _tls_mount(workload: Doc) -> str:
+    """The directory a workload's own recsys-tls Secret is mounted at, read-only."""
+    spec = pod_spec(workload)
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == f"recsys-tls-{pod_name(workload)}"
+    (c,) = spec["containers"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "tls"]
+    assert mount["readOnly"] is True
+    return str(mount["mountPath"])
+
+
+def test_every_service_to_service_channel_is_mutual_tls(
+    overlay: tuple[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each service serves TLS with the certificate of its own Secret; every service a peer
+    dials requires a client certificate, and every dialler presents its own. (The ranker's
+    channel to Triton is not one of ours: docs/deploy.md.)"""
+    _, docs = overlay
+    deployments = by_name(docs, "Deployment")
+    mounts = {name: _tls_mount(deployments[name]) for name in SERVICES}
+    settings = {name: _settings(docs, name, monkeypatch) for name in SERVICES}
+    for name, s in settings.items():
+        assert (s.tls_cert_file, s.tls_key_file) == (
+            f"{mounts[name]}/tls.crt",
+            f"{mounts[name]}/tls.key",
+        ), name
+        assert s.health_port == HEALTH_PORT
+    # Dialled services require client certificates; the entry point serves API clients that
+    # hold none, so it proves who it is but does not ask.
+    for name in set(SERVICES) - {"orchestrator"}:
+        assert settings[name].tls_client_ca_file == f"{mounts[name]}/ca.crt", name
+    assert settings["orchestrator"].tls_client_ca_file is None
+    orchestrator = settings["orchestrator"]
+    assert (
+        orchestrator.downstream_tls_ca_file,
+        orchestrator.downstream_tls_cert_file,
+        orchestrator.downstream_tls_key_file,
+    ) == tuple(f"{mounts['orchestrator']}/{f}" for f in ("ca.crt", "tls.crt", "tls.key"))
+    gateway = settings["privacy-gateway"]
+    assert (
+        gateway.feature_store_tls_ca_file,
+        gateway.feature_store_tls_cert_file,
+        gateway.feature_store_tls_key_file,
+    ) == tuple(f"{mounts['privacy-gateway']}/{f}" for f in ("ca.crt", "tls.crt", "tls.key"))
+    # Those two are the only diallers of our services: every other edge is the collector,
+    # DNS, the database or Triton.
+    egress, _ = policy_edges(docs)
+    diallers = {src for src, dst, _ in egress if dst in SERVICES}
+    assert diallers == {"orchestrator", "privacy-gateway", "dp-release"}
+
+
+def test_privileged_methods_are_granted_to_the_gateways_certificate_only(
+    overlay: tuple[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, docs = overlay
+    store = _settings(docs, "feature-store", monkeypatch)
+    assert store.privileged_callers == ["privacy-gateway"]
+    assert store.dev_allow_loopback_privileged is False
+    # The name is the one in the gateway's certificate: its Secret holds it, no one else's.
+    gateway = by_name(docs, "Deployment")["privacy-gateway"]
+    assert _tls_mount(gateway) == TLS_DIR
+    tls_secrets = {
+        v["secret"]["secretName"]
+        for w in pod_owners(docs)
+        if pod_name(w) != "privacy-gateway"
+        for v in pod_spec(w).get("volumes", [])
+        if "secret" in v
+    }
+    assert "recsys-tls-privacy-gateway" not in tls_secrets
+
+
+def test_health_port_is_reachable_by_probes_only(overlay: tuple[str, list[Doc]]) -> None:
+    """Kubelet's probes are not subject to NetworkPolicy; no pod is admitted to the port."""
+    _, docs = overlay
+    _, ingress = policy_edges(docs)
+    assert HEALTH_PORT not in {port for _, _, port in ingress}
+
+
+def _release_jobs(docs: list[Doc]) -> tuple[Doc, Doc]:
+    return by_name(docs, "Job")["dp-release"], by_name(docs, "CronJob")["dp-release"]
+
+
+def test_dp_release_job_and_cronjob_run_the_release_client(
+    overlay: tuple[str, list[Doc]],
+) -> None:
+    """A Job at deploy time and a CronJob on the ConfigMap's schedule run the one release
+    client from the offline image over mTLS with their own certificate."""
+    from ops.release import build_parser
+
+    _, docs = overlay
+    job, cron = _release_jobs(docs)
+    # One pod spec: what the deploy-time release does is what the schedule repeats.
+    assert pod_spec(job) == pod_spec(cron)
+    assert pod_template(job)["metadata"] == pod_template(cron)["metadata"]
+    (c,) = pod_spec(job)["containers"]
+    assert c["image"].rsplit(":", 1)[0] == "registry.example.com/acme/recsys-offline"
+    assert c["command"][:3] == ["python", "-m", "ops.release"]
+    (source,) = c["envFrom"]
+    config = by_name(docs, "ConfigMap")[source["configMapRef"]["name"]]["data"]
+    assert cron["spec"]["schedule"] == config["DP_RELEASE_SCHEDULE"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+    def expand(arg: str) -> str:
+        return re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], arg)
+
+    args = build_parser().parse_args([expand(a) for a in c["command"][3:]])
+    assert args.address == "privacy-gateway:50051"
+    assert (args.kind, args.epsilon) == ("item_popularity", float(config["DP_RELEASE_EPSILON"]))
+    mount = _tls_mount(job)
+    assert (args.tls_ca_file, args.tls_cert_file, args.tls_key_file) == tuple(
+        f"{mount}/{f}" for f in ("ca.crt", "tls.crt", "tls.key")
+    )
+    assert pod_spec(job)["restartPolicy"] == "Never"
+
+
+def test_cert_manager_component_issues_the_secrets_the_pods_mount(
+    rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    """The alternative to create-secrets.sh: one Certificate per mounted recsys-tls Secret,
+    named for its workload, signed by the namespace's CA Issuer, for server and client use."""
+    rel = os.path.relpath(K8S, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {rel}/base\ncomponents:\n  - {rel}/components/cert-manager\n"
+    )
+    docs = render(tmp_path)
+    certificates = by_name(docs, "Certificate")
+    (root,) = [c for c in certificates.values() if c["spec"].get("isCA")]
+    issuers = by_name(docs, "Issuer")
+    assert issuers[root["spec"]["issuerRef"]["name"]]["spec"] == {"selfSigned": {}}
+    (ca_issuer,) = [i for i in issuers.values() if "ca" in i["spec"]]
+    assert ca_issuer["spec"]["ca"]["secretName"] == root["spec"]["secretName"]
+    mounted = {
+        v["secret"]["secretName"]
+        for w in pod_owners(rendered["gpu"])
+        for v in pod_spec(w).get("volumes", [])
+        if v["name"] == "tls"
+    }
+    leaves = {c["spec"]["secretName"]: c["spec"] for c in certificates.values() if c is not root}
+    assert set(leaves) == mounted == {f"recsys-tls-{n}" for n in TLS_NAMES}
+    for secret, spec in leaves.items():
+        name = secret.removeprefix("recsys-tls-")
+        assert spec["commonName"] == name
+        assert spec["dnsNames"][0] == name
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        assert spec["issuerRef"] == {"kind": "Issuer", "name": ca_issuer["metadata"]["name"]}

@@ -34,6 +34,7 @@ PROFILE = {
     **{name: "serving" for name in SERVICES if name != "ranker"},
     "ranker": "ranker",
     "seed": "offline",
+    "release": "offline",
 }
 DEFAULT_MODULE = {
     "serving": "services.orchestrator",
@@ -160,7 +161,7 @@ def test_each_pod_runs_the_image_of_its_profile(overlay: str) -> None:
     docs = render(K8S / "overlays" / overlay)
     seen = set()
     for workload in docs:
-        if workload["kind"] not in {"Deployment", "Job"}:
+        if workload["kind"] not in {"Deployment", "Job", "CronJob"}:
             continue
         for c in pod_spec(workload)["containers"]:
             name = workload["metadata"]["name"]
@@ -170,7 +171,7 @@ def test_each_pod_runs_the_image_of_its_profile(overlay: str) -> None:
             repository = c["image"].rsplit(":", 1)[0]
             assert repository == f"registry.example.com/acme/recsys-{profile}", (name, c["image"])
             seen.add(name)
-    assert set(SERVICES) <= seen
+    assert set(SERVICES) | {"dp-release"} <= seen
     if overlay == "dev":
         assert "feature-store-seed" in seen
 

@@ -12,13 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
 import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from shared.channels import TlsClientConfig, create_channel
+from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 from shared.keyring import KeyRing
-from tests.unit.test_k8s import K8S, KUBE_VERSION, REPO
+from tests.unit.test_k8s import K8S, KUBE_VERSION, REPO, SECRETS, TLS_DIR, TLS_NAMES
 
 SCRIPT = K8S / "create-secrets.sh"
 
@@ -46,9 +52,9 @@ def secrets(*args: str) -> dict[str, dict[str, str]]:
     }
 
 
-def test_dry_run_makes_both_secrets_with_working_material() -> None:
+def test_dry_run_makes_every_secret_with_working_material() -> None:
     made = secrets("recsys-test")
-    assert set(made) == {"pseudonym-keys", "recsys-database"}
+    assert set(made) == SECRETS
     assert {s.pop("namespace") for s in made.values()} == {"recsys-test"}
 
     ring = KeyRing.from_json(made["pseudonym-keys"]["pseudonym-keys.json"])
@@ -91,3 +97,117 @@ def test_namespace_is_required(args: tuple[str, ...]) -> None:
     assert out.returncode != 0
     assert "usage" in out.stderr
     assert out.stdout == ""
+
+
+# ---- mTLS certificates ---------------------------------------------------------------------
+
+
+def _cert(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def test_tls_secrets_chain_to_one_ca_and_name_their_workload() -> None:
+    made = secrets("shop")
+    cas = {made[f"recsys-tls-{n}"]["ca.crt"] for n in TLS_NAMES}
+    (ca_pem,) = cas
+    ca = _cert(ca_pem)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for name in TLS_NAMES:
+        secret = made[f"recsys-tls-{name}"]
+        leaf = _cert(secret["tls.crt"])
+        # Signed by the CA (raises otherwise) and not a CA itself.
+        leaf.verify_directly_issued_by(ca)
+        assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert cn == name
+        assert sans.get_values_for_type(x509.DNSName) == [
+            name,
+            f"{name}.shop.svc",
+            f"{name}.shop.svc.cluster.local",
+        ]
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usages)
+        key = serialization.load_pem_private_key(secret["tls.key"].encode(), password=None)
+        assert key.public_key() == leaf.public_key()
+    # No key of the CA leaves the script.
+    assert all("ca.key" not in made[f"recsys-tls-{n}"] for n in TLS_NAMES)
+
+
+def test_every_run_makes_a_new_ca() -> None:
+    assert (
+        secrets("ns")["recsys-tls-feature-store"]["ca.crt"]
+        != secrets("ns")["recsys-tls-feature-store"]["ca.crt"]
+    )
+
+
+def test_no_tls_leaves_the_certificates_to_cert_manager() -> None:
+    assert set(secrets("--no-tls", "ns")) == {"pseudonym-keys", "recsys-database"}
+
+
+def test_unknown_option_is_refused() -> None:
+    out = run_script("--dry-run", "--bogus", "ns")
+    assert out.returncode != 0
+    assert "unknown option" in out.stderr
+
+
+def _write(directory: Path, secret: dict[str, str]) -> Path:
+    directory.mkdir()
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        (directory / key).write_text(secret[key])
+    return directory
+
+
+async def test_script_certificates_grant_the_privileged_methods_to_the_gateway_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real feature store with the cluster's ConfigMap settings and the script's
+    certificates: the gateway's certificate reads contribution-bounded counts; the
+    orchestrator's and the release client's are refused; a client without a certificate
+    cannot even connect."""
+    from services.feature_store.app import build_feature_store
+    from services.feature_store.config import FeatureStoreSettings
+    from tests.service.test_feature_store import serving_stub
+    from tests.unit.test_k8s import config_env, render
+
+    made = secrets("recsys")
+    dirs = {n: _write(tmp_path / n, made[f"recsys-tls-{n}"]) for n in TLS_NAMES}
+    env = config_env(render(K8S / "overlays" / "gpu"), "feature-store")
+    for key, value in env.items():
+        if key.startswith("RECSYS_FEATURE_STORE_"):
+            monkeypatch.setenv(key, value.replace(TLS_DIR, str(dirs["feature-store"])))
+    monkeypatch.setenv("RECSYS_FEATURE_STORE_HOST", "127.0.0.1")
+    monkeypatch.setenv("RECSYS_FEATURE_STORE_PORT", "0")
+    monkeypatch.setenv("RECSYS_FEATURE_STORE_HEALTH_PORT", "0")
+    monkeypatch.setenv("RECSYS_FEATURE_STORE_DATABASE_URL", f"sqlite:///{tmp_path / 'fs.db'}")
+    settings = FeatureStoreSettings()
+    counts = feature_store_pb2.GetContributionBoundedCountsRequest(
+        kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY, max_contributions_per_user=1
+    )
+
+    def tls(name: str) -> TlsClientConfig:
+        return TlsClientConfig(
+            ca_file=str(dirs[name] / "ca.crt"),
+            cert_file=str(dirs[name] / "tls.crt"),
+            key_file=str(dirs[name] / "tls.key"),
+            # Dialled by address here; in the cluster by the Service name the SAN holds.
+            server_name_override="feature-store",
+        )
+
+    async with build_feature_store(settings) as app:
+        async with serving_stub(app.port, tls("privacy-gateway")) as stub:
+            assert list((await stub.GetContributionBoundedCounts(counts, timeout=5)).counts) == []
+        for name in ("orchestrator", "dp-release"):
+            async with serving_stub(app.port, tls(name)) as stub:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.GetContributionBoundedCounts(counts, timeout=5)
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, name
+        anonymous = TlsClientConfig(
+            ca_file=str(dirs["orchestrator"] / "ca.crt"), server_name_override="feature-store"
+        )
+        async with create_channel(f"127.0.0.1:{app.port}", tls=anonymous, max_attempts=1) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await feature_store_pb2_grpc.FeatureStoreServiceStub(ch).GetItemFeatures(
+                    feature_store_pb2.GetItemFeaturesRequest(item_ids=["A"]), timeout=5
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -1,4 +1,7 @@
+import datetime
+
 from shared.gen.acme.recsys.v1 import common_pb2 as _common_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -84,12 +87,14 @@ class GetPopularItemsRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetPopularItemsResponse(_message.Message):
-    __slots__ = ("items", "release_id")
+    __slots__ = ("items", "release_id", "release_time")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     RELEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_TIME_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemFeatures]
     release_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ..., release_id: _Optional[str] = ...) -> None: ...
+    release_time: _timestamp_pb2.Timestamp
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ..., release_id: _Optional[str] = ..., release_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetContributionBoundedCountsRequest(_message.Message):
     __slots__ = ("kind", "max_contributions_per_user")
