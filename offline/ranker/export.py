@@ -436,7 +436,7 @@ def export_repository(
 
 
 def main(argv: list[str]) -> int:
-    from shared.data.datasets import load_dataset
+    from shared.data.datasets import load_data
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO)
@@ -458,9 +458,11 @@ def main(argv: list[str]) -> int:
         help="What the cpu variant runs; auto: the fastest that ranks like fp32 here.",
     )
     p.add_argument(
-        "--eval-dataset",
-        choices=["online-retail", "synthetic"],
-        help="Candidates for the precision check (default: Online Retail if present).",
+        "--data",
+        dest="eval_data",
+        metavar="PATH|NAME",
+        help="Candidate lists for the precision check: a folder in the data format or a "
+        "built-in name (default: Online Retail if present, else synthetic).",
     )
     p.add_argument("--eval-shoppers", type=int, default=24, help="Candidate lists checked.")
     args = p.parse_args(argv)
@@ -474,7 +476,7 @@ def main(argv: list[str]) -> int:
         max_queue_delay_us=args.max_queue_delay_us,
         instances=args.instances,
         cpu_precision=args.cpu_precision,
-        eval_dataset=load_dataset(args.eval_dataset) if args.eval_dataset else None,
+        eval_dataset=load_data(args.eval_data) if args.eval_data else None,
         eval_shoppers=args.eval_shoppers,
     )
     for variant, repo in repos.items():
