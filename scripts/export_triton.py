@@ -5,9 +5,9 @@
 
 ``gpu``: ``<out>/gpu/<model>/config.pbtxt`` (platform onnxruntime_onnx, KIND_GPU) +
 ``1/model.onnx``, for a stock NGC Triton image (Kubernetes). ``cpu``: the python-backend
-variant running the same model at the CPU precision measured at export (`--cpu-precision`), for the Triton bundled with
-nvidia-pytriton (tests, local stack). See docs/ranker.md. The same as
-``python -m offline.ranker.export``.
+variant running the same model at the CPU precision measured at export (``--cpu-precision``),
+for the Triton bundled with nvidia-pytriton (tests, local stack). See docs/ranker.md. The same
+as ``python -m offline.ranker.export``.
 """
 
 from __future__ import annotations
