@@ -210,6 +210,9 @@ class Layout:
     candidate_count: int = _ORCHESTRATOR["candidate_count"].default
     default_deadline_s: float = _ORCHESTRATOR["default_deadline_s"].default
     log_level: str = "INFO"
+    # What the Triton CPU repository serves when the stack exports it (see
+    # offline/ranker/cpu_precision.py); tests force fp32 to skip the measurement.
+    cpu_precision: str = "auto"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -340,6 +343,8 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                     str(layout.triton_metrics_port),
                     "--otlp-url",
                     f"{layout.host}:{layout.otlp_port}",
+                    "--cpu-precision",
+                    layout.cpu_precision,
                 ),
                 {},
                 http_ready_url=f"http://{layout.host}:{layout.triton_http_port}/v2/health/ready",
@@ -427,13 +432,18 @@ def latest_version(root: Path) -> Path:
     return root / latest.read_text().strip() if latest.exists() else root
 
 
+def _triton_cpu_repository_exists(ranker_dir: Path) -> bool:
+    folder = latest_version(ranker_dir) / triton_server.TRITON_DIR / "cpu"
+    return any(folder.glob("*/config.pbtxt"))
+
+
 def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
     """Key ring -> retrieval index -> ranker -> seeded feature store, all from ``data`` (a
     folder in the data format or a built-in name, as every command's ``--data``).
 
     Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
-    The Triton model repository is exported from the ranker artefact by
-    ``devstack.triton_server`` itself on its first start.
+    With the Triton backend, the ranker's CPU model repository is exported (and its CPU
+    precision measured) as a step of its own, so that Triton's start stays short.
     """
     steps = [
         PrepStep(
@@ -479,6 +489,22 @@ def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
             "prepare-ranker.log",
         ),
     ]
+    if layout.ranker_backend == "triton":
+        steps.append(
+            PrepStep(
+                f"exporting the ranker's Triton CPU repository (precision {layout.cpu_precision})",
+                python_module(
+                    "devstack.triton_traced",
+                    "--prepare-only",
+                    "--model-dir",
+                    str(layout.ranker_dir),
+                    "--cpu-precision",
+                    layout.cpu_precision,
+                ),
+                lambda: _triton_cpu_repository_exists(layout.ranker_dir),
+                "prepare-triton.log",
+            )
+        )
     steps.append(
         PrepStep(
             "seeding the feature store (user ids pseudonymized with the gateway's key)",

@@ -47,9 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
     p.add_argument("--http-port", type=int, default=HTTP_PORT)
     p.add_argument("--metrics-port", type=int, default=METRICS_PORT)
-    p.add_argument("--otlp-url", required=True, help="host:port of an OTLP/HTTP receiver")
+    p.add_argument("--otlp-url", help="host:port of an OTLP/HTTP receiver (needed to serve)")
+    p.add_argument(
+        "--cpu-precision",
+        choices=["auto", "fp32", "int8", "bf16"],
+        default="auto",
+        help="what a repository exported here serves; auto measures the fastest that ranks "
+        "like fp32 on this machine (a minute or so, once)",
+    )
+    p.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="export the repository (measuring the precision) and exit without serving",
+    )
     args = p.parse_args(argv)
-    repo = ensure_repository(Path(args.model_dir), "cpu")
+    if not args.prepare_only and not args.otlp_url:
+        p.error("--otlp-url is required to serve")
+    repo = ensure_repository(Path(args.model_dir), "cpu", cpu_precision=args.cpu_precision)
+    if args.prepare_only:
+        print(repo)
+        return 0
     backends = prepare_backend_dir(repo.parent / "_server" / "backends")
     cmd = server_command(
         repo,

@@ -67,6 +67,9 @@ def small_layout(var: Path, *, ranker_backend: str) -> Layout:
         ranker_backend=ranker_backend,
         candidate_count=20,
         default_deadline_s=20.0,
+        # The precision choice has tests of its own (test_ranker_triton); here it would only
+        # add a minute of measuring to every stack the suite builds.
+        cpu_precision="fp32",
     )
 
 
