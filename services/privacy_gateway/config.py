@@ -69,6 +69,12 @@ class PrivacyGatewaySettings(ServiceSettings):
     default_max_contributions: int = Field(
         5, ge=1, description="Per-user contribution bound when a request gives 0."
     )
+    item_popularity_max_contributions: int = Field(
+        2,
+        ge=1,
+        description="Per-user contribution bound of an item-popularity release when a request "
+        "gives 0; chosen on a validation cut (docs/privacy.md, utility section).",
+    )
     max_contributions_limit: int = Field(
         1000, ge=1, description="Largest contribution bound a request may ask for."
     )

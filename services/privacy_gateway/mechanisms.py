@@ -16,6 +16,13 @@ changes the count vector by at most ``max_contributions`` in L1 norm and
 Noise comes from OpenDP's own cryptographically secure sampler; it cannot be seeded, by design,
 so tests check the distribution statistically instead of comparing fixed draws.
 
+``noisy_top_k`` is the alternative for a release that only needs the m most popular keys:
+OpenDP's noisy top-k (one-shot Gumbel noise, equivalent to m rounds of the exponential
+mechanism, Durfee & Rogers 2019, "Practical Differentially Private Top-k Selection with
+Pay-what-you-get Composition"; McKenna & Sheldon 2020). Distinct-user counts change by at most 1
+per key when one user is added or removed, in one direction only (monotonic), whatever the
+contribution bound, so the selection needs no bound; it releases ranks, not counts.
+
 The key domain (catalog item ids, category names) is public and released in full, zeros
 included, so the set of keys reveals nothing; only the counts are private.
 """
@@ -128,6 +135,31 @@ def release_counts(counts: Sequence[int], calibration: Calibration) -> list[int]
     if any(c < 0 for c in counts):
         raise InvalidArgument("counts must be non-negative integers")
     return [int(x) for x in measurement(calibration)([int(c) for c in counts])]
+
+
+def noisy_top_k_scale(epsilon: float, m: int) -> float:
+    """The smallest Gumbel scale whose OpenDP privacy map gives epsilon-DP for selecting ``m``
+    keys from distinct-user counts (monotonic L-infinity sensitivity 1)."""
+    validate_privacy_parameters(Mechanism.LAPLACE, epsilon, 0.0, 1)
+    if m < 1:
+        raise InvalidArgument("m must be at least 1")
+    return float(dp.binary_search_param(lambda s: _top_k(m, s), d_in=1, d_out=epsilon))
+
+
+def _top_k(m: int, scale: float) -> dp.Measurement:
+    domain = dp.vector_domain(dp.atom_domain(T="i64"))
+    metric = dp.linf_distance(T="i64", monotonic=True)
+    return dp.m.make_noisy_top_k(domain, metric, dp.max_divergence(), k=m, scale=scale)
+
+
+def noisy_top_k(counts: Sequence[int], scale: float, m: int) -> list[int]:
+    """Indices of ``m`` keys chosen by OpenDP's noisy top-k at ``scale``, best first."""
+    if any(c < 0 for c in counts):
+        raise InvalidArgument("counts must be non-negative integers")
+    m = min(m, len(counts))
+    if m == 0:
+        return []
+    return [int(i) for i in _top_k(m, scale)([int(c) for c in counts])]
 
 
 def contribution_bounded_counts(

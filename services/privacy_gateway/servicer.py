@@ -146,7 +146,12 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
             mechanism = _MECHANISMS[request.mechanism]
         else:
             raise InvalidArgument("mechanism must be a NoiseMechanism value")
-        bound = request.max_contributions_per_user or self._settings.default_max_contributions
+        default_bound = (
+            self._settings.item_popularity_max_contributions
+            if request.kind == feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY
+            else self._settings.default_max_contributions
+        )
+        bound = request.max_contributions_per_user or default_bound
         if bound < 1:
             raise InvalidArgument("max_contributions_per_user must be 0 (default) or at least 1")
         if bound > self._settings.max_contributions_limit:

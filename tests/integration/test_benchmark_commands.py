@@ -110,22 +110,31 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
 
 
 def test_privacy_utility_command_fills_the_full_pipeline_column(tmp_path: Path) -> None:
+    from offline.evaluation.privacy_utility import candidates
     from shared.data import online_retail
 
     _small_retrieval(online_retail.load(), "online-retail", tmp_path / "retrieval")
     doc = tmp_path / "privacy.md"
     doc.write_text("# Privacy\n\nintro\n")
-    args = ["scripts/privacy_utility.py", "--runs", "2", "--sweep", "--write-doc", str(doc)]
+    args = [
+        "scripts/privacy_utility.py",
+        *("--runs", "2", "--validation-runs", "2", "--replicates", "50"),
+        *("--write-doc", str(doc)),
+    ]
     _run([*args, "--retrieval-dir", str(tmp_path / "retrieval" / "smoke")])
     text = doc.read_text()
     assert text.startswith("# Privacy\n\nintro\n")
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "±" in line]
-    assert len(rows) == 5  # the finite epsilons
-    full = [float(row.split("|")[4].split("±")[0]) for row in rows]
-    popularity = [float(row.split("|")[2].split("±")[0]) for row in rows]
+    # Every candidate is scored on validation, and one is chosen there.
+    validation = [line for line in text.splitlines() if line.startswith("| discrete ")]
+    assert len(validation) + text.count("| noisy top-10") == len(candidates())
+    assert "Chosen: discrete Laplace, k = " in text
+    rows = [line for line in text.splitlines() if line.startswith(("| 0.", "| 1 |", "| 2 |"))]
+    assert len(rows) == 4  # epsilon 0.1, 0.5, 1, 2 on test
+    full = [float(row.split("|")[4].split("[")[0]) for row in rows]
+    popularity = [float(row.split("|")[2].split("[")[0]) for row in rows]
     # Personal lists for shoppers with history beat one list for everyone at every epsilon.
     assert all(f > p for f, p in zip(full, popularity, strict=True))
-    assert "test users have a train history" in text
+    assert "test shoppers have a train history" in text
     # Run again without the artefact: the block is replaced, not appended.
     _run(args)
     again = doc.read_text()

@@ -21,6 +21,8 @@ from services.privacy_gateway.mechanisms import (
     calibrate,
     contribution_bounded_counts,
     measurement,
+    noisy_top_k,
+    noisy_top_k_scale,
     privacy_spent,
     release_counts,
 )
@@ -155,3 +157,28 @@ def test_contribution_bounding_keeps_each_users_most_recent_distinct_keys() -> N
     assert contribution_bounded_counts(events, ["a", "b", "c"], 3) == [2, 1, 1]
     with pytest.raises(ValueError, match="at least 1"):
         contribution_bounded_counts(events, ["a"], 0)
+
+
+def test_noisy_top_k_scale_is_the_smallest_that_meets_epsilon() -> None:
+    # m selections at monotonic sensitivity 1 cost m / scale: scale = m / epsilon.
+    assert noisy_top_k_scale(1.0, 10) == pytest.approx(10.0, rel=1e-6)
+    assert noisy_top_k_scale(0.5, 10) == pytest.approx(20.0, rel=1e-6)
+    with pytest.raises(InvalidArgument, match="epsilon"):
+        noisy_top_k_scale(0.0, 10)
+    with pytest.raises(InvalidArgument, match="m must"):
+        noisy_top_k_scale(1.0, 0)
+
+
+def test_noisy_top_k_selects_distinct_keys_and_is_noised() -> None:
+    counts = [0] * 200 + [1000 - 10 * i for i in range(10)]
+    clear = noisy_top_k(counts, 1e-3, 10)  # negligible noise: the true top 10, best first
+    assert clear == list(range(200, 210))
+    # At a scale far above the count gaps the selection is mostly noise: different draws
+    # differ (a deterministic selection would fail this with certainty).
+    draws = [tuple(noisy_top_k(counts, 1e4, 10)) for _ in range(20)]
+    assert all(len(set(d)) == 10 for d in draws)
+    assert len(set(draws)) > 1
+    assert noisy_top_k([3, 1], 1.0, 10) in ([0, 1], [1, 0])
+    assert noisy_top_k([], 1.0, 10) == []
+    with pytest.raises(InvalidArgument, match="non-negative"):
+        noisy_top_k([3, -1], 1.0, 1)

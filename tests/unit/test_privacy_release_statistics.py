@@ -42,10 +42,12 @@ class FixedCounts:
     def __init__(self, counts: Sequence[int]) -> None:
         self.pairs = [(k, float(c)) for k, c in zip(KEYS, counts, strict=True)]
         self.written: list[tuple[str, list[tuple[str, float]]]] = []
+        self.bounds: list[int] = []
 
     async def contribution_bounded_counts(
         self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
     ) -> list[tuple[str, float]]:
+        self.bounds.append(max_contributions)
         return list(self.pairs)
 
     async def set_item_popularity(
@@ -139,13 +141,21 @@ async def _release_many(
 
 @pytest.mark.parametrize(
     ("mechanism", "epsilon", "delta", "bound"),
-    [(Mechanism.LAPLACE, 1.0, 0.0, 5), (Mechanism.GAUSSIAN, 1.0, 1e-6, 4)],
+    [
+        (Mechanism.LAPLACE, 1.0, 0.0, 5),
+        (Mechanism.GAUSSIAN, 1.0, 1e-6, 4),
+        # 0 = the gateway's default for item popularity, the bound chosen on validation.
+        (Mechanism.LAPLACE, 1.0, 0.0, 0),
+    ],
 )
 async def test_releases_of_fixed_counts_follow_the_calibrated_mechanism(
     tmp_path: Path, mechanism: Mechanism, epsilon: float, delta: float, bound: int
 ) -> None:
     noise, counts = await _release_many(tmp_path, mechanism, epsilon, delta, bound)
-    cal = calibrate(mechanism, epsilon, delta, bound)
+    used = bound or PrivacyGatewaySettings().item_popularity_max_contributions
+    # The store was asked for counts at the bound the noise is calibrated to.
+    assert set(counts.bounds) == {used}
+    cal = calibrate(mechanism, epsilon, delta, used)
     grid = np.arange(-int(30 * cal.scale) - 1, int(30 * cal.scale) + 2)
     if mechanism is Mechanism.LAPLACE:
         cdf = discrete_laplace_cdf(grid, cal.scale)
