@@ -37,6 +37,7 @@ from services.feature_store.schema import (
     users,
 )
 from shared.errors import FailedPrecondition, InvalidArgument
+from shared.event_window import EventWindow
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,19 @@ class FeatureAdmin:
         self._clock = clock
 
     def contribution_bounded_counts(
-        self, kind: AggregateKind, max_contributions_per_user: int
+        self,
+        kind: AggregateKind,
+        max_contributions_per_user: int,
+        window: EventWindow | None = None,
     ) -> dict[str, int]:
         """Distinct users per key, each user counted for at most ``max_contributions_per_user``
         keys (their most recent ones), over the whole public domain, zeros included.
+
+        Only events with ``window.start <= event_time < window.end`` count (every event when
+        ``window`` is None), and the bound holds within the window: a user's keys and their
+        recency are those of their events in it. A release per disjoint window thus reads
+        disjoint parts of each person's events, which is what lets the privacy gateway's
+        ledger compose such releases in parallel.
 
         Bounding each user's contribution bounds the L1 sensitivity of the counts by that
         number, which is what the privacy gateway's Laplace/Gaussian mechanisms need
@@ -81,12 +91,16 @@ class FeatureAdmin:
         else:
             source, key = user_categories, user_categories.c.category
             domain = sa.select(items.c.top_category.label("key")).distinct().subquery()
+        per_user = _per_user_keys(kind, window, source, key)
         rank = (
             sa.func.row_number()
-            .over(partition_by=source.c.user_id, order_by=(source.c.last_event_time.desc(), key))
+            .over(
+                partition_by=per_user.c.user_id,
+                order_by=(per_user.c.last_event_time.desc(), per_user.c.key),
+            )
             .label("rank")
         )
-        ranked = sa.select(key.label("key"), rank).subquery()
+        ranked = sa.select(per_user.c.key, rank).subquery()
         bounded = (
             sa.select(ranked.c.key, sa.func.count().label("n"))
             .where(ranked.c.rank <= max_contributions_per_user)
@@ -283,6 +297,34 @@ class FeatureAdmin:
             for chunk in chunks(sorted(set(user_ids))):
                 self._derived.rebuild(conn, chunk)
         return len(user_ids)
+
+
+def _per_user_keys(
+    kind: AggregateKind,
+    window: EventWindow | None,
+    source: sa.Table,
+    key: sa.ColumnElement[str],
+) -> sa.Subquery:
+    """(user_id, key, last_event_time) per distinct user and key.
+
+    Over every event the derived table already holds exactly this (it is maintained from
+    the log in the ingest transaction); over a window it is grouped from the window's events,
+    whose ``category`` is the item's top category when the event arrived, as in the derived
+    table.
+    """
+    if window is None:
+        return sa.select(source.c.user_id, key.label("key"), source.c.last_event_time).subquery()
+    event_key = events.c.item_id if kind is AggregateKind.ITEM_POPULARITY else events.c.category
+    return (
+        sa.select(
+            events.c.user_id,
+            event_key.label("key"),
+            sa.func.max(events.c.event_time).label("last_event_time"),
+        )
+        .where(events.c.event_time >= window.start, events.c.event_time < window.end)
+        .group_by(events.c.user_id, event_key)
+        .subquery()
+    )
 
 
 def _validate_item(i: int, item: Item) -> None:

@@ -31,6 +31,7 @@ from services.feature_store.ingest import EventIngest
 from services.feature_store.model import AggregateKind, Event, Item
 from services.feature_store.queries import FeatureQueries
 from shared.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
+from shared.event_window import window_from_proto
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
 
 SERVICE_NAME = "acme.recsys.v1.FeatureStoreService"
@@ -280,7 +281,10 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
                 "max_contributions_per_user must be between 1 and "
                 f"{self._settings.max_contributions_limit}"
             )
-        counts = await self._run(partial(self._admin.contribution_bounded_counts, kind, bound))
+        window = window_from_proto(request.event_window, present=request.HasField("event_window"))
+        counts = await self._run(
+            partial(self._admin.contribution_bounded_counts, kind, bound, window)
+        )
         trace.get_current_span().set_attribute("feature_store.keys", len(counts))
         return feature_store_pb2.GetContributionBoundedCountsResponse(
             counts=[feature_store_pb2.KeyCount(key=k, count=float(n)) for k, n in counts.items()]

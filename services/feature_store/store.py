@@ -31,6 +31,7 @@ from services.feature_store.model import (
 )
 from services.feature_store.queries import FeatureQueries
 from shared.data.types import Dataset
+from shared.event_window import EventWindow
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
@@ -114,9 +115,12 @@ class FeatureStore:
         return self.admin.load_catalog(catalog)
 
     def contribution_bounded_counts(
-        self, kind: AggregateKind, max_contributions_per_user: int
+        self,
+        kind: AggregateKind,
+        max_contributions_per_user: int,
+        window: EventWindow | None = None,
     ) -> dict[str, int]:
-        return self.admin.contribution_bounded_counts(kind, max_contributions_per_user)
+        return self.admin.contribution_bounded_counts(kind, max_contributions_per_user, window)
 
     def set_item_popularity(
         self, release_id: str, popularities: Sequence[tuple[str, float]]

@@ -10,6 +10,7 @@ from services.privacy_gateway.config import PrivacyGatewaySettings
 from shared.channels import TlsClientConfig, create_channel
 from shared.deadline import Budget
 from shared.errors import FailedPrecondition
+from shared.event_window import EventWindow, window_to_proto
 from shared.gen.acme.recsys.v1 import feature_store_pb2, feature_store_pb2_grpc
 
 
@@ -44,15 +45,23 @@ class FeatureStoreClient:
         self._max_timeout_s = max_timeout_s
 
     async def contribution_bounded_counts(
-        self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
+        self,
+        kind: feature_store_pb2.AggregateKind,
+        max_contributions: int,
+        budget: Budget,
+        window: EventWindow | None = None,
     ) -> list[tuple[str, float]]:
-        """The bounded counts; the store's refusal to count (FAILED_PRECONDITION: users under
-        two key versions) is the release's refusal, with the store's reason."""
+        """The bounded counts of the events in ``window`` (None: every event); the store's
+        refusal to count (FAILED_PRECONDITION: users under two key versions) is the
+        release's refusal, with the store's reason."""
+        request = feature_store_pb2.GetContributionBoundedCountsRequest(
+            kind=kind, max_contributions_per_user=max_contributions
+        )
+        if window is not None:
+            request.event_window.CopyFrom(window_to_proto(window))
         try:
             response = await self._stub.GetContributionBoundedCounts(
-                feature_store_pb2.GetContributionBoundedCountsRequest(
-                    kind=kind, max_contributions_per_user=max_contributions
-                ),
+                request,
                 timeout=budget.timeout_for(0.5, cap=self._max_timeout_s),
             )
         except grpc.aio.AioRpcError as exc:

@@ -60,9 +60,15 @@ class PrivacyGatewaySettings(ServiceSettings):
         30.0, gt=0, description="Longest wait for one feature-store call."
     )
     epsilon_budget: float = Field(
-        10.0, gt=0, description="Total epsilon under basic sequential composition."
+        10.0,
+        gt=0,
+        description="Epsilon budget of any one event-time window: releases whose windows "
+        "overlap add up to it (sequential composition), disjoint windows each have their own "
+        "(parallel composition).",
     )
-    delta_budget: float = Field(1e-5, ge=0, lt=1, description="Total delta.")
+    delta_budget: float = Field(
+        1e-5, ge=0, lt=1, description="Delta budget of any one event-time window."
+    )
     default_mechanism: Literal["laplace", "gaussian"] = Field(
         "laplace", description="Mechanism when a request leaves it unspecified."
     )

@@ -1,13 +1,20 @@
 """The privacy-budget ledger: every differentially private release, persisted with SQLAlchemy.
 
-Composition is basic sequential composition (Dwork & Roth 2014, "The Algorithmic Foundations
-of Differential Privacy", Thm. 3.16): the epsilons and deltas of all releases add up, and a
-release that would take either sum past its total is refused with FAILED_PRECONDITION.
+Each release declares the event-time window ``[start, end)`` it covers (none: every event).
+Releases whose windows overlap compose sequentially (Dwork & Roth 2014, "The Algorithmic
+Foundations of Differential Privacy", Thm. 3.16: their epsilons and deltas add up); releases
+over disjoint windows read disjoint parts of every person's events and compose in parallel
+(McSherry 2009, "Privacy Integrated Queries", Thm. 4: the loss is the largest of them, not
+the sum). So a new release is admitted when it and every recorded release whose window
+overlaps its own fit the budget of one window; otherwise FAILED_PRECONDITION. Every instant
+of event time is then covered by releases spending at most the budget: the latest of them
+to be admitted overlapped all the others and was checked against their sum.
 
-The check and the spend are one conditional ``UPDATE ... WHERE spent + request <= total`` in
-the same transaction that inserts the release row, so two concurrent releases can never both
-pass a check that only one of them fits: PostgreSQL re-evaluates the condition on the locked
-row, SQLite serialises writers on the database lock.
+Releases serialise on the scope's row of ``privacy_budget_spend``: the transaction that
+checks and records a release first updates that row, so PostgreSQL holds its row lock and
+SQLite its write lock until the release row is committed, and a concurrent release reads the
+overlapping spend only after it. Two releases can therefore never both pass a check that only
+one of them fits. The row also keeps the lifetime sums over all windows.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from shared.errors import FailedPrecondition
+from shared.event_window import EventWindow
 
 _SCOPE = "global"
 
@@ -45,7 +53,12 @@ releases = sa.Table(
     sa.Column("max_contributions", sa.Integer, nullable=False),
     sa.Column("purpose", sa.String(200), nullable=False),
     sa.Column("released_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # The event-time window [start, end) the release covered; both NULL: every event (also
+    # what releases recorded before windows existed get, which is the safe reading).
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
 )
+_WINDOW_COLUMNS = ("window_start", "window_end")
 
 
 def utc_now() -> datetime:
@@ -80,15 +93,20 @@ class Release:
     max_contributions: int
     purpose: str
     released_at: datetime
+    window: EventWindow | None = None
 
 
 @dataclass(frozen=True)
 class BudgetState:
+    """The budget of one window and what the releases overlapping ``window`` spent of it
+    (every release when ``window`` is None)."""
+
     epsilon_total: float
     epsilon_spent: float
     delta_total: float
     delta_spent: float
     entries: list[Release]
+    window: EventWindow | None = None
 
     @property
     def epsilon_remaining(self) -> float:
@@ -125,7 +143,19 @@ class Ledger:
     def create_schema(self) -> None:
         """Create the ledger's own tables and its spend row if they do not exist."""
         metadata.create_all(self.engine)
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(releases.name)}
         with self.engine.begin() as conn:
+            # A ledger from before windows existed: add the columns; its releases read as
+            # covering every event.
+            for name in _WINDOW_COLUMNS:
+                if name not in present:
+                    type_ = releases.c[name].type.compile(dialect=conn.dialect)
+                    # Two replicas may upgrade at once; PostgreSQL can say so, SQLite
+                    # serialises the two on its write lock.
+                    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+                    conn.execute(
+                        sa.text(f"ALTER TABLE {releases.name} ADD COLUMN {guard}{name} {type_}")
+                    )
             exists = conn.execute(
                 sa.select(budget_spend.c.scope).where(budget_spend.c.scope == _SCOPE)
             ).first()
@@ -139,20 +169,25 @@ class Ledger:
         with self.engine.connect() as conn:
             conn.execute(sa.select(budget_spend.c.scope).limit(1)).all()
 
-    def _spent(self, conn: sa.Connection) -> tuple[float, float]:
-        row = conn.execute(
-            sa.select(budget_spend.c.epsilon_spent, budget_spend.c.delta_spent).where(
-                budget_spend.c.scope == _SCOPE
-            )
-        ).one()
-        return float(row.epsilon_spent), float(row.delta_spent)
+    def _spent(self, conn: sa.Connection, window: EventWindow | None) -> tuple[float, float]:
+        """Epsilon and delta of the recorded releases whose windows overlap ``window``."""
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(releases.c.epsilon), 0.0),
+            sa.func.coalesce(sa.func.sum(releases.c.delta), 0.0),
+        )
+        row = conn.execute(query.where(*_overlapping(window))).one()
+        return float(row[0]), float(row[1])
 
-    def _refuse(self, epsilon: float, delta: float, spent: tuple[float, float]) -> None:
+    def _refuse(
+        self, epsilon: float, delta: float, window: EventWindow | None, spent: tuple[float, float]
+    ) -> None:
         eps_left = max(0.0, self.epsilon_total - spent[0])
         delta_left = max(0.0, self.delta_total - spent[1])
+        scope = "every event" if window is None else f"the window {window}"
         raise FailedPrecondition(
-            f"privacy budget exhausted: the release needs epsilon={epsilon:g}, delta={delta:g} "
-            f"but only epsilon={eps_left:g}, delta={delta_left:g} remain"
+            f"privacy budget exhausted for {scope}: the release needs epsilon={epsilon:g}, "
+            f"delta={delta:g} but the releases overlapping it leave only epsilon={eps_left:g}, "
+            f"delta={delta_left:g}"
         )
 
     def _fits(self, epsilon: float, delta: float, spent: tuple[float, float]) -> bool:
@@ -161,13 +196,15 @@ class Ledger:
             and spent[1] + delta <= self.delta_total + self._delta_slack
         )
 
-    def ensure_available(self, epsilon: float, delta: float) -> None:
+    def ensure_available(
+        self, epsilon: float, delta: float, window: EventWindow | None = None
+    ) -> None:
         """Refuse early, before any data is read, when the release cannot fit; the binding
         check is the one in ``charge``."""
         with self.engine.connect() as conn:
-            spent = self._spent(conn)
+            spent = self._spent(conn, window)
         if not self._fits(epsilon, delta, spent):
-            self._refuse(epsilon, delta, spent)
+            self._refuse(epsilon, delta, window, spent)
 
     def charge(
         self,
@@ -178,8 +215,11 @@ class Ledger:
         delta: float,
         max_contributions: int,
         purpose: str,
+        window: EventWindow | None = None,
     ) -> tuple[Release, BudgetState]:
-        """Record a release and spend its budget atomically, or raise FailedPrecondition."""
+        """Record a release over ``window`` (None: every event) and spend its budget
+        atomically, or raise FailedPrecondition. The returned state is the spend of the
+        releases overlapping ``window``, this one included."""
         if epsilon <= 0 or delta < 0:
             raise ValueError("a release spends epsilon > 0 and delta >= 0")
         release = Release(
@@ -191,32 +231,39 @@ class Ledger:
             max_contributions,
             purpose,
             self._clock(),
+            window,
         )
         with self.engine.begin() as conn:
+            # The lock first: every release takes the scope row before it reads the spend, so
+            # releases are checked one after another (module docstring). A refusal below
+            # raises and rolls this back.
             e, d = budget_spend.c.epsilon_spent, budget_spend.c.delta_spent
-            updated = conn.execute(
+            locked = conn.execute(
                 budget_spend.update()
-                .where(
-                    budget_spend.c.scope == _SCOPE,
-                    e + epsilon <= self.epsilon_total + self._eps_slack,
-                    d + delta <= self.delta_total + self._delta_slack,
-                )
+                .where(budget_spend.c.scope == _SCOPE)
                 .values(epsilon_spent=e + epsilon, delta_spent=d + delta)
             )
-            if updated.rowcount != 1:
-                self._refuse(epsilon, delta, self._spent(conn))
-            conn.execute(releases.insert().values(**release.__dict__))
-            spent = self._spent(conn)
-        return release, BudgetState(self.epsilon_total, spent[0], self.delta_total, spent[1], [])
+            if locked.rowcount != 1:
+                raise RuntimeError("the ledger schema is missing its spend row")
+            spent = self._spent(conn, window)
+            if not self._fits(epsilon, delta, spent):
+                self._refuse(epsilon, delta, window, spent)
+            row = {k: v for k, v in release.__dict__.items() if k != "window"}
+            row["window_start"] = None if window is None else _bind(window.start)
+            row["window_end"] = None if window is None else _bind(window.end)
+            conn.execute(releases.insert().values(**row))
+        after = (spent[0] + epsilon, spent[1] + delta)
+        state = BudgetState(self.epsilon_total, after[0], self.delta_total, after[1], [], window)
+        return release, state
 
-    def state(self, limit: int = 1000) -> BudgetState:
-        """Totals, spend, and the ``limit`` newest releases, newest first."""
+    def state(self, window: EventWindow | None = None, limit: int = 1000) -> BudgetState:
+        """The spend of the releases overlapping ``window`` (all when None) and the ``limit``
+        newest of them, newest first."""
         with self.engine.connect() as conn:
-            spent = self._spent(conn)
+            spent = self._spent(conn, window)
+            query = sa.select(releases).where(*_overlapping(window))
             rows = conn.execute(
-                sa.select(releases)
-                .order_by(releases.c.released_at.desc(), releases.c.release_id)
-                .limit(limit)
+                query.order_by(releases.c.released_at.desc(), releases.c.release_id).limit(limit)
             ).all()
         entries = [
             Release(
@@ -227,11 +274,38 @@ class Ledger:
                 float(r.delta),
                 int(r.max_contributions),
                 r.purpose,
-                r.released_at if r.released_at.tzinfo else r.released_at.replace(tzinfo=UTC),
+                _aware(r.released_at),
+                None
+                if r.window_start is None or r.window_end is None
+                else EventWindow(_aware(r.window_start), _aware(r.window_end)),
             )
             for r in rows
         ]
-        return BudgetState(self.epsilon_total, spent[0], self.delta_total, spent[1], entries)
+        return BudgetState(
+            self.epsilon_total, spent[0], self.delta_total, spent[1], entries, window
+        )
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _overlapping(window: EventWindow | None) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``privacy_releases`` for a recorded window overlapping ``window``:
+    [s, e) and [s', e') share an instant iff s < e' and s' < e; NULL ends are unbounded,
+    and no window overlaps every release."""
+    if window is None:
+        return []
+    return [
+        sa.or_(releases.c.window_end.is_(None), releases.c.window_end > _bind(window.start)),
+        sa.or_(releases.c.window_start.is_(None), releases.c.window_start < _bind(window.end)),
+    ]
+
+
+def _bind(value: datetime) -> datetime:
+    """UTC for the database: SQLite stores the wall time without its offset, so every stored
+    and compared instant must be in one zone for the text order to be the time order."""
+    return value.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -8,13 +8,14 @@ import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import grpc
 from opentelemetry import metrics, trace
 
 from services.privacy_gateway.config import PrivacyGatewaySettings
-from services.privacy_gateway.ledger import BudgetState, Ledger
+from services.privacy_gateway.ledger import BudgetState, Ledger, utc_now
 from services.privacy_gateway.mechanisms import (
     Mechanism,
     calibrate,
@@ -24,6 +25,7 @@ from services.privacy_gateway.mechanisms import (
 from services.privacy_gateway.pii import PiiSanitizer
 from shared.deadline import Budget
 from shared.errors import FailedPrecondition, InvalidArgument
+from shared.event_window import EventWindow, window_from_proto, window_to_proto
 from shared.gen.acme.recsys.v1 import (
     feature_store_pb2,
     privacy_gateway_pb2,
@@ -52,7 +54,11 @@ class CountSource(Protocol):
     """What the gateway needs from the feature store (clients.FeatureStoreClient)."""
 
     async def contribution_bounded_counts(
-        self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
+        self,
+        kind: feature_store_pb2.AggregateKind,
+        max_contributions: int,
+        budget: Budget,
+        window: EventWindow | None = None,
     ) -> list[tuple[str, float]]: ...
 
     async def set_item_popularity(
@@ -69,8 +75,11 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         ledger: Ledger,
         counts: CountSource,
         executor: Executor,
+        *,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._keys = keys
         self._sanitizer = sanitizer
         self._ledger = ledger
@@ -132,9 +141,19 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
             generalized_fields=result.generalized_fields,
         )
 
+    def _validate_window(
+        self, message: feature_store_pb2.EventWindow, *, present: bool
+    ) -> EventWindow | None:
+        window = window_from_proto(message, present=present)
+        # A window that reaches past now would be charged as covering events not yet in the
+        # log, and a later release of the same period would find its budget spent.
+        if window is not None and window.end > self._clock():
+            raise InvalidArgument("event_window.end_time must not be in the future")
+        return window
+
     def _validate_release(
         self, request: privacy_gateway_pb2.ReleaseAggregatesRequest
-    ) -> tuple[str, Mechanism, int, str]:
+    ) -> tuple[str, Mechanism, int, str, EventWindow | None]:
         kind = _KIND_NAMES.get(request.kind)
         if kind is None:
             raise InvalidArgument(
@@ -165,18 +184,21 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         if len(purpose) > MAX_PURPOSE_LENGTH:
             raise InvalidArgument(f"purpose must be at most {MAX_PURPOSE_LENGTH} characters")
         validate_privacy_parameters(mechanism, request.epsilon, request.delta, bound)
-        return kind, mechanism, bound, purpose
+        window = self._validate_window(
+            request.event_window, present=request.HasField("event_window")
+        )
+        return kind, mechanism, bound, purpose, window
 
     async def ReleaseAggregates(
         self,
         request: privacy_gateway_pb2.ReleaseAggregatesRequest,
         context: grpc.aio.ServicerContext,
     ) -> privacy_gateway_pb2.ReleaseAggregatesResponse:
-        kind, mechanism, bound, purpose = self._validate_release(request)
+        kind, mechanism, bound, purpose, window = self._validate_release(request)
         labels = {"kind": kind, "mechanism": mechanism.value}
         try:
             budget = Budget.from_context(context, 2 * self._settings.feature_store_timeout_s)
-            return await self._release(request, kind, mechanism, bound, purpose, budget)
+            return await self._release(request, kind, mechanism, bound, purpose, window, budget)
         except FailedPrecondition:
             self._releases.add(1, {**labels, "outcome": "refused"})
             raise
@@ -188,13 +210,14 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         mechanism: Mechanism,
         bound: int,
         purpose: str,
+        window: EventWindow | None,
         budget: Budget,
     ) -> privacy_gateway_pb2.ReleaseAggregatesResponse:
         epsilon, delta = request.epsilon, request.delta
-        # Refuse before reading any data when the release cannot fit the budget.
-        await self._blocking(lambda: self._ledger.ensure_available(epsilon, delta))
+        # Refuse before reading any data when the release cannot fit the window's budget.
+        await self._blocking(lambda: self._ledger.ensure_available(epsilon, delta, window))
         calibration = await self._blocking(lambda: calibrate(mechanism, epsilon, delta, bound))
-        pairs = await self._counts.contribution_bounded_counts(request.kind, bound, budget)
+        pairs = await self._counts.contribution_bounded_counts(request.kind, bound, budget, window)
         keys = [k for k, _ in pairs]
         exact = [_as_count(c) for _, c in pairs]
         # Charge before drawing noise: a release is never returned without its ledger entry.
@@ -206,6 +229,7 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                 delta=delta,
                 max_contributions=bound,
                 purpose=purpose,
+                window=window,
             )
         )
         labels = {"kind": kind, "mechanism": mechanism.value}
@@ -225,6 +249,7 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                 "privacy.max_contributions": bound,
                 "privacy.key_count": len(keys),
                 "privacy.release_id": release.release_id,
+                "privacy.windowed": window is not None,
             }
         )
         log.info(
@@ -237,6 +262,7 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                 "noise_scale": calibration.scale,
                 "key_count": len(keys),
                 "release_id": release.release_id,
+                "event_window": "every event" if window is None else str(window),
                 "epsilon_remaining": state.epsilon_remaining,
             },
         )
@@ -252,7 +278,9 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         request: privacy_gateway_pb2.GetPrivacyBudgetRequest,
         context: grpc.aio.ServicerContext,
     ) -> privacy_gateway_pb2.GetPrivacyBudgetResponse:
-        state: BudgetState = await self._blocking(self._ledger.state)
+        # A future end is fine here: asking what tomorrow's release could still spend.
+        window = window_from_proto(request.event_window, present=request.HasField("event_window"))
+        state: BudgetState = await self._blocking(lambda: self._ledger.state(window))
         return privacy_gateway_pb2.GetPrivacyBudgetResponse(
             epsilon_total=state.epsilon_total,
             epsilon_spent=state.epsilon_spent,
@@ -266,6 +294,7 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
                     delta=e.delta,
                     purpose=e.purpose,
                     released_at=e.released_at.isoformat(),
+                    event_window=None if e.window is None else window_to_proto(e.window),
                 )
                 for e in state.entries
             ],

@@ -303,6 +303,22 @@ async def test_size_and_range_limits(stub: feature_store_pb2_grpc.FeatureStoreSe
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "max_contributions_per_user must be between 1 and" in details
+    for window, message in [
+        (feature_store_pb2.EventWindow(start_time=_ts(5), end_time=_ts(5)), "before"),
+        (feature_store_pb2.EventWindow(start_time=_ts(5)), "needs both"),
+        (feature_store_pb2.EventWindow(), "needs both"),
+    ]:
+        code, details = await _code(
+            stub.GetContributionBoundedCounts(
+                feature_store_pb2.GetContributionBoundedCountsRequest(
+                    kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
+                    max_contributions_per_user=1,
+                    event_window=window,
+                )
+            )
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in details
     code, details = await _code(
         stub.LoadCatalog(
             feature_store_pb2.LoadCatalogRequest(
@@ -353,6 +369,20 @@ async def test_popularity_round_trip_for_the_privacy_gateway(
         )
     )
     assert {c.key: c.count for c in trend.counts} == {"home": 3.0, "toys": 3.0}
+    # Events at minutes 4..7 only ([4, 8)): user1 has SKU0 (4) and SKU3 (7), user2 SKU1,
+    # user0 SKU2; bound 1 keeps user1's newest in the window.
+    windowed = await stub.GetContributionBoundedCounts(
+        feature_store_pb2.GetContributionBoundedCountsRequest(
+            kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY,
+            max_contributions_per_user=1,
+            event_window=feature_store_pb2.EventWindow(start_time=_ts(4), end_time=_ts(8)),
+        )
+    )
+    assert {c.key: c.count for c in windowed.counts if c.count} == {
+        "SKU1": 1.0,
+        "SKU2": 1.0,
+        "SKU3": 1.0,
+    }
     before = await stub.GetPopularItems(feature_store_pb2.GetPopularItemsRequest(limit=1))
     assert not before.release_id
     assert not before.HasField("release_time")

@@ -263,6 +263,45 @@ async def test_budget_exhaustion_is_failed_precondition_and_charges_nothing(stac
     assert len(budget.entries) == 2
 
 
+def _window(start: datetime, end: datetime) -> feature_store_pb2.EventWindow:
+    window = feature_store_pb2.EventWindow()
+    window.start_time.FromDatetime(start)
+    window.end_time.FromDatetime(end)
+    return window
+
+
+async def test_releases_over_disjoint_windows_each_get_the_budget(stack: Stack) -> None:
+    """The seeded purchases span 33 hours from ten days ago; two halves, each released at
+    the whole budget, then an overlapping window and every event are refused."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=11)
+    halves = [
+        _window(start, start + timedelta(days=1, hours=5)),
+        _window(start + timedelta(days=1, hours=5), start + timedelta(days=3)),
+    ]
+    for window in halves:
+        release = await stack.gateway.ReleaseAggregates(
+            pb.ReleaseAggregatesRequest(
+                kind=POPULARITY, epsilon=2.0, purpose="daily", event_window=window
+            )
+        )
+        assert sorted(c.key for c in release.counts) == sorted(ITEMS)
+        assert release.epsilon_remaining == pytest.approx(0.0, abs=1e-9)
+    across = _window(start + timedelta(days=1), start + timedelta(days=2))
+    for request in (
+        pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.1, purpose="x", event_window=across),
+        pb.ReleaseAggregatesRequest(kind=POPULARITY, epsilon=0.1, purpose="x"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.gateway.ReleaseAggregates(request)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    first = await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest(event_window=halves[0]))
+    assert first.epsilon_spent == pytest.approx(2.0)
+    assert [e.event_window for e in first.entries] == [halves[0]]
+    assert (
+        await stack.gateway.GetPrivacyBudget(pb.GetPrivacyBudgetRequest())
+    ).epsilon_spent == pytest.approx(4.0)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -278,6 +317,23 @@ async def test_budget_exhaustion_is_failed_precondition_and_charges_nothing(stac
         ({"max_contributions_per_user": 5000}, "at most 1000"),
         ({"purpose": "  "}, "purpose must say"),
         ({"purpose": "p" * 201}, "purpose must be at most"),
+        ({"event_window": feature_store_pb2.EventWindow()}, "needs both start_time and end_time"),
+        (
+            {
+                "event_window": _window(
+                    datetime(2026, 2, 2, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+                )
+            },
+            "start_time must be before",
+        ),
+        (
+            {
+                "event_window": _window(
+                    datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(hours=1)
+                )
+            },
+            "must not be in the future",
+        ),
     ],
 )
 async def test_release_rejects_bad_input(
@@ -444,7 +500,10 @@ async def test_release_cli_reports_the_release_and_exits_2_when_refused(
     args = ["--address", stack.address, "--epsilon", "1.5", "--purpose", "cron refresh"]
     assert await asyncio.to_thread(release_main, args) == 0
     out = capsys.readouterr().out
-    assert f"{len(ITEMS)} keys; epsilon left 0.5" in out
+    # Without window flags: the previous full UTC day.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = f"[{(today - timedelta(days=1)).isoformat()}, {today.isoformat()})"
+    assert f"{len(ITEMS)} keys over {yesterday}; epsilon left in the window 0.5" in out
     popular = await stack.feature_store.GetPopularItems(
         feature_store_pb2.GetPopularItemsRequest(limit=1)
     )
@@ -454,6 +513,34 @@ async def test_release_cli_reports_the_release_and_exits_2_when_refused(
     bad = [*args[:2], "--epsilon", "1", "--mechanism", "gaussian", "--purpose", "x"]
     assert await asyncio.to_thread(release_main, bad) == 2
     assert "INVALID_ARGUMENT" in capsys.readouterr().err
+    # The seeded events lie ten days back, a window no release has covered yet.
+    seeded = datetime.now(UTC) - timedelta(days=10)
+    window = [
+        "--window-start",
+        seeded.date().isoformat(),
+        "--window-end",
+        (seeded + timedelta(days=3)).date().isoformat(),
+    ]
+    assert await asyncio.to_thread(release_main, [*args, *window]) == 0
+    assert "epsilon left in the window 0.5" in capsys.readouterr().out
+    future = [
+        "--window-start",
+        today.isoformat(),
+        "--window-end",
+        (today + timedelta(days=2)).isoformat(),
+    ]
+    assert await asyncio.to_thread(release_main, [*args, *future]) == 2
+    assert (
+        "INVALID_ARGUMENT: event_window.end_time must not be in the future"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as exit_:
+        release_main([*args, "--window-start", "2026-11-01"])
+    assert exit_.value.code == 2
+    assert "--window-start and --window-end go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        release_main([*args, "--window-start", "yesterday", "--window-end", "2026-11-01"])
+    assert "not an ISO 8601" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [1.5, -1.0, float("nan"), float("inf")])

@@ -22,6 +22,7 @@ from services.feature_store.store import (
 )
 from shared.data import synthetic
 from shared.errors import FailedPrecondition, InvalidArgument
+from shared.event_window import EventWindow
 from shared.keyring import KeyRing
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -351,9 +352,14 @@ def test_rotation_bounds_each_person_not_each_pseudonym(store: FeatureStore) -> 
             events.append(_event(100 * p + j, old, f"I{j:03d}", minutes=j))
             events.append(_event(100 * p + 50 + j, new, f"I{j + 3:03d}", minutes=10 + j))
     store.ingest_events(events)
+    after_rotation = EventWindow(T0 + timedelta(minutes=10), T0 + timedelta(minutes=20))
     for kind in AggregateKind:
         with pytest.raises(FailedPrecondition, match="more than one pseudonymization key"):
             store.contribution_bounded_counts(kind, k)
+        # Also over a window that holds only new-key events: the store cannot tell which
+        # of the people's other events are theirs, so it refuses whatever the window.
+        with pytest.raises(FailedPrecondition, match="more than one pseudonymization key"):
+            store.contribution_bounded_counts(kind, k, after_rotation)
     store.rename_users({ring.pseudonym_under(p, v1): ring.pseudonym_under(p, v2) for p in people})
     counts = store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, k)
     # Per person (three of them), at most k keys: the total is at most 3 k, and each
@@ -392,6 +398,79 @@ def test_contribution_bounded_counts_limit_each_user(store: FeatureStore) -> Non
     }
     with pytest.raises(InvalidArgument, match="max_contributions_per_user"):
         store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, 0)
+
+
+def test_a_window_counts_only_its_events_and_bounds_each_user_within_it(
+    store: FeatureStore,
+) -> None:
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    # u1: I000 at 0 (before), I001 at 10 (start, in), I002 at 11, I003 at 12, I004 at 20 (end,
+    # out), I005 at 30 (after). u2: I001 at 15 and again at 25 (the later one is outside).
+    store.ingest_events(
+        [
+            _event(1, "v1.u1", "I000", minutes=0),
+            _event(2, "v1.u1", "I001", minutes=10),
+            _event(3, "v1.u1", "I002", minutes=11),
+            _event(4, "v1.u1", "I003", minutes=12),
+            _event(5, "v1.u1", "I004", minutes=20),
+            _event(6, "v1.u1", "I005", minutes=30),
+            _event(7, "v1.u2", "I001", minutes=15),
+            _event(8, "v1.u2", "I006", minutes=25),
+        ]
+    )
+    window = EventWindow(at(10), at(20))  # [start, end): I001..I003 of u1, I001 of u2
+    full = store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, 10, window)
+    assert len(full) == 12
+    assert {k: v for k, v in full.items() if v} == {"I001": 2, "I002": 1, "I003": 1}
+    # Bound 2 within the window: u1's two newest events in it (I003, I002), not their newer
+    # ones outside it (I005, I004), which would leave nothing in the window to count.
+    two = store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, 2, window)
+    assert {k: v for k, v in two.items() if v} == {"I001": 1, "I002": 1, "I003": 1}
+    assert sum(two.values()) <= 2 * 2
+    # Categories: I001 toys, I002 grocery, I003 home (the event's top category).
+    trend = store.contribution_bounded_counts(AggregateKind.CATEGORY_TREND, 1, window)
+    assert trend == {"grocery": 0, "home": 1, "toys": 1}
+    # Disjoint windows read disjoint events: the two halves add up to the whole.
+    first = store.contribution_bounded_counts(
+        AggregateKind.ITEM_POPULARITY, 10, EventWindow(at(0), at(20))
+    )
+    second = store.contribution_bounded_counts(
+        AggregateKind.ITEM_POPULARITY, 10, EventWindow(at(20), at(40))
+    )
+    assert {k: v for k, v in second.items() if v} == {"I004": 1, "I005": 1, "I006": 1}
+    assert sum(first.values()) + sum(second.values()) == 8
+    empty = EventWindow(at(100), at(200))
+    assert set(
+        store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, 5, empty).values()
+    ) == {0}
+
+
+def test_a_window_around_every_event_equals_the_counts_over_every_event(
+    store: FeatureStore,
+) -> None:
+    """The windowed path groups the log; the unbounded path reads the derived tables kept in
+    the ingest transaction. On the same events they must agree."""
+    rng = random.Random(7)
+    store.ingest_events(
+        [
+            _event(
+                n,
+                f"v1.u{rng.randrange(15)}",
+                f"I{rng.randrange(12):03d}",
+                rng.choice(["view", "add_to_cart", "purchase"]),
+                minutes=rng.randrange(1000),
+            )
+            for n in range(300)
+        ]
+    )
+    everything = EventWindow(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    for kind in AggregateKind:
+        for k in (1, 3, 20):
+            assert store.contribution_bounded_counts(
+                kind, k, everything
+            ) == store.contribution_bounded_counts(kind, k)
 
 
 def test_popularity_release_orders_the_popular_list(store: FeatureStore) -> None:

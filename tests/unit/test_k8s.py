@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -883,7 +884,7 @@ def test_dp_release_job_and_cronjob_run_the_release_client(
 ) -> None:
     """A Job at deploy time and a CronJob on the ConfigMap's schedule run the one release
     client from the offline image over mTLS with their own certificate."""
-    from ops.release import build_parser
+    from ops.release import build_parser, release_window
 
     _, docs = overlay
     job, cron = _release_jobs(docs)
@@ -904,6 +905,19 @@ def test_dp_release_job_and_cronjob_run_the_release_client(
     args = build_parser().parse_args([expand(a) for a in c["command"][3:]])
     assert args.address == "privacy-gateway:50051"
     assert (args.kind, args.epsilon) == ("item_popularity", float(config["DP_RELEASE_EPSILON"]))
+    # No window flags: every run releases the previous full UTC day, a window no earlier
+    # daily run covered, so the daily schedule spends a fresh window's budget each time.
+    assert (args.window_start, args.window_end) == (None, None)
+    run = datetime(2026, 11, 24, 0, 17, tzinfo=UTC)
+    window = release_window(args.window_start, args.window_end, run)
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 23, tzinfo=UTC),
+        datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    assert "previous full UTC day" in " ".join(build_parser().format_help().split())
+    # Once a day, on the UTC calendar the window is cut on.
+    assert config["DP_RELEASE_SCHEDULE"].split()[2:] == ["*", "*", "*"]
+    assert cron["spec"]["timeZone"] == "Etc/UTC"
     mount = _tls_mount(job)
     assert (args.tls_ca_file, args.tls_cert_file, args.tls_key_file) == tuple(
         f"{mount}/{f}" for f in ("ca.crt", "tls.crt", "tls.key")

@@ -26,6 +26,7 @@ from services.privacy_gateway.mechanisms import Mechanism, calibrate
 from services.privacy_gateway.pii import PiiPolicy, PiiSanitizer
 from services.privacy_gateway.servicer import PrivacyGatewayServicer
 from shared.deadline import Budget
+from shared.event_window import EventWindow
 from shared.gen.acme.recsys.v1 import feature_store_pb2, privacy_gateway_pb2
 from shared.keyring import KeyRing
 
@@ -43,11 +44,17 @@ class FixedCounts:
         self.pairs = [(k, float(c)) for k, c in zip(KEYS, counts, strict=True)]
         self.written: list[tuple[str, list[tuple[str, float]]]] = []
         self.bounds: list[int] = []
+        self.windows: list[EventWindow | None] = []
 
     async def contribution_bounded_counts(
-        self, kind: feature_store_pb2.AggregateKind, max_contributions: int, budget: Budget
+        self,
+        kind: feature_store_pb2.AggregateKind,
+        max_contributions: int,
+        budget: Budget,
+        window: EventWindow | None = None,
     ) -> list[tuple[str, float]]:
         self.bounds.append(max_contributions)
+        self.windows.append(window)
         return list(self.pairs)
 
     async def set_item_popularity(

@@ -97,12 +97,22 @@ class GetPopularItemsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ItemFeatures, _Mapping]]] = ..., release_id: _Optional[str] = ..., release_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetContributionBoundedCountsRequest(_message.Message):
-    __slots__ = ("kind", "max_contributions_per_user")
+    __slots__ = ("kind", "max_contributions_per_user", "event_window")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTRIBUTIONS_PER_USER_FIELD_NUMBER: _ClassVar[int]
+    EVENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     kind: AggregateKind
     max_contributions_per_user: int
-    def __init__(self, kind: _Optional[_Union[AggregateKind, str]] = ..., max_contributions_per_user: _Optional[int] = ...) -> None: ...
+    event_window: EventWindow
+    def __init__(self, kind: _Optional[_Union[AggregateKind, str]] = ..., max_contributions_per_user: _Optional[int] = ..., event_window: _Optional[_Union[EventWindow, _Mapping]] = ...) -> None: ...
+
+class EventWindow(_message.Message):
+    __slots__ = ("start_time", "end_time")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class KeyCount(_message.Message):
     __slots__ = ("key", "count")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shared.gen.acme.recsys.v1 import feature_store_pb2 as acme_dot_recsys_dot_v1_dot_feature__store__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$acme/recsys/v1/privacy_gateway.proto\x12\x0e\x61\x63me.recsys.v1\x1a\"acme/recsys/v1/feature_store.proto\"(\n\x13PseudonymizeRequest\x12\x11\n\tuser_refs\x18\x01 \x03(\t\"?\n\x14PseudonymizeResponse\x12\x12\n\npseudonyms\x18\x01 \x03(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\t\"\x8e\x01\n\x16SanitizeContextRequest\x12\x44\n\x07\x63ontext\x18\x01 \x03(\x0b\x32\x33.acme.recsys.v1.SanitizeContextRequest.ContextEntry\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x17SanitizeContextResponse\x12\x45\n\x07\x63ontext\x18\x01 \x03(\x0b\x32\x34.acme.recsys.v1.SanitizeContextResponse.ContextEntry\x12\x16\n\x0e\x64ropped_fields\x18\x02 \x03(\t\x12\x1a\n\x12generalized_fields\x18\x03 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcf\x01\n\x18ReleaseAggregatesRequest\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x31\n\tmechanism\x18\x04 \x01(\x0e\x32\x1e.acme.recsys.v1.NoiseMechanism\x12\"\n\x1amax_contributions_per_user\x18\x05 \x01(\x05\x12\x0f\n\x07purpose\x18\x06 \x01(\t\"\x8d\x01\n\x19ReleaseAggregatesResponse\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12(\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\x12\x19\n\x11\x65psilon_remaining\x18\x03 \x01(\x01\x12\x17\n\x0f\x64\x65lta_remaining\x18\x04 \x01(\x01\"\x19\n\x17GetPrivacyBudgetRequest\"\x94\x01\n\x0b\x42udgetEntry\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x01\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x13\n\x0breleased_at\x18\x06 \x01(\t\"\xa0\x01\n\x18GetPrivacyBudgetResponse\x12\x15\n\repsilon_total\x18\x01 \x01(\x01\x12\x15\n\repsilon_spent\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65lta_total\x18\x03 \x01(\x01\x12\x13\n\x0b\x64\x65lta_spent\x18\x04 \x01(\x01\x12,\n\x07\x65ntries\x18\x05 \x03(\x0b\x32\x1b.acme.recsys.v1.BudgetEntry*l\n\x0eNoiseMechanism\x12\x1f\n\x1bNOISE_MECHANISM_UNSPECIFIED\x10\x00\x12\x1b\n\x17NOISE_MECHANISM_LAPLACE\x10\x01\x12\x1c\n\x18NOISE_MECHANISM_GAUSSIAN\x10\x02\x32\xa7\x03\n\x15PrivacyGatewayService\x12Y\n\x0cPseudonymize\x12#.acme.recsys.v1.PseudonymizeRequest\x1a$.acme.recsys.v1.PseudonymizeResponse\x12\x62\n\x0fSanitizeContext\x12&.acme.recsys.v1.SanitizeContextRequest\x1a\'.acme.recsys.v1.SanitizeContextResponse\x12h\n\x11ReleaseAggregates\x12(.acme.recsys.v1.ReleaseAggregatesRequest\x1a).acme.recsys.v1.ReleaseAggregatesResponse\x12\x65\n\x10GetPrivacyBudget\x12\'.acme.recsys.v1.GetPrivacyBudgetRequest\x1a(.acme.recsys.v1.GetPrivacyBudgetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$acme/recsys/v1/privacy_gateway.proto\x12\x0e\x61\x63me.recsys.v1\x1a\"acme/recsys/v1/feature_store.proto\"(\n\x13PseudonymizeRequest\x12\x11\n\tuser_refs\x18\x01 \x03(\t\"?\n\x14PseudonymizeResponse\x12\x12\n\npseudonyms\x18\x01 \x03(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\t\"\x8e\x01\n\x16SanitizeContextRequest\x12\x44\n\x07\x63ontext\x18\x01 \x03(\x0b\x32\x33.acme.recsys.v1.SanitizeContextRequest.ContextEntry\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x17SanitizeContextResponse\x12\x45\n\x07\x63ontext\x18\x01 \x03(\x0b\x32\x34.acme.recsys.v1.SanitizeContextResponse.ContextEntry\x12\x16\n\x0e\x64ropped_fields\x18\x02 \x03(\t\x12\x1a\n\x12generalized_fields\x18\x03 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x82\x02\n\x18ReleaseAggregatesRequest\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x31\n\tmechanism\x18\x04 \x01(\x0e\x32\x1e.acme.recsys.v1.NoiseMechanism\x12\"\n\x1amax_contributions_per_user\x18\x05 \x01(\x05\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x31\n\x0c\x65vent_window\x18\x07 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"\x8d\x01\n\x19ReleaseAggregatesResponse\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12(\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\x12\x19\n\x11\x65psilon_remaining\x18\x03 \x01(\x01\x12\x17\n\x0f\x64\x65lta_remaining\x18\x04 \x01(\x01\"L\n\x17GetPrivacyBudgetRequest\x12\x31\n\x0c\x65vent_window\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"\xc7\x01\n\x0b\x42udgetEntry\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x01\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x13\n\x0breleased_at\x18\x06 \x01(\t\x12\x31\n\x0c\x65vent_window\x18\x07 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"\xa0\x01\n\x18GetPrivacyBudgetResponse\x12\x15\n\repsilon_total\x18\x01 \x01(\x01\x12\x15\n\repsilon_spent\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65lta_total\x18\x03 \x01(\x01\x12\x13\n\x0b\x64\x65lta_spent\x18\x04 \x01(\x01\x12,\n\x07\x65ntries\x18\x05 \x03(\x0b\x32\x1b.acme.recsys.v1.BudgetEntry*l\n\x0eNoiseMechanism\x12\x1f\n\x1bNOISE_MECHANISM_UNSPECIFIED\x10\x00\x12\x1b\n\x17NOISE_MECHANISM_LAPLACE\x10\x01\x12\x1c\n\x18NOISE_MECHANISM_GAUSSIAN\x10\x02\x32\xa7\x03\n\x15PrivacyGatewayService\x12Y\n\x0cPseudonymize\x12#.acme.recsys.v1.PseudonymizeRequest\x1a$.acme.recsys.v1.PseudonymizeResponse\x12\x62\n\x0fSanitizeContext\x12&.acme.recsys.v1.SanitizeContextRequest\x1a\'.acme.recsys.v1.SanitizeContextResponse\x12h\n\x11ReleaseAggregates\x12(.acme.recsys.v1.ReleaseAggregatesRequest\x1a).acme.recsys.v1.ReleaseAggregatesResponse\x12\x65\n\x10GetPrivacyBudget\x12\'.acme.recsys.v1.GetPrivacyBudgetRequest\x1a(.acme.recsys.v1.GetPrivacyBudgetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SANITIZECONTEXTREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SANITIZECONTEXTRESPONSE_CONTEXTENTRY']._loaded_options = None
   _globals['_SANITIZECONTEXTRESPONSE_CONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_NOISEMECHANISM']._serialized_start=1238
-  _globals['_NOISEMECHANISM']._serialized_end=1346
+  _globals['_NOISEMECHANISM']._serialized_start=1391
+  _globals['_NOISEMECHANISM']._serialized_end=1499
   _globals['_PSEUDONYMIZEREQUEST']._serialized_start=92
   _globals['_PSEUDONYMIZEREQUEST']._serialized_end=132
   _globals['_PSEUDONYMIZERESPONSE']._serialized_start=134
@@ -51,15 +51,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SANITIZECONTEXTRESPONSE_CONTEXTENTRY']._serialized_start=296
   _globals['_SANITIZECONTEXTRESPONSE_CONTEXTENTRY']._serialized_end=342
   _globals['_RELEASEAGGREGATESREQUEST']._serialized_start=544
-  _globals['_RELEASEAGGREGATESREQUEST']._serialized_end=751
-  _globals['_RELEASEAGGREGATESRESPONSE']._serialized_start=754
-  _globals['_RELEASEAGGREGATESRESPONSE']._serialized_end=895
-  _globals['_GETPRIVACYBUDGETREQUEST']._serialized_start=897
-  _globals['_GETPRIVACYBUDGETREQUEST']._serialized_end=922
-  _globals['_BUDGETENTRY']._serialized_start=925
-  _globals['_BUDGETENTRY']._serialized_end=1073
-  _globals['_GETPRIVACYBUDGETRESPONSE']._serialized_start=1076
-  _globals['_GETPRIVACYBUDGETRESPONSE']._serialized_end=1236
-  _globals['_PRIVACYGATEWAYSERVICE']._serialized_start=1349
-  _globals['_PRIVACYGATEWAYSERVICE']._serialized_end=1772
+  _globals['_RELEASEAGGREGATESREQUEST']._serialized_end=802
+  _globals['_RELEASEAGGREGATESRESPONSE']._serialized_start=805
+  _globals['_RELEASEAGGREGATESRESPONSE']._serialized_end=946
+  _globals['_GETPRIVACYBUDGETREQUEST']._serialized_start=948
+  _globals['_GETPRIVACYBUDGETREQUEST']._serialized_end=1024
+  _globals['_BUDGETENTRY']._serialized_start=1027
+  _globals['_BUDGETENTRY']._serialized_end=1226
+  _globals['_GETPRIVACYBUDGETRESPONSE']._serialized_start=1229
+  _globals['_GETPRIVACYBUDGETRESPONSE']._serialized_end=1389
+  _globals['_PRIVACYGATEWAYSERVICE']._serialized_start=1502
+  _globals['_PRIVACYGATEWAYSERVICE']._serialized_end=1925
 # @@protoc_insertion_point(module_scope)

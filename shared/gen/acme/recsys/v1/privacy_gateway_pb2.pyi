@@ -62,20 +62,22 @@ class SanitizeContextResponse(_message.Message):
     def __init__(self, context: _Optional[_Mapping[str, str]] = ..., dropped_fields: _Optional[_Iterable[str]] = ..., generalized_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReleaseAggregatesRequest(_message.Message):
-    __slots__ = ("kind", "epsilon", "delta", "mechanism", "max_contributions_per_user", "purpose")
+    __slots__ = ("kind", "epsilon", "delta", "mechanism", "max_contributions_per_user", "purpose", "event_window")
     KIND_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     MECHANISM_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTRIBUTIONS_PER_USER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     kind: _feature_store_pb2.AggregateKind
     epsilon: float
     delta: float
     mechanism: NoiseMechanism
     max_contributions_per_user: int
     purpose: str
-    def __init__(self, kind: _Optional[_Union[_feature_store_pb2.AggregateKind, str]] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., mechanism: _Optional[_Union[NoiseMechanism, str]] = ..., max_contributions_per_user: _Optional[int] = ..., purpose: _Optional[str] = ...) -> None: ...
+    event_window: _feature_store_pb2.EventWindow
+    def __init__(self, kind: _Optional[_Union[_feature_store_pb2.AggregateKind, str]] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., mechanism: _Optional[_Union[NoiseMechanism, str]] = ..., max_contributions_per_user: _Optional[int] = ..., purpose: _Optional[str] = ..., event_window: _Optional[_Union[_feature_store_pb2.EventWindow, _Mapping]] = ...) -> None: ...
 
 class ReleaseAggregatesResponse(_message.Message):
     __slots__ = ("release_id", "counts", "epsilon_remaining", "delta_remaining")
@@ -90,24 +92,28 @@ class ReleaseAggregatesResponse(_message.Message):
     def __init__(self, release_id: _Optional[str] = ..., counts: _Optional[_Iterable[_Union[_feature_store_pb2.KeyCount, _Mapping]]] = ..., epsilon_remaining: _Optional[float] = ..., delta_remaining: _Optional[float] = ...) -> None: ...
 
 class GetPrivacyBudgetRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("event_window",)
+    EVENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    event_window: _feature_store_pb2.EventWindow
+    def __init__(self, event_window: _Optional[_Union[_feature_store_pb2.EventWindow, _Mapping]] = ...) -> None: ...
 
 class BudgetEntry(_message.Message):
-    __slots__ = ("release_id", "kind", "epsilon", "delta", "purpose", "released_at")
+    __slots__ = ("release_id", "kind", "epsilon", "delta", "purpose", "released_at", "event_window")
     RELEASE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     RELEASED_AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     release_id: str
     kind: _feature_store_pb2.AggregateKind
     epsilon: float
     delta: float
     purpose: str
     released_at: str
-    def __init__(self, release_id: _Optional[str] = ..., kind: _Optional[_Union[_feature_store_pb2.AggregateKind, str]] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., purpose: _Optional[str] = ..., released_at: _Optional[str] = ...) -> None: ...
+    event_window: _feature_store_pb2.EventWindow
+    def __init__(self, release_id: _Optional[str] = ..., kind: _Optional[_Union[_feature_store_pb2.AggregateKind, str]] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., purpose: _Optional[str] = ..., released_at: _Optional[str] = ..., event_window: _Optional[_Union[_feature_store_pb2.EventWindow, _Mapping]] = ...) -> None: ...
 
 class GetPrivacyBudgetResponse(_message.Message):
     __slots__ = ("epsilon_total", "epsilon_spent", "delta_total", "delta_spent", "entries")
