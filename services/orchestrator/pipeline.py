@@ -333,8 +333,18 @@ class Pipeline:
                 span.set_attribute("recsys.items", len(got.items))
                 return list(got.items)
 
-        found, titles = await asyncio.gather(retrieve(), history())
-        return found, titles
+        # A task group, not gather: when the Recommend is cancelled (its caller went away or
+        # its budget ran out) or one branch fails unexpectedly, the other branch's downstream
+        # call is cancelled too instead of running on for nobody.
+        try:
+            async with asyncio.TaskGroup() as group:
+                found = group.create_task(retrieve())
+                titles = group.create_task(history())
+        except ExceptionGroup as failed:
+            # Both branches turn service errors into fallbacks, so only a bug lands here:
+            # raise it as itself, as gather did, for the server's error mapping.
+            raise failed.exceptions[0] from None
+        return found.result(), titles.result()
 
     async def _attach_item_features(
         self, candidates: list[Candidate], budget: Budget, outcome: Outcome
