@@ -42,6 +42,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 from pydantic_settings import BaseSettings
 
 from devstack.stack import Layout, ServiceSpec, local_specs
@@ -130,8 +131,8 @@ STAGES = {v: k.removeprefix("STAGE_").lower() for k, v in common_pb2.Stage.items
 SPAN_FLUSH_S = 1.5
 
 S = TypeVar("S", bound=BaseSettings)
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,38 @@ class LocalContext:
         return cast(grpc.aio.ServicerContext, self)
 
 
+@dataclass
+class HopBytes:
+    """Calls and serialized bytes (request + response, as protobuf would put them on the
+    wire) of every downstream method, for bytes per hop per Recommend."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    request_bytes: dict[str, int] = field(default_factory=dict)
+    response_bytes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, hop: str, request: Message, response: Message) -> None:
+        self.calls[hop] = self.calls.get(hop, 0) + 1
+        self.request_bytes[hop] = self.request_bytes.get(hop, 0) + request.ByteSize()
+        self.response_bytes[hop] = self.response_bytes.get(hop, 0) + response.ByteSize()
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.request_bytes.clear()
+        self.response_bytes.clear()
+
+    def per_request(self, requests: int) -> dict[str, dict[str, float]]:
+        """Calls, request bytes and response bytes of each hop per Recommend."""
+        n = max(1, requests)
+        return {
+            hop: {
+                "calls": self.calls[hop] / n,
+                "request_bytes": self.request_bytes[hop] / n,
+                "response_bytes": self.response_bytes[hop] / n,
+            }
+            for hop in sorted(self.calls)
+        }
+
+
 class InProcessBackends:
     """The orchestrator's ``Backends`` over the other services' servicer objects.
 
@@ -327,9 +360,10 @@ class InProcessBackends:
         self._retrieval = retrieval
         self._ranker = ranker
         self._reranker = reranker
+        self.hops = HopBytes()
 
-    @staticmethod
     async def _call(
+        self,
         service: str,
         method: Callable[[Req, grpc.aio.ServicerContext], Awaitable[Resp]],
         request: Req,
@@ -337,7 +371,9 @@ class InProcessBackends:
     ) -> Resp:
         context = LocalContext(timeout_s).as_servicer_context()
         try:
-            return await asyncio.wait_for(method(request, context), timeout_s)
+            response = await asyncio.wait_for(method(request, context), timeout_s)
+            self.hops.add(f"{service}.{method.__name__}", request, response)
+            return response
         except ServiceError as exc:
             raise downstream_error(service, exc.code, exc.message) from None
         except TimeoutError:
@@ -460,6 +496,7 @@ class InProcessServices:
 
     orchestrator: RecommendationServicer
     deadline_s: float
+    hops: HopBytes = field(default_factory=HopBytes)
 
     async def recommend(
         self, request: orchestrator_pb2.RecommendRequest
@@ -519,7 +556,7 @@ async def in_process_services(layout: Layout) -> AsyncIterator[InProcessServices
         settings = stack_settings(OrchestratorSettings, specs["orchestrator"], port=0)
         orchestrator = build_orchestrator(settings, backends=backends)
         await start("orchestrator", orchestrator)
-        yield InProcessServices(orchestrator.servicer, settings.default_deadline_s)
+        yield InProcessServices(orchestrator.servicer, settings.default_deadline_s, backends.hops)
 
 
 # ---- the three runs and their report ---------------------------------------------------------
@@ -531,6 +568,8 @@ class Report:
 
     rows: list[dict[str, Any]]
     stages: dict[str, dict[str, float]]
+    hops: dict[str, dict[str, float]] = field(default_factory=dict)
+    in_process_cpu_ms: float = float("nan")
 
     def _row(self, name: str) -> dict[str, Any]:
         return next(r for r in self.rows if r["run"] == name)
@@ -565,6 +604,20 @@ class Report:
                 f"| {r['run']} | {r['ok']} | {err} | {r['rps']:.2f} | {r['p50']:.1f} "
                 f"| {r['p95']:.1f} | {r['p99']:.1f} | {deg} |"
             )
+        if self.hops:
+            lines += [
+                "",
+                f"In-process run: {self.in_process_cpu_ms:.2f} ms process CPU per Recommend; "
+                "bytes per hop per Recommend (protobuf ByteSize):",
+                "",
+                "| hop | calls | request bytes | response bytes |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {hop} | {h['calls']:.2f} | {h['request_bytes']:.0f} "
+                f"| {h['response_bytes']:.0f} |"
+                for hop, h in self.hops.items()
+            ]
         if self.stages:
             lines += [
                 "",
@@ -619,9 +672,20 @@ async def run(
     progress("in-process: the same services built through their composition roots")
     async with in_process_services(layout) as services:
         await services.recommend(make_request(random.Random(config.seed), config))
-        rows.append((await closed_loop(IN_PROCESS, services.recommend, config)).row())
+        services.hops.reset()
+        cpu = time.process_time()
+        inproc = await closed_loop(IN_PROCESS, services.recommend, config)
+        cpu = time.process_time() - cpu
+        rows.append(inproc.row())
+        requests = inproc.row()["ok"]
+        hops = services.hops.per_request(requests)
     await asyncio.sleep(SPAN_FLUSH_S)
-    return Report(rows, stage_breakdown(layout.traces_dir, trace_ids))
+    return Report(
+        rows,
+        stage_breakdown(layout.traces_dir, trace_ids),
+        hops,
+        1000 * cpu / max(1, requests),
+    )
 
 
 def record(path: Path, report: Report, *, command: str, layout: Layout, config: LoadConfig) -> None:
