@@ -577,16 +577,22 @@ class Report:
     @property
     def p50_ratio(self) -> float:
         """gRPC closed-loop p50 over in-process p50: above 1 is what gRPC costs."""
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return float("nan")
         inproc = self._row(IN_PROCESS)["p50"]
         return float(self._row(GRPC_CLOSED)["p50"] / inproc) if inproc else float("nan")
 
     @property
     def rps_ratio(self) -> float:
         """In-process closed-loop throughput over the gRPC one."""
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return float("nan")
         grpc_rps = self._row(GRPC_CLOSED)["rps"]
         return float(self._row(IN_PROCESS)["rps"] / grpc_rps) if grpc_rps else float("nan")
 
     def summary(self) -> str:
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return "in-process run only: no gRPC/in-process ratios"
         return (
             f"gRPC/in-process p50 latency ratio {self.p50_ratio:.2f}; "
             f"in-process/gRPC throughput ratio {self.rps_ratio:.2f}"
@@ -637,10 +643,42 @@ class Report:
 
 
 async def run(
-    layout: Layout, config: LoadConfig, *, progress: Callable[[str], None] = print
+    layout: Layout,
+    config: LoadConfig,
+    *,
+    progress: Callable[[str], None] = print,
+    over_grpc: bool = True,
 ) -> Report:
-    """The three runs against the stack running on ``layout`` and its in-process twin;
+    """The three runs against the stack running on ``layout`` and its in-process twin (only
+    the in-process one without ``over_grpc``: no stack needed, e.g. under a profiler);
     RuntimeError when the stack does not answer or an in-process service does not get ready."""
+    rows: list[dict[str, Any]] = []
+    trace_ids: list[str] = []
+    if over_grpc:
+        rows, trace_ids = await _grpc_runs(layout, config, progress)
+    progress("in-process: the same services built through their composition roots")
+    async with in_process_services(layout) as services:
+        await services.recommend(make_request(random.Random(config.seed), config))
+        services.hops.reset()
+        cpu = time.process_time()
+        inproc = await closed_loop(IN_PROCESS, services.recommend, config)
+        cpu = time.process_time() - cpu
+        rows.append(inproc.row())
+        requests = inproc.row()["ok"]
+        hops = services.hops.per_request(requests)
+    if over_grpc:
+        await asyncio.sleep(SPAN_FLUSH_S)
+    return Report(
+        rows,
+        stage_breakdown(layout.traces_dir, trace_ids) if over_grpc else {},
+        hops,
+        1000 * cpu / max(1, requests),
+    )
+
+
+async def _grpc_runs(
+    layout: Layout, config: LoadConfig, progress: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     trace_ids: list[str] = []
     # No retries: a refused call is a result of the benchmark, not something to hide.
@@ -669,23 +707,7 @@ async def run(
         for result in (closed, opened):
             rows.append(result.row())
             trace_ids += result.trace_ids
-    progress("in-process: the same services built through their composition roots")
-    async with in_process_services(layout) as services:
-        await services.recommend(make_request(random.Random(config.seed), config))
-        services.hops.reset()
-        cpu = time.process_time()
-        inproc = await closed_loop(IN_PROCESS, services.recommend, config)
-        cpu = time.process_time() - cpu
-        rows.append(inproc.row())
-        requests = inproc.row()["ok"]
-        hops = services.hops.per_request(requests)
-    await asyncio.sleep(SPAN_FLUSH_S)
-    return Report(
-        rows,
-        stage_breakdown(layout.traces_dir, trace_ids),
-        hops,
-        1000 * cpu / max(1, requests),
-    )
+    return rows, trace_ids
 
 
 def record(path: Path, report: Report, *, command: str, layout: Layout, config: LoadConfig) -> None:

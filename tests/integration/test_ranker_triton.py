@@ -314,7 +314,9 @@ async def test_callers_giving_up_leave_ranker_and_triton_idle_within_a_second(
                 await asyncio.sleep(0.02)
             assert idle_at is not None
             assert idle_at - gave_up < 1.0
-            # Idle means nothing runs on afterwards either: Triton's request count is still.
+            # A batch already executing is not pending and may finish after that; 1 s after
+            # the callers gave up nothing runs any more: Triton's execution count is still.
+            await asyncio.sleep(max(0.0, gave_up + 1.0 - time.monotonic()))
             settled = await asyncio.to_thread(_triton_metrics, triton, model)
             await asyncio.sleep(0.5)
             after = await asyncio.to_thread(_triton_metrics, triton, model)
