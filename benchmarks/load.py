@@ -42,6 +42,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 from pydantic_settings import BaseSettings
 
 from devstack.stack import Layout, ServiceSpec, local_specs
@@ -130,8 +131,8 @@ STAGES = {v: k.removeprefix("STAGE_").lower() for k, v in common_pb2.Stage.items
 SPAN_FLUSH_S = 1.5
 
 S = TypeVar("S", bound=BaseSettings)
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,38 @@ class LocalContext:
         return cast(grpc.aio.ServicerContext, self)
 
 
+@dataclass
+class HopBytes:
+    """Calls and serialized bytes (request + response, as protobuf would put them on the
+    wire) of every downstream method, for bytes per hop per Recommend."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    request_bytes: dict[str, int] = field(default_factory=dict)
+    response_bytes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, hop: str, request: Message, response: Message) -> None:
+        self.calls[hop] = self.calls.get(hop, 0) + 1
+        self.request_bytes[hop] = self.request_bytes.get(hop, 0) + request.ByteSize()
+        self.response_bytes[hop] = self.response_bytes.get(hop, 0) + response.ByteSize()
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.request_bytes.clear()
+        self.response_bytes.clear()
+
+    def per_request(self, requests: int) -> dict[str, dict[str, float]]:
+        """Calls, request bytes and response bytes of each hop per Recommend."""
+        n = max(1, requests)
+        return {
+            hop: {
+                "calls": self.calls[hop] / n,
+                "request_bytes": self.request_bytes[hop] / n,
+                "response_bytes": self.response_bytes[hop] / n,
+            }
+            for hop in sorted(self.calls)
+        }
+
+
 class InProcessBackends:
     """The orchestrator's ``Backends`` over the other services' servicer objects.
 
@@ -327,9 +360,10 @@ class InProcessBackends:
         self._retrieval = retrieval
         self._ranker = ranker
         self._reranker = reranker
+        self.hops = HopBytes()
 
-    @staticmethod
     async def _call(
+        self,
         service: str,
         method: Callable[[Req, grpc.aio.ServicerContext], Awaitable[Resp]],
         request: Req,
@@ -337,7 +371,9 @@ class InProcessBackends:
     ) -> Resp:
         context = LocalContext(timeout_s).as_servicer_context()
         try:
-            return await asyncio.wait_for(method(request, context), timeout_s)
+            response = await asyncio.wait_for(method(request, context), timeout_s)
+            self.hops.add(f"{service}.{method.__name__}", request, response)
+            return response
         except ServiceError as exc:
             raise downstream_error(service, exc.code, exc.message) from None
         except TimeoutError:
@@ -460,6 +496,7 @@ class InProcessServices:
 
     orchestrator: RecommendationServicer
     deadline_s: float
+    hops: HopBytes = field(default_factory=HopBytes)
 
     async def recommend(
         self, request: orchestrator_pb2.RecommendRequest
@@ -519,7 +556,7 @@ async def in_process_services(layout: Layout) -> AsyncIterator[InProcessServices
         settings = stack_settings(OrchestratorSettings, specs["orchestrator"], port=0)
         orchestrator = build_orchestrator(settings, backends=backends)
         await start("orchestrator", orchestrator)
-        yield InProcessServices(orchestrator.servicer, settings.default_deadline_s)
+        yield InProcessServices(orchestrator.servicer, settings.default_deadline_s, backends.hops)
 
 
 # ---- the three runs and their report ---------------------------------------------------------
@@ -531,6 +568,8 @@ class Report:
 
     rows: list[dict[str, Any]]
     stages: dict[str, dict[str, float]]
+    hops: dict[str, dict[str, float]] = field(default_factory=dict)
+    in_process_cpu_ms: float = float("nan")
 
     def _row(self, name: str) -> dict[str, Any]:
         return next(r for r in self.rows if r["run"] == name)
@@ -538,16 +577,22 @@ class Report:
     @property
     def p50_ratio(self) -> float:
         """gRPC closed-loop p50 over in-process p50: above 1 is what gRPC costs."""
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return float("nan")
         inproc = self._row(IN_PROCESS)["p50"]
         return float(self._row(GRPC_CLOSED)["p50"] / inproc) if inproc else float("nan")
 
     @property
     def rps_ratio(self) -> float:
         """In-process closed-loop throughput over the gRPC one."""
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return float("nan")
         grpc_rps = self._row(GRPC_CLOSED)["rps"]
         return float(self._row(IN_PROCESS)["rps"] / grpc_rps) if grpc_rps else float("nan")
 
     def summary(self) -> str:
+        if not any(r["run"] == GRPC_CLOSED for r in self.rows):
+            return "in-process run only: no gRPC/in-process ratios"
         return (
             f"gRPC/in-process p50 latency ratio {self.p50_ratio:.2f}; "
             f"in-process/gRPC throughput ratio {self.rps_ratio:.2f}"
@@ -565,6 +610,20 @@ class Report:
                 f"| {r['run']} | {r['ok']} | {err} | {r['rps']:.2f} | {r['p50']:.1f} "
                 f"| {r['p95']:.1f} | {r['p99']:.1f} | {deg} |"
             )
+        if self.hops:
+            lines += [
+                "",
+                f"In-process run: {self.in_process_cpu_ms:.2f} ms process CPU per Recommend; "
+                "bytes per hop per Recommend (protobuf ByteSize):",
+                "",
+                "| hop | calls | request bytes | response bytes |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {hop} | {h['calls']:.2f} | {h['request_bytes']:.0f} "
+                f"| {h['response_bytes']:.0f} |"
+                for hop, h in self.hops.items()
+            ]
         if self.stages:
             lines += [
                 "",
@@ -584,10 +643,42 @@ class Report:
 
 
 async def run(
-    layout: Layout, config: LoadConfig, *, progress: Callable[[str], None] = print
+    layout: Layout,
+    config: LoadConfig,
+    *,
+    progress: Callable[[str], None] = print,
+    over_grpc: bool = True,
 ) -> Report:
-    """The three runs against the stack running on ``layout`` and its in-process twin;
+    """The three runs against the stack running on ``layout`` and its in-process twin (only
+    the in-process one without ``over_grpc``: no stack needed, e.g. under a profiler);
     RuntimeError when the stack does not answer or an in-process service does not get ready."""
+    rows: list[dict[str, Any]] = []
+    trace_ids: list[str] = []
+    if over_grpc:
+        rows, trace_ids = await _grpc_runs(layout, config, progress)
+    progress("in-process: the same services built through their composition roots")
+    async with in_process_services(layout) as services:
+        await services.recommend(make_request(random.Random(config.seed), config))
+        services.hops.reset()
+        cpu = time.process_time()
+        inproc = await closed_loop(IN_PROCESS, services.recommend, config)
+        cpu = time.process_time() - cpu
+        rows.append(inproc.row())
+        requests = inproc.row()["ok"]
+        hops = services.hops.per_request(requests)
+    if over_grpc:
+        await asyncio.sleep(SPAN_FLUSH_S)
+    return Report(
+        rows,
+        stage_breakdown(layout.traces_dir, trace_ids) if over_grpc else {},
+        hops,
+        1000 * cpu / max(1, requests),
+    )
+
+
+async def _grpc_runs(
+    layout: Layout, config: LoadConfig, progress: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     trace_ids: list[str] = []
     # No retries: a refused call is a result of the benchmark, not something to hide.
@@ -616,12 +707,7 @@ async def run(
         for result in (closed, opened):
             rows.append(result.row())
             trace_ids += result.trace_ids
-    progress("in-process: the same services built through their composition roots")
-    async with in_process_services(layout) as services:
-        await services.recommend(make_request(random.Random(config.seed), config))
-        rows.append((await closed_loop(IN_PROCESS, services.recommend, config)).row())
-    await asyncio.sleep(SPAN_FLUSH_S)
-    return Report(rows, stage_breakdown(layout.traces_dir, trace_ids))
+    return rows, trace_ids
 
 
 def record(path: Path, report: Report, *, command: str, layout: Layout, config: LoadConfig) -> None:

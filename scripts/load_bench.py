@@ -3,7 +3,7 @@ in-process (the harness is ``benchmarks.load``).
 
     bash scripts/run.sh --no-demo &            # or: python scripts/run_stack.py --no-demo
     python scripts/load_bench.py [--requests 200] [--concurrency 4] [--rate 4]
-        [--max-seconds 120] [--record docs/benchmarks.md]
+        [--max-seconds 120] [--record docs/benchmarks.md] [--in-process-only]
 
 Runs a closed loop and an open loop over gRPC against the stack, then a closed loop against
 the six services built in this process through their composition roots, configured as the
@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tradeoff", type=float, default=RUN["tradeoff"], help="DPP/MMR trade-off")
     p.add_argument("--seed", type=int, default=RUN["seed"])
     p.add_argument("--record", type=Path, default=None, help="append the table to this file")
+    p.add_argument(
+        "--in-process-only",
+        action="store_true",
+        help="only the in-process run (no stack needed; for a profiler such as py-spy)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
     return p
 
@@ -104,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     try:
         report = asyncio.run(
-            load.run(layout, config, progress=lambda line: print(line, flush=True))
+            load.run(
+                layout,
+                config,
+                progress=lambda line: print(line, flush=True),
+                over_grpc=not ns.in_process_only,
+            )
         )
     except RuntimeError as exc:
         print(exc, file=sys.stderr)

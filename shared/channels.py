@@ -1,4 +1,5 @@
-"""Outbound gRPC channels: tracing interceptors, bounded retries on UNAVAILABLE, TLS.
+"""Outbound gRPC channels: tracing interceptors, bounded retries on UNAVAILABLE, TLS, and
+cancellation that reaches the server when the caller gives up (shared.cancellation).
 
 Retries use gRPC's own retry policy (service config), limited to UNAVAILABLE, which is safe
 for our idempotent reads and for event ingestion (idempotent by event id). Deadlines are per
@@ -13,6 +14,8 @@ from pathlib import Path
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from pydantic import BaseModel
+
+from shared.cancellation import CancelPropagatingInterceptor
 
 
 class TlsClientConfig(BaseModel):
@@ -64,7 +67,8 @@ def create_channel(
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
-    interceptors = aio_client_interceptors()
+    # The first interceptor is the outermost: cancellation is fixed up inside the tracing.
+    interceptors = [*aio_client_interceptors(), CancelPropagatingInterceptor()]
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     if (tls.cert_file is None) != (tls.key_file is None):

@@ -232,6 +232,7 @@ def model_config(
     max_batch_size: int = 512,
     preferred_batch_sizes: Sequence[int] = (64, 128, 256),
     max_queue_delay_us: int = 2000,
+    queue_timeout_us: int = 2_000_000,
     instances: int = 1,
     python_on_gpu: bool = False,
     dynamic_batching: bool = True,
@@ -242,11 +243,17 @@ def model_config(
     its model.py runs onnxruntime's CUDA provider: the only GPU path the bundled Triton has,
     used by scripts/bench_ranker.py. ``dynamic_batching=False`` leaves the scheduler out
     (each request runs as sent): only for measuring what dynamic batching buys.
+
+    The batcher's queue policy rejects a request still queued after its timeout: the
+    client's own (the ranker sends its remaining budget, services/ranker/clients.py), else
+    ``queue_timeout_us``, so work whose caller has gone is dropped, not computed.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
     if not 0 < max_queue_delay_us <= 100_000:
         raise ValueError("max_queue_delay_us must be in (0, 100000]: a bounded queue delay")
+    if queue_timeout_us <= 0:
+        raise ValueError("queue_timeout_us must be positive: queued requests must expire")
     config = mc.ModelConfig(name=model_name, max_batch_size=max_batch_size)
     if variant == "gpu":
         config.platform = "onnxruntime_onnx"
@@ -262,6 +269,10 @@ def model_config(
         config.dynamic_batching.preferred_batch_size.extend(
             b for b in preferred_batch_sizes if b <= max_batch_size
         )
+        policy = config.dynamic_batching.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = queue_timeout_us
+        policy.allow_timeout_override = True
     config.instance_group.append(mc.ModelInstanceGroup(count=instances, kind=kind))
     config.version_policy.latest.num_versions = 1
     return config

@@ -1,8 +1,8 @@
 """The Recommend and LogEvents pipelines: fan-out, per-stage deadlines and fallbacks.
 
-Recommend runs gateway -> user features -> (retrieval || history item features) -> candidate
-item features -> ranker -> reranker. Only the privacy gateway is mandatory: without a
-pseudonym nothing may proceed. Every other stage degrades instead of failing the request
+Recommend runs gateway -> user features -> retrieval -> item features (the candidates' and
+the history's, in one lookup) -> ranker -> reranker. Only the privacy gateway is mandatory:
+without a pseudonym nothing may proceed. Every other stage degrades instead of failing the request
 (ranker -> retrieval order; reranker -> relevance order; feature store or retrieval ->
 popularity list), and each fallback is recorded in the result, on the span and in a metric.
 A shopper with no indexed item in the history (cold start) gets candidates from the DP
@@ -46,6 +46,7 @@ from services.orchestrator.domain import (
     ShopperEvent,
     Stage,
     StoredEvent,
+    UserFeatures,
 )
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
@@ -111,6 +112,14 @@ def top_by_relevance(
         [c.category for c in taken],
     )
     return [candidates[i] for i in picked]
+
+
+def _context(user: UserFeatures, history: Sequence[ItemFeatures]) -> ShopperContext:
+    """What the ranker knows of the shopper: the history's titles and top categories."""
+    return ShopperContext(
+        recent_item_titles=tuple(f.title for f in history if f.title),
+        recent_categories=user.top_categories,
+    )
 
 
 def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[Candidate]:
@@ -232,9 +241,7 @@ class Pipeline:
         if query.exclude_purchased:
             already = set(excluded)
             excluded += [i for i in user.purchased_item_ids if i not in already]
-        retrieved, history = await self._retrieve_with_history(
-            user.recent_item_ids, excluded, budget, outcome
-        )
+        retrieved = await self._retrieve(user.recent_item_ids, excluded, budget, outcome)
         if retrieved is None:
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
@@ -244,12 +251,9 @@ class Pipeline:
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
-        context = ShopperContext(
-            recent_item_titles=tuple(f.title for f in history if f.title),
-            recent_categories=user.top_categories,
-        )
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
+            context = _context(user, await self._history(user.recent_item_ids, budget))
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
             # designed path, not degraded.
@@ -274,8 +278,10 @@ class Pipeline:
             # ranker and reranker as usual.
             self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
             candidates = catalog_order(candidates)
-        have_features = await self._attach_item_features(candidates, budget, outcome)
-        await self._rank(candidates, context, have_features, budget, outcome)
+        have_features, history = await self._attach_item_features(
+            candidates, user.recent_item_ids, budget, outcome
+        )
+        await self._rank(candidates, _context(user, history), have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
         return self._finish(request_span, outcome)
 
@@ -308,72 +314,82 @@ class Pipeline:
             span.set_attribute("recsys.key_version", response.key_version)
             return response.pseudonyms[0]
 
-    async def _retrieve_with_history(
+    async def _retrieve(
         self,
         recent_item_ids: Sequence[str],
         excluded: Sequence[str],
         budget: Budget,
         outcome: Outcome,
-    ) -> tuple[RetrievalResult | None, list[ItemFeatures]]:
-        """Retrieval and the titles of the user's history are independent: run them together."""
+    ) -> RetrievalResult | None:
         recent = list(recent_item_ids)
+        with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
+            span.set_attribute("recsys.history_items", len(recent))
+            span.set_attribute("recsys.excluded_items", len(excluded))
+            try:
+                found = await self._timed(
+                    budget,
+                    SHARE_RETRIEVAL,
+                    lambda t: self._b.retrieve(recent, self._n, excluded, t),
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "popularity")
+                return None
+            span.set_attribute("recsys.candidates", len(found.candidates))
+            span.set_attribute("recsys.index_version", found.index_version)
+            span.set_attribute("recsys.cold_start", found.cold_start)
+            outcome.versions["retrieval_index"] = found.index_version
+            return found
 
-        async def retrieve() -> RetrievalResult | None:
-            with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
-                span.set_attribute("recsys.history_items", len(recent))
-                span.set_attribute("recsys.excluded_items", len(excluded))
-                try:
-                    found = await self._timed(
-                        budget,
-                        SHARE_RETRIEVAL,
-                        lambda t: self._b.retrieve(recent, self._n, excluded, t),
-                    )
-                except ServiceError as exc:
-                    self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "popularity")
-                    return None
-                span.set_attribute("recsys.candidates", len(found.candidates))
-                span.set_attribute("recsys.index_version", found.index_version)
-                span.set_attribute("recsys.cold_start", found.cold_start)
-                outcome.versions["retrieval_index"] = found.index_version
-                return found
-
-        async def history() -> list[ItemFeatures]:
-            if not recent:
+    async def _history(self, recent_item_ids: Sequence[str], budget: Budget) -> list[ItemFeatures]:
+        """The history's titles on their own, for candidates that came with their features
+        (cold start); retrieved candidates fetch them in the same lookup as their own."""
+        recent = list(recent_item_ids)
+        if not recent:
+            return []
+        with self._tracer.start_as_current_span("orchestrator.history_features") as span:
+            try:
+                got = await self._timed(
+                    budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(recent, t)
+                )
+            except ServiceError as exc:
+                # The ranker still scores without history titles; the answer is only less
+                # personal, so this is an event, not a degraded stage.
+                span.add_event("history_titles_missing", {"recsys.reason": _reason(exc).value})
                 return []
-            with self._tracer.start_as_current_span("orchestrator.history_features") as span:
-                try:
-                    got = await self._timed(
-                        budget, SHARE_RETRIEVAL, lambda t: self._b.item_features(recent, t)
-                    )
-                except ServiceError as exc:
-                    # The ranker still scores without history titles; the answer is only
-                    # less personal, so this is an event, not a degraded stage.
-                    span.add_event("history_titles_missing", {"recsys.reason": _reason(exc).value})
-                    return []
-                span.set_attribute("recsys.items", len(got.items))
-                return list(got.items)
-
-        found, titles = await asyncio.gather(retrieve(), history())
-        return found, titles
+            span.set_attribute("recsys.items", len(got.items))
+            return list(got.items)
 
     async def _attach_item_features(
-        self, candidates: list[Candidate], budget: Budget, outcome: Outcome
-    ) -> bool:
+        self,
+        candidates: list[Candidate],
+        recent_item_ids: Sequence[str],
+        budget: Budget,
+        outcome: Outcome,
+    ) -> tuple[bool, list[ItemFeatures]]:
+        """Attach the candidates' features and return the history's, from ONE lookup: the
+        history's titles used to be a second round trip to the store (beside retrieval)
+        that cost every Recommend an RPC on both sides for the ~5 items of the history
+        (profiled, see docs/benchmarks.md). False when the lookup failed."""
         with self._tracer.start_as_current_span("orchestrator.item_features") as span:
             ids = [c.item_id for c in candidates]
+            wanted = set(ids)
+            recent = list(dict.fromkeys(recent_item_ids))
+            ids += [i for i in recent if i not in wanted]
             span.set_attribute("recsys.requested", len(ids))
+            span.set_attribute("recsys.history_items", len(recent))
             try:
                 got = await self._timed(
                     budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(ids, t)
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "no_item_features")
-                return False
+                return False, []
             by_id = {f.item_id: f for f in got.items}
             for cand in candidates:
                 cand.features = by_id.get(cand.item_id)
-            span.set_attribute("recsys.missing", len(got.missing_item_ids))
-            return True
+            missing = set(got.missing_item_ids)
+            span.set_attribute("recsys.missing", len(wanted & missing))
+            return True, [by_id[i] for i in recent if i in by_id]
 
     async def _rank(
         self,

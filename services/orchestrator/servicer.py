@@ -6,9 +6,11 @@ the response, so the pipeline never sees a protobuf message.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC
+from typing import TypeVar
 
 import grpc
 
@@ -23,13 +25,30 @@ from services.orchestrator.domain import (
 )
 from services.orchestrator.pipeline import Pipeline
 from shared.deadline import Budget
-from shared.errors import InvalidArgument, ResourceExhausted, ServiceError
+from shared.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, ServiceError
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from shared.telemetry import current_trace_id
+
+T = TypeVar("T")
 
 SERVICE_NAME = "acme.recsys.v1.RecommendationService"
 MAX_REF_LENGTH = 256
 MAX_ID_LENGTH = 128
+
+
+async def _within(budget: Budget, work: Awaitable[T]) -> T:
+    """``work`` cut off when ``budget`` runs out.
+
+    Every stage's call already has a timeout from the budget, but a fallback or the time
+    between stages can still run past it; at the deadline the caller has gone, so whatever
+    is still running (the fan-out's downstream calls included) is cancelled, not finished
+    for nobody. A cancelled RPC cancels this task the same way.
+    """
+    try:
+        async with asyncio.timeout(budget.remaining()):
+            return await work
+    except TimeoutError:
+        raise DeadlineExceeded("the request's deadline passed") from None
 
 
 def stage_to_proto(stage: Stage) -> common_pb2.Stage:
@@ -173,7 +192,7 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         try:
             query = validate_recommend(request, self._settings)
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
-            outcome = await self._pipeline.recommend(query, budget)
+            outcome = await _within(budget, self._pipeline.recommend(query, budget))
             if outcome.degraded:
                 outcome_label = "degraded"
             return build_response(outcome, current_trace_id())

@@ -1,7 +1,10 @@
 """Outbound calls to NVIDIA Triton through tritonclient's asyncio gRPC client.
 
 Each call carries the W3C trace context in its request headers (so Triton's own tracing joins
-the request's trace) and a client timeout taken from the caller's remaining budget. Failures
+the request's trace) and the caller's remaining budget twice: as the gRPC deadline (the client
+gives up and cancels the call) and as Triton's per-request timeout, so a request still queued
+in the dynamic batcher when its time is up is rejected there instead of computed for nobody
+(the generated config.pbtxt's queue policy allows the override). Failures
 become domain errors the orchestrator can act on: Triton down or the model not loaded ->
 Unavailable; out of time -> DeadlineExceeded.
 """
@@ -77,6 +80,7 @@ class TritonBackend:
                     inputs,
                     outputs=[InferRequestedOutput(OUTPUT_NAME)],
                     headers=headers,
+                    timeout=max(1, int(timeout * 1_000_000)),
                     client_timeout=timeout,
                 )
             except InferenceServerException as exc:

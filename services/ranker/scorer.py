@@ -132,9 +132,17 @@ class Ranker:
             return await self.backend.score(arrays, budget)
 
         # Batches go out together: Triton's dynamic batcher and its instances work on them
-        # in parallel; the local backend queues them on the bounded executor.
-        parts = await asyncio.gather(*(one(s, e) for s, e in self.batches(len(texts))))
-        scores = np.concatenate(parts)
+        # in parallel; the local backend queues them on the bounded executor. A task group
+        # rather than gather: when the RPC is cancelled or one batch fails, the other
+        # batches' Triton calls are cancelled too, not left to compute unused scores.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(s, e)) for s, e in self.batches(len(texts))]
+        except ExceptionGroup as failed:
+            # The first failure speaks for the request (as it did with gather); the others
+            # are the cancellations it caused or the same outage seen by another batch.
+            raise failed.exceptions[0] from None
+        scores = np.concatenate([t.result() for t in tasks])
         if scores.shape != (len(candidates),):
             raise RuntimeError(f"backend returned {scores.shape} scores for {len(candidates)}")
         return [float(x) for x in scores]

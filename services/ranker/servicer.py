@@ -1,4 +1,9 @@
-"""RankerService: validate -> score on the configured backend -> response."""
+"""RankerService: validate -> score on the configured backend -> response.
+
+``in_flight`` counts the ScoreCandidates calls being worked on. A call whose caller cancels
+it (or whose deadline passes) is cancelled by grpc.aio, which cancels its Triton calls
+(services.ranker.scorer), so the count drops as soon as callers give up.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         self._ranker = ranker
         self._max_candidates = max_candidates
         self._default_timeout_s = default_timeout_s
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     def _candidates(self, request: ranker_pb2.ScoreCandidatesRequest) -> list[Candidate]:
         if not request.candidates:
@@ -47,12 +57,16 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         span.set_attribute("ranker.candidates", len(candidates))
         span.set_attribute("ranker.backend", self._ranker.backend.name)
         span.set_attribute("ranker.batches", len(self._ranker.batches(len(candidates))))
-        scores = await self._ranker.score(
-            list(request.context.recent_item_titles),
-            list(request.context.recent_categories),
-            candidates,
-            budget,
-        )
+        self._in_flight += 1
+        try:
+            scores = await self._ranker.score(
+                list(request.context.recent_item_titles),
+                list(request.context.recent_categories),
+                candidates,
+                budget,
+            )
+        finally:
+            self._in_flight -= 1
         return ranker_pb2.ScoreCandidatesResponse(
             scores=[
                 ranker_pb2.ScoredItem(item_id=c.item_id, score=s)

@@ -1,11 +1,14 @@
 """The ranker against a REAL Triton server on CPU (the binary bundled by nvidia-pytriton),
 serving the real exported model: repository checks, ONNX vs eager torch, Triton vs the local
 backend through the gRPC service, batch splitting through Triton, the int8 and bf16 CPU
-runtimes served by Triton, and Triton killed."""
+runtimes served by Triton, work dropped when its callers give up, and Triton killed."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,6 +102,10 @@ def test_both_repository_variants_parse_strictly(repos: dict[str, Path]) -> None
             (n, mc.TYPE_INT64, [-1]) for n in ("input_ids", "attention_mask", "token_type_ids")
         ]
         assert [(o.name, list(o.dims)) for o in config.output] == [("logits", [1])]
+        policy = config.dynamic_batching.default_queue_policy
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+        assert policy.default_timeout_microseconds > 0
+        assert policy.allow_timeout_override
     onnx_gpu = repos["gpu"] / "ranker_bert" / "1" / ONNX_FILE
     onnx_cpu = repos["cpu"] / "ranker_bert" / "1" / ONNX_FILE
     assert onnx_gpu.read_bytes() == onnx_cpu.read_bytes()
@@ -138,6 +145,8 @@ def test_unbounded_queue_delay_and_unknown_variant_are_refused() -> None:
         model_config("m", "gpu", max_queue_delay_us=0)
     with pytest.raises(ValueError, match="variant"):
         model_config("m", "tpu")
+    with pytest.raises(ValueError, match="expire"):
+        model_config("m", "cpu", queue_timeout_us=0)
     on_gpu = model_config("m", "cpu", python_on_gpu=True)
     assert on_gpu.backend == "python"
     assert on_gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
@@ -312,6 +321,94 @@ async def test_pairs_through_triton_equal_eager_torch(
     )
     remote = await ranker.backend.score(arrays, Budget.from_timeout(30))
     np.testing.assert_allclose(remote, score_arrays(artefact.model, arrays), atol=1e-4)
+
+
+def _triton_metrics(server: TritonProcess, model: str) -> dict[str, float]:
+    """Triton's per-model gauges and counters, from its Prometheus endpoint."""
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        text = resp.read().decode()
+    found: dict[str, float] = {}
+    for name, labels, value in re.findall(r"^(nv_inference_\w+)\{([^}]*)\} (\S+)$", text, re.M):
+        if f'model="{model}"' in labels:
+            found[name] = found.get(name, 0.0) + float(value)
+    return found
+
+
+def _many_candidates(n: int) -> ranker_pb2.ScoreCandidatesRequest:
+    request = _request(1)
+    del request.candidates[:]
+    request.candidates.extend(
+        ranker_pb2.CandidateItem(
+            item_id=f"c{i}", title=f"HEART T-LIGHT HOLDER NO {i} " * 4, price=1.0 + i
+        )
+        for i in range(n)
+    )
+    return request
+
+
+async def test_callers_giving_up_leave_ranker_and_triton_idle_within_a_second(
+    triton: TritonProcess, artefact: RankerArtefact, executor: ThreadPoolExecutor
+) -> None:
+    """Overload the ranker with short-deadline calls, so Triton's queue is long when they
+    expire: the ranker cancels its Triton calls, and Triton rejects what is still queued
+    past the per-request timeout the ranker sent, so both are idle within 1 s."""
+    settings = RankerSettings(
+        backend="triton",
+        triton_url=triton.grpc_url,
+        model_dir=str(artefact.path),
+        max_batch=1,  # one Triton request per candidate: a long queue from few calls
+        max_text_tokens=32,
+    )
+    ranker = load_ranker(settings, executor)
+    model = settings.model_name
+    try:
+        async with (
+            _service(ranker) as app,
+            create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel,
+        ):
+            stub = ranker_pb2_grpc.RankerServiceStub(channel)
+            await stub.ScoreCandidates(_request(2), timeout=60)  # warm up the model
+            before = _triton_metrics(triton, model)
+            calls = [
+                asyncio.ensure_future(stub.ScoreCandidates(_many_candidates(48), timeout=0.6))
+                for _ in range(24)
+            ]
+            peak_pending = 0.0
+            while not all(c.done() for c in calls):
+                pending = await asyncio.to_thread(_triton_metrics, triton, model)
+                peak_pending = max(peak_pending, pending["nv_inference_pending_request_count"])
+                await asyncio.sleep(0.05)
+            gave_up = time.monotonic()
+            codes = [c.exception().code() for c in calls if c.exception() is not None]  # type: ignore[union-attr]
+            # The load must really outlast the deadlines with work still queued, or this
+            # test would prove nothing.
+            assert grpc.StatusCode.DEADLINE_EXCEEDED in codes
+            assert peak_pending > 0
+
+            idle_at = None
+            while time.monotonic() - gave_up < 3.0:
+                now = await asyncio.to_thread(_triton_metrics, triton, model)
+                if now["nv_inference_pending_request_count"] == 0 and app.servicer.in_flight == 0:
+                    idle_at = time.monotonic()
+                    break
+                await asyncio.sleep(0.02)
+            assert idle_at is not None
+            assert idle_at - gave_up < 1.0
+            # A batch already executing is not pending and may finish after that; 1 s after
+            # the callers gave up nothing runs any more: Triton's execution count is still.
+            await asyncio.sleep(max(0.0, gave_up + 1.0 - time.monotonic()))
+            settled = await asyncio.to_thread(_triton_metrics, triton, model)
+            await asyncio.sleep(0.5)
+            after = await asyncio.to_thread(_triton_metrics, triton, model)
+            assert after["nv_inference_exec_count"] == settled["nv_inference_exec_count"]
+            assert after["nv_inference_pending_request_count"] == 0
+            submitted = 24 * 48
+            done = after["nv_inference_request_success"] - before["nv_inference_request_success"]
+            # Work whose caller had gone was dropped, not computed.
+            assert done < submitted
+    finally:
+        await ranker.backend.close()
 
 
 async def test_triton_killed_means_unavailable_and_not_serving(

@@ -395,11 +395,11 @@ async def test_full_pipeline_runs_every_stage(harness: Harness, deps: Dependenci
         "user_features",
         "retrieve",
         "item_features",
-        "item_features",
         "score",
         "rerank",
     ]
-    # The ranker read the history's titles and the shopper's categories.
+    # The ranker read the history's titles (from the candidates' lookup: one round trip)
+    # and the shopper's categories.
     assert deps.ranker_contexts == [ShopperContext(("item 3", "item 7"), ("garden", "toys"))]
     # Relevance is the settings' blend (0.5) of the ranker's score and retrieval's.
     request = deps.rerank_requests[0]
@@ -524,23 +524,27 @@ async def test_item_features_down_skips_the_ranker_and_keeps_retrieval_order(
     assert out.versions["reranker_method"] == "RERANK_METHOD_NONE"
 
 
-async def test_history_titles_missing_is_not_a_degradation(
+async def test_history_items_missing_from_the_catalog_are_not_a_degradation(
     harness: Harness, deps: Dependencies
 ) -> None:
-    # Both lookups fail only when the batch holds the two history ids.
-    async def refuse_history(item_ids: Sequence[str], timeout_s: float) -> ItemLookup:
-        if list(item_ids) == list(KNOWN.recent_item_ids):
-            raise DownstreamError("feature_store", grpc.StatusCode.UNAVAILABLE, "down")
-        return await Dependencies.item_features(deps, item_ids, timeout_s)
+    # The history's ids ride in the candidates' lookup; the store no longer knows them.
+    lookups: list[list[str]] = []
 
-    deps.item_features = refuse_history  # type: ignore[method-assign]
+    async def forget_history(item_ids: Sequence[str], timeout_s: float) -> ItemLookup:
+        lookups.append(list(item_ids))
+        found = await Dependencies.item_features(deps, item_ids, timeout_s)
+        history = set(KNOWN.recent_item_ids)
+        return ItemLookup(
+            items=tuple(f for f in found.items if f.item_id not in history),
+            missing_item_ids=(*found.missing_item_ids, *(i for i in item_ids if i in history)),
+        )
+
+    deps.item_features = forget_history  # type: ignore[method-assign]
     out = await harness.recommend()
     assert not out.degraded
     assert deps.ranker_contexts == [ShopperContext((), ("garden", "toys"))]
-    history = next(
-        s for s in harness.spans.get_finished_spans() if s.name == "orchestrator.history_features"
-    )
-    assert [e.name for e in history.events] == ["history_titles_missing"]
+    assert len(lookups) == 1
+    assert set(KNOWN.recent_item_ids) <= set(lookups[0])
 
 
 # ---- retrieval -----------------------------------------------------------------------------
@@ -780,7 +784,6 @@ async def test_empty_cache_retrieval_down_and_live_list_failing_is_unavailable(
         "pseudonymize",
         "user_features",
         "retrieve",
-        "item_features",
         "popular_items",
     ]
 
