@@ -402,21 +402,28 @@ async def test_retrieval_down_serves_the_popularity_list(
     assert response.versions["popularity_release"] == app.popularity.release_id
 
 
+def _second_process(layout: Layout, name: str) -> tuple[ServiceSpec, Stack]:
+    """A started copy of the stack's ``name`` service (same databases and artefacts) on a port
+    of its own, named ``<name>_2``, so a test can kill it and leave the shared one up."""
+    base = next(s for s in local_specs(layout) if s.name == name)
+    port = int(dead_addr().rsplit(":", 1)[1])
+    spec = ServiceSpec(
+        f"{name}_2",
+        base.argv,
+        {**base.env, **env_for(f"RECSYS_{name.upper()}_", {"port": port})},
+        grpc_target=f"127.0.0.1:{port}",
+    )
+    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
+    own.start()
+    return spec, own
+
+
 async def test_feature_store_death_falls_back_to_the_cached_popularity_list(
     stack: tuple[Layout, Stack], observed: Observed
 ) -> None:
     layout, _ = stack
     # A second store process on the same database, so killing it leaves the shared one up.
-    base = next(s for s in local_specs(layout) if s.name == "feature_store")
-    port = int(dead_addr().rsplit(":", 1)[1])
-    spec = ServiceSpec(
-        "feature_store_2",
-        base.argv,
-        {**base.env, **env_for("RECSYS_FEATURE_STORE_", {"port": port})},
-        grpc_target=f"127.0.0.1:{port}",
-    )
-    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
-    own.start()
+    spec, own = _second_process(layout, "feature_store")
     app = None
     try:
         await own.wait_ready()
@@ -524,16 +531,7 @@ async def test_killed_reranker_is_skipped_by_its_breaker_and_rejoins_when_restar
     stack: tuple[Layout, Stack], observed: Observed
 ) -> None:
     layout, _ = stack
-    base = next(s for s in local_specs(layout) if s.name == "reranker")
-    port = int(dead_addr().rsplit(":", 1)[1])
-    spec = ServiceSpec(
-        "reranker_2",
-        base.argv,
-        {**base.env, **env_for("RECSYS_RERANKER_", {"port": port})},
-        grpc_target=f"127.0.0.1:{port}",
-    )
-    own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
-    own.start()
+    spec, own = _second_process(layout, "reranker")
     app = None
     try:
         await own.wait_ready()
