@@ -72,14 +72,34 @@ def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+async def warm_up(target: str, user: str, within_s: float = 60.0) -> None:
+    """Ask as the demo will until an answer comes back with no stage degraded.
+
+    The first batches pay for lazy initialisation (ONNX session, allocator, Triton's model
+    instance), and on a busy machine one request may still miss the ranker's deadline after
+    the first. Requests go on until every stage answers or ``within_s`` passes; the demo then
+    shows whatever the stack answers, degradations included."""
+    deadline = time.monotonic() + within_s
+    request = cli.recommend_request(user, 8, method="dpp", tradeoff=0.5)
+    while True:
+        response = await cli.recommend(target, request, timeout_s=30.0)
+        if not response.degraded_stages:
+            return
+        if time.monotonic() > deadline:
+            reasons = ", ".join(d.reason for d in response.degraded_stages)
+            say(f"warm-up still degraded after {within_s:.0f} s: {reasons}")
+            return
+        await asyncio.sleep(0.5)
+
+
 async def demo(layout: Layout, users: list[str], fallback_item: str) -> str:
     """A few real requests through the CLI client code; returns one trace id to print."""
     target = layout.addr("orchestrator")
     trace_id = ""
     # The first BERT batch pays for lazy initialisation (ONNX session, allocator); one
     # unprinted request keeps that out of the figures below.
-    say("warming up the ranker with one request")
-    await cli.recommend(target, cli.recommend_request("warm-up", 2), timeout_s=30.0)
+    say("warming up until the full pipeline answers")
+    await warm_up(target, users[0])
     cases = list(zip(users, ["dpp", "mmr", "none"], [0.5, 0.7, 0.0], strict=False))
     for user, method, tradeoff in cases:
         request = cli.recommend_request(
