@@ -14,11 +14,11 @@ from services.orchestrator.domain import Outcome, Stage
 from shared.filters import MAX_PREFIXES, InvalidFilter, ItemFilter
 from tests.unit.test_orchestrator_degradation import (
     CATALOG,
-    K,
     RETRIEVAL_ORDER,
     Dependencies,
     FakeClock,
     Harness,
+    K,
     _settings,
 )
 
