@@ -109,6 +109,10 @@ class OrchestratorSettings(ServiceSettings):
         description="HMAC key (at least 16 bytes) that signs page tokens; every replica needs "
         "the same one. Unset: a random key per process, so tokens die with it (dev only).",
     )
+    page_token_key_file: str | None = Field(
+        None,
+        description="File holding the page-token key (a mounted Secret); wins over page_token_key.",
+    )
     page_token_ttl_s: float = Field(
         3600.0, gt=0, description="Lifetime of a page token in seconds."
     )

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -83,7 +84,9 @@ def filter_from_proto(filters: common_pb2.Filters, field: str = "filters") -> It
 def page_tokens(settings: OrchestratorSettings) -> PageTokens:
     """Page tokens signed with the configured key, or a random one per process (logged:
     its tokens die with the process and no other replica accepts them)."""
-    if settings.page_token_key is not None:
+    if settings.page_token_key_file:
+        key = Path(settings.page_token_key_file).read_bytes().strip()
+    elif settings.page_token_key is not None:
         key = settings.page_token_key.get_secret_value().encode()
     else:
         log.warning("no page_token_key configured; page tokens are valid in this process only")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import zlib
+from pathlib import Path
 
 import pytest
 
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import Candidate, Outcome
 from services.orchestrator.paging import InvalidPageToken, PageTokens, request_binding
-from services.orchestrator.servicer import build_response, validate_recommend
+from services.orchestrator.servicer import build_response, page_tokens, validate_recommend
 from shared.errors import InvalidArgument
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2
 
@@ -118,3 +119,16 @@ def test_a_short_answer_says_so() -> None:
     assert response.filtered_out_count == 7
     full = build_response(Outcome(items=[Candidate(item_id=i) for i in "ABC"]), "t", k=3)
     assert not full.filtered_short
+
+
+def test_the_key_comes_from_a_file_first_and_is_shared_by_replicas(tmp_path: Path) -> None:
+    key_file = tmp_path / "page-token-key"
+    key_file.write_text("s" * 32 + "\n")
+    settings = OrchestratorSettings(page_token_key_file=str(key_file), page_token_key="x" * 32)  # type: ignore[call-arg]
+    one, two = page_tokens(settings), page_tokens(settings)
+    binding = _query()
+    token = one.next_token(one.first_page(), ["A"], binding)
+    assert two.read(token, binding).shown_item_ids == ("A",)
+    other = page_tokens(OrchestratorSettings(page_token_key="x" * 32))  # type: ignore[call-arg]
+    with pytest.raises(InvalidPageToken):
+        other.read(token, binding)
