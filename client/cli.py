@@ -1,6 +1,8 @@
 """``recsys``: a command-line client of the recommender for people and scripts.
 
     recsys recommend --user alice -k 10 --method dpp --tradeoff 0.5
+    recsys recommend --user alice --category "home > kitchen" --max-price 30
+    recsys recommend --user alice --page-token TOKEN     # the next page the last one printed
     recsys log-event --user alice --item SKU-1 --type purchase
     recsys health --all
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -58,16 +61,29 @@ def recommend_request(
     exclude: Sequence[str] = (),
     exclude_purchased: bool = False,
     context: Mapping[str, str] | None = None,
+    categories: Sequence[str] = (),
+    exclude_categories: Sequence[str] = (),
+    min_price: float | None = None,
+    max_price: float | None = None,
+    page_token: str = "",
 ) -> orchestrator_pb2.RecommendRequest:
     """A RecommendRequest; diversity settings are sent only when one of them is given, so the
-    service defaults apply otherwise."""
+    service defaults apply otherwise. Categories are paths such as "home > kitchen" (or
+    "home/kitchen"); the service checks the filters and answers INVALID_ARGUMENT."""
     request = orchestrator_pb2.RecommendRequest(
         user_ref=user,
         k=k,
         context=dict(context or {}),
         excluded_item_ids=list(exclude),
         exclude_purchased=exclude_purchased,
+        page_token=page_token,
     )
+    request.filters.include_categories.extend(category_prefix(c) for c in categories)
+    request.filters.exclude_categories.extend(category_prefix(c) for c in exclude_categories)
+    if min_price is not None:
+        request.filters.min_price = min_price
+    if max_price is not None:
+        request.filters.max_price = max_price
     if method is not None or tradeoff is not None or max_per_category:
         request.diversity.CopyFrom(
             orchestrator_pb2.DiversitySettings(
@@ -77,6 +93,13 @@ def recommend_request(
             )
         )
     return request
+
+
+def category_prefix(path: str) -> common_pb2.CategoryPrefix:
+    """ "home > kitchen" or "home/kitchen" as a prefix; empty levels are kept, for the
+    service to refuse with its message."""
+    levels = [level.strip() for level in re.split(r"[>/]", path)] if path.strip() else []
+    return common_pb2.CategoryPrefix(levels=levels)
 
 
 async def recommend(
@@ -162,7 +185,13 @@ def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
         lines.append(
             "versions: " + ", ".join(f"{k}={v}" for k, v in sorted(response.versions.items()))
         )
+    if response.filtered_short:
+        lines.append(
+            f"short: {len(response.items)} items; the filters, exclusions or earlier pages "
+            f"left no more ({response.filtered_out_count} candidates filtered out)"
+        )
     lines.append(f"trace id: {response.trace_id or '-'}")
+    lines.append(f"next page: --page-token {response.next_page_token or '- (none)'}")
     return "\n".join(lines)
 
 
@@ -196,6 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--exclude", nargs="*", default=[], help="item ids never to show")
     rec.add_argument("--exclude-purchased", action="store_true", help="hide bought items")
     rec.add_argument("--context", nargs="*", default=[], help="key=value request context")
+    rec.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help='only items under this category path, e.g. "home > kitchen"; repeatable (any)',
+    )
+    rec.add_argument(
+        "--exclude-category",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="never items under this category path; repeatable",
+    )
+    rec.add_argument("--min-price", type=float, help="lowest unit price, inclusive")
+    rec.add_argument("--max-price", type=float, help="highest unit price, inclusive")
+    rec.add_argument(
+        "--page-token", default="", help="the next page token a previous answer printed"
+    )
 
     ev = sub.add_parser("log-event", help="record one shopper event")
     ev.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
@@ -230,6 +278,11 @@ async def _run(args: argparse.Namespace) -> int:
             exclude=args.exclude,
             exclude_purchased=args.exclude_purchased,
             context=_parse_context(args.context),
+            categories=args.category,
+            exclude_categories=args.exclude_category,
+            min_price=args.min_price,
+            max_price=args.max_price,
+            page_token=args.page_token,
         )
         response = await recommend(args.target, request, args.timeout)
         print(_to_json(response) if args.json else format_recommendations(response))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -89,6 +89,39 @@ class OrchestratorSettings(ServiceSettings):
         None, description="Client certificate for mTLS to the downstream services."
     )
     downstream_tls_key_file: str | None = Field(None, description="Client private key.")
+    filter_overfetch: int = Field(
+        4,
+        ge=1,
+        description="With a category or price filter, retrieval is asked for this many times "
+        "the candidate count, so filtered-out items do not take candidate slots.",
+    )
+    filter_max_rounds: int = Field(
+        3,
+        ge=1,
+        description="Most retrieval rounds (each excluding what earlier rounds returned) to "
+        "fill the candidate count when a filter removes most candidates.",
+    )
+    retrieval_max_n: int = Field(
+        1000, ge=1, description="Most candidates one retrieval call may ask for (its max_n)."
+    )
+    page_token_key: SecretStr | None = Field(
+        None,
+        description="HMAC key (at least 16 bytes) that signs page tokens; every replica needs "
+        "the same one. Unset: a random key per process, so tokens die with it (dev only).",
+    )
+    page_token_key_file: str | None = Field(
+        None,
+        description="File holding the page-token key (a mounted Secret); wins over page_token_key.",
+    )
+    page_token_ttl_s: float = Field(
+        3600.0, gt=0, description="Lifetime of a page token in seconds."
+    )
+    page_token_max_shown: int = Field(
+        500,
+        ge=1,
+        description="Most items one paging lineage shows; no next page token beyond, so a "
+        "token stays a few KB.",
+    )
     breaker_enabled: bool = Field(
         True,
         description="A circuit breaker per downstream service (services.orchestrator.breaker).",

@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.filters import NO_FILTER, ItemFilter
+
 
 class Stage(enum.Enum):
     """A step of the pipeline, for provenance and degradation flags; the value is the label
@@ -240,7 +242,9 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class RecommendQuery:
-    """A validated Recommend request; ``user_ref`` is raw and only goes to the gateway."""
+    """A validated Recommend request; ``user_ref`` is raw and only goes to the gateway.
+    ``filters`` hold on every path; ``shown_item_ids`` are what earlier pages of a page
+    token's lineage showed, excluded like ``excluded_item_ids``."""
 
     user_ref: str
     k: int
@@ -249,6 +253,8 @@ class RecommendQuery:
     max_per_category: int = 0
     excluded_item_ids: tuple[str, ...] = ()
     exclude_purchased: bool = False
+    filters: ItemFilter = NO_FILTER
+    shown_item_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,11 +301,13 @@ class Degradation:
 
 @dataclass
 class Outcome:
-    """What Recommend answers: items in display order, degraded stages, versions."""
+    """What Recommend answers: items in display order, degraded stages, versions, and how
+    many candidates the filters removed before ranking."""
 
     items: list[Candidate] = field(default_factory=list)
     degraded: list[Degradation] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    filtered_out: int = 0
 
     def degrade(self, stage: Stage, reason: Reason) -> None:
         """Flag ``stage``; the first reason a stage degraded for is the one reported."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, ServiceError, Unavailable
+from shared.filters import ItemFilter
 from shared.selection import top_k_by_category
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,19 @@ def _context(user: UserFeatures, history: Sequence[ItemFeatures]) -> ShopperCont
     )
 
 
+def _retrieved_candidates(retrieved: RetrievalResult) -> list[Candidate]:
+    return [
+        Candidate(
+            item_id=c.item_id,
+            retrieval_score=c.score,
+            relevance=c.score,
+            embedding=c.embedding,
+            stages=[Stage.RETRIEVAL],
+        )
+        for c in retrieved.candidates
+    ]
+
+
 def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[Candidate]:
     """Candidates from a DP popularity list; ``final`` when no later stage scores them."""
     return [
@@ -134,6 +149,15 @@ def _popularity_candidates(items: Sequence[ItemFeatures], final: bool) -> list[C
         )
         for f in items
     ]
+
+
+def passes(item_filter: ItemFilter, cand: Candidate) -> bool:
+    """``item_filter`` (shared.filters, the one predicate) on a candidate; one without
+    features has unknown attributes and passes only an id filter."""
+    f = cand.features
+    return item_filter.accepts(
+        cand.item_id, f.category_path if f is not None else None, f.price if f is not None else None
+    )
 
 
 def catalog_order(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -174,6 +198,9 @@ class Pipeline:
         self._switches = switches or (lambda: fixed)
         self._report_switches = switches is not None
         self._recent = settings.recent_items
+        self._overfetch = settings.filter_overfetch
+        self._max_rounds = settings.filter_max_rounds
+        self._retrieval_max_n = settings.retrieval_max_n
         self._ranker_weight = settings.ranker_weight
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
@@ -221,6 +248,15 @@ class Pipeline:
             outcome.versions["stage_switches"] = switches.label
         if query.method is RerankMethod.UNSPECIFIED:
             query = dataclasses.replace(query, method=switches.default_reranker_method)
+        f = query.filters
+        if f.active:
+            request_span.set_attribute("recsys.filter.attributes", f.needs_attributes)
+        # Every id no answer may hold: the request's, the filter's, earlier pages'.
+        excluded = list(
+            dict.fromkeys(
+                [*query.excluded_item_ids, *sorted(f.excluded_item_ids), *query.shown_item_ids]
+            )
+        )
         pseudonym = await self._pseudonymize(query, budget, outcome)
 
         with self._tracer.start_as_current_span("orchestrator.user_features") as span:
@@ -232,26 +268,35 @@ class Pipeline:
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "popularity")
-                await self._popularity_answer(query, budget, outcome, query.excluded_item_ids)
-                return self._finish(request_span, outcome)
+                await self._popularity_answer(query, budget, outcome, excluded)
+                return self._finish(request_span, outcome, f, excluded)
             span.set_attribute("recsys.known_user", user.known_user)
             span.set_attribute("recsys.recent_items", len(user.recent_item_ids))
 
-        excluded = list(query.excluded_item_ids)
         if query.exclude_purchased:
             already = set(excluded)
             excluded += [i for i in user.purchased_item_ids if i not in already]
-        retrieved = await self._retrieve(user.recent_item_ids, excluded, budget, outcome)
+        # One predicate for the filter and every exclusion, applied after each lookup.
+        query = dataclasses.replace(
+            query, filters=dataclasses.replace(f, excluded_item_ids=frozenset(excluded))
+        )
+        # A category or price filter is checked on the item features the pipeline fetches
+        # after retrieval (the artefact holds no attributes), so retrieval is asked for more
+        # candidates, and again for the rest when the filter removed most of them.
+        n_fetch = (
+            min(self._retrieval_max_n, self._n * self._overfetch) if f.needs_attributes else self._n
+        )
+        retrieved = await self._retrieve(user.recent_item_ids, excluded, n_fetch, budget, outcome)
         if retrieved is None:
             await self._popularity_answer(query, budget, outcome, excluded)
-            return self._finish(request_span, outcome)
+            return self._finish(request_span, outcome, f, excluded)
         if not retrieved.candidates:
             # Nothing left after the exclusions (or an empty index): popular items beat an
             # empty page, and no stage failed, so nothing is flagged.
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
-            return self._finish(request_span, outcome)
-        popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
+            return self._finish(request_span, outcome, f, excluded)
+        popular = self._popularity.top(self._n, excluded, f) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
             context = _context(user, await self._history(user.recent_item_ids, budget))
             # No known item in the history: the candidates come from the DP popularity
@@ -262,17 +307,26 @@ class Pipeline:
             candidates = _popularity_candidates(popular, final=False)
             await self._rank(candidates, context, True, budget, outcome, "popularity_order")
             outcome.items = await self._rerank(query, candidates, budget, outcome)
-            return self._finish(request_span, outcome)
-        candidates = [
-            Candidate(
-                item_id=c.item_id,
-                retrieval_score=c.score,
-                relevance=c.score,
-                embedding=c.embedding,
-                stages=[Stage.RETRIEVAL],
-            )
-            for c in retrieved.candidates
-        ]
+            return self._finish(request_span, outcome, f, excluded)
+        await self._answer_from_retrieval(
+            query, user, retrieved, excluded, n_fetch, budget, outcome
+        )
+        return self._finish(request_span, outcome, f, excluded)
+
+    async def _answer_from_retrieval(
+        self,
+        query: RecommendQuery,
+        user: UserFeatures,
+        retrieved: RetrievalResult,
+        excluded: Sequence[str],
+        n_fetch: int,
+        budget: Budget,
+        outcome: Outcome,
+    ) -> None:
+        """Retrieved candidates -> their features -> the filter -> ranker -> reranker."""
+        request_span = trace.get_current_span()
+        f = query.filters
+        candidates = _retrieved_candidates(retrieved)
         if retrieved.cold_start:
             # Cold start before the first DP release: the catalog order, flagged, then the
             # ranker and reranker as usual.
@@ -281,11 +335,108 @@ class Pipeline:
         have_features, history = await self._attach_item_features(
             candidates, user.recent_item_ids, budget, outcome
         )
+        if f.needs_attributes and not have_features:
+            # No attributes to check the filter on: the cached DP popularity list carries
+            # its own, so it answers rather than unverifiable candidates.
+            request_span.add_event("filter_unverifiable", {"recsys.fallback": "popularity"})
+            await self._popularity_answer(query, budget, outcome, excluded)
+            return
+        if f.active:
+            candidates = await self._filter_candidates(
+                candidates, f, user.recent_item_ids, excluded, n_fetch, budget, outcome
+            )
+            if retrieved.cold_start:
+                candidates = catalog_order(candidates)
+            if not candidates:
+                request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
+                await self._popularity_answer(query, budget, outcome, excluded)
+                return
         await self._rank(candidates, _context(user, history), have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
-        return self._finish(request_span, outcome)
 
-    def _finish(self, request_span: trace.Span, outcome: Outcome) -> Outcome:
+    async def _filter_candidates(
+        self,
+        candidates: list[Candidate],
+        item_filter: ItemFilter,
+        recent_item_ids: Sequence[str],
+        excluded: Sequence[str],
+        n_fetch: int,
+        budget: Budget,
+        outcome: Outcome,
+    ) -> list[Candidate]:
+        """The candidates that pass the filter, at most the candidate count. While fewer pass
+        and retrieval still had more, up to ``filter_max_rounds`` rounds ask it for the next
+        ones (excluding everything seen) and fetch their features. A failed extra round ends
+        the search with what passed so far: a shorter list, not a degraded stage."""
+        with self._tracer.start_as_current_span("orchestrator.filter") as span:
+            kept = [c for c in candidates if passes(item_filter, c)]
+            removed = len(candidates) - len(kept)
+            seen = [c.item_id for c in candidates]
+            seen_set = set(seen)
+            last, rounds = len(candidates), 1
+            recent = list(recent_item_ids)
+            while len(kept) < self._n and last >= n_fetch and rounds < self._max_rounds:
+                rounds += 1
+                skip, n = self._bounded([*excluded, *seen], n_fetch)
+                try:
+                    more = await self._timed(
+                        budget,
+                        SHARE_RETRIEVAL,
+                        functools.partial(self._b.retrieve, recent, n, skip),
+                    )
+                    new = [c for c in _retrieved_candidates(more) if c.item_id not in seen_set]
+                    ids = [c.item_id for c in new]
+                    if not ids:
+                        break
+                    got = await self._timed(
+                        budget,
+                        SHARE_ITEM_FEATURES,
+                        functools.partial(self._b.item_features, ids),
+                    )
+                except ServiceError as exc:
+                    span.add_event("filter_round_failed", {"recsys.reason": _reason(exc).value})
+                    break
+                by_id = {x.item_id: x for x in got.items}
+                for cand in new:
+                    cand.features = by_id.get(cand.item_id)
+                passed = [c for c in new if passes(item_filter, c)]
+                removed += len(new) - len(passed)
+                kept += passed
+                seen += ids
+                seen_set.update(ids)
+                last = len(more.candidates)
+            span.set_attribute("recsys.filter.rounds", rounds)
+            span.set_attribute("recsys.filter.removed", removed)
+            span.set_attribute("recsys.filter.kept", len(kept))
+            outcome.filtered_out += removed
+            return kept[: self._n]
+
+    def _bounded(self, excluded: Sequence[str], n: int) -> tuple[list[str], int]:
+        """At most ``retrieval_max_n`` exclusions for one retrieval call (its id limit), and
+        ``n`` raised by the ones left out, which the filter then removes here."""
+        skip = list(excluded[: self._retrieval_max_n])
+        return skip, min(self._retrieval_max_n, n + len(excluded) - len(skip))
+
+    def _finish(
+        self,
+        request_span: trace.Span,
+        outcome: Outcome,
+        item_filter: ItemFilter,
+        excluded: Sequence[str],
+    ) -> Outcome:
+        # The last check, on every path: whatever a stage or fallback returned, no item the
+        # filter or an exclusion rules out is answered (a drop here is a bug upstream).
+        skip = set(excluded)
+        allowed = [c for c in outcome.items if c.item_id not in skip and passes(item_filter, c)]
+        if len(allowed) != len(outcome.items):
+            request_span.set_attribute(
+                "recsys.filter.last_check_dropped", len(outcome.items) - len(allowed)
+            )
+            log.warning(
+                "filtered items reached the answer",
+                extra={"dropped": len(outcome.items) - len(allowed)},
+            )
+            outcome.items = allowed
         request_span.set_attribute("recsys.items", len(outcome.items))
         request_span.set_attribute(
             "recsys.degraded_stages", [d.stage.value for d in outcome.degraded]
@@ -318,10 +469,12 @@ class Pipeline:
         self,
         recent_item_ids: Sequence[str],
         excluded: Sequence[str],
+        n: int,
         budget: Budget,
         outcome: Outcome,
     ) -> RetrievalResult | None:
         recent = list(recent_item_ids)
+        skip, n = self._bounded(excluded, n)
         with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
             span.set_attribute("recsys.history_items", len(recent))
             span.set_attribute("recsys.excluded_items", len(excluded))
@@ -329,7 +482,7 @@ class Pipeline:
                 found = await self._timed(
                     budget,
                     SHARE_RETRIEVAL,
-                    lambda t: self._b.retrieve(recent, self._n, excluded, t),
+                    lambda t: self._b.retrieve(recent, n, skip, t),
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "popularity")
@@ -510,17 +663,23 @@ class Pipeline:
         down = outcome.degraded_stages
         with self._tracer.start_as_current_span("orchestrator.popularity") as span:
             span.set_attribute("recsys.cached_items", len(self._popularity.items))
-            items = self._popularity.top(query.k, excluded)
+            f = query.filters
+            items = self._popularity.top(query.k, excluded, f)
             release = self._popularity.release_id
+            # The store filters nothing but ids, so a filter reading attributes asks it for more.
+            limit = query.k * self._overfetch if f.needs_attributes else query.k
             if not items and Stage.FEATURE_STORE not in down:
                 span.add_event("popularity_cache_empty", {"recsys.fallback": "live_popularity"})
                 try:
                     live = await self._timed(
                         budget,
                         SHARE_ITEM_FEATURES,
-                        lambda t: self._b.popular_items(query.k, list(excluded), t),
+                        lambda t: self._b.popular_items(limit, list(excluded), t),
                     )
-                    items, release = list(live.items), live.release_id
+                    items = [
+                        x for x in live.items if f.accepts(x.item_id, x.category_path, x.price)
+                    ]
+                    items, release = items[: query.k], live.release_id
                 except ServiceError as exc:
                     span.set_attribute("recsys.error", _reason(exc).value)
             if items and release:
@@ -537,6 +696,12 @@ class Pipeline:
                 return
             if Stage.RETRIEVAL in down:
                 raise Unavailable("no stage could produce recommendations")
+            if f.needs_attributes:
+                # Retrieval's cold-start list has no category or price to check: an empty,
+                # short answer rather than items the filter may rule out.
+                span.add_event("filter_unverifiable", {"recsys.fallback": "none"})
+                outcome.items = []
+                return
             span.add_event("popularity_unavailable", {"recsys.fallback": "retrieval_cold_start"})
             try:
                 found = await self._timed(

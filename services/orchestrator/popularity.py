@@ -24,6 +24,7 @@ from opentelemetry import metrics, trace
 
 from services.orchestrator.domain import ItemFeatures, PopularItems
 from shared.errors import ServiceError
+from shared.filters import NO_FILTER, ItemFilter
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,18 @@ class PopularityCache:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
-    def top(self, k: int, excluded: Sequence[str] = ()) -> list[ItemFeatures]:
+    def top(
+        self, k: int, excluded: Sequence[str] = (), item_filter: ItemFilter = NO_FILTER
+    ) -> list[ItemFeatures]:
+        """The ``k`` most popular items that are not excluded and pass ``item_filter``."""
         age = self.release_age_s()
         if age is not None:
             # On the caller's span (the request serving this list).
             trace.get_current_span().set_attribute("recsys.popularity_release_age_s", age)
         skip = set(excluded)
-        return [item for item in self.items if item.item_id not in skip][:k]
+        return [
+            item
+            for item in self.items
+            if item.item_id not in skip
+            and item_filter.accepts(item.item_id, item.category_path, item.price)
+        ][:k]

@@ -7,9 +7,13 @@ the response, so the pipeline never sees a protobuf message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -23,13 +27,16 @@ from services.orchestrator.domain import (
     ShopperEvent,
     Stage,
 )
+from services.orchestrator.paging import InvalidPageToken, Page, PageTokens, request_binding
 from services.orchestrator.pipeline import Pipeline
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, ServiceError
+from shared.filters import InvalidFilter, ItemFilter
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from shared.telemetry import current_trace_id
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "acme.recsys.v1.RecommendationService"
 MAX_REF_LENGTH = 256
@@ -59,6 +66,34 @@ def _event_type(value: common_pb2.EventType) -> EventType:
     return EventType[common_pb2.EventType.Name(value).removeprefix("EVENT_TYPE_")]
 
 
+def filter_from_proto(filters: common_pb2.Filters, field: str = "filters") -> ItemFilter:
+    """The Filters message as the shared predicate, or InvalidArgument naming the bad part."""
+    try:
+        return ItemFilter.create(
+            include_categories=[list(p.levels) for p in filters.include_categories],
+            exclude_categories=[list(p.levels) for p in filters.exclude_categories],
+            min_price=filters.min_price if filters.HasField("min_price") else None,
+            max_price=filters.max_price if filters.HasField("max_price") else None,
+            excluded_item_ids=filters.excluded_item_ids,
+            field=field,
+        )
+    except InvalidFilter as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def page_tokens(settings: OrchestratorSettings) -> PageTokens:
+    """Page tokens signed with the configured key, or a random one per process (logged:
+    its tokens die with the process and no other replica accepts them)."""
+    if settings.page_token_key_file:
+        key = Path(settings.page_token_key_file).read_bytes().strip()
+    elif settings.page_token_key is not None:
+        key = settings.page_token_key.get_secret_value().encode()
+    else:
+        log.warning("no page_token_key configured; page tokens are valid in this process only")
+        key = secrets.token_bytes(32)
+    return PageTokens(key, settings.page_token_ttl_s, settings.page_token_max_shown)
+
+
 def validate_recommend(
     request: orchestrator_pb2.RecommendRequest, settings: OrchestratorSettings
 ) -> RecommendQuery:
@@ -71,6 +106,11 @@ def validate_recommend(
         raise InvalidArgument(f"k must be in [1, {settings.max_k}]")
     if len(request.excluded_item_ids) > settings.max_exclusions:
         raise InvalidArgument(f"excluded_item_ids must hold at most {settings.max_exclusions} ids")
+    if len(request.filters.excluded_item_ids) > settings.max_exclusions:
+        raise InvalidArgument(
+            f"filters.excluded_item_ids must hold at most {settings.max_exclusions} ids"
+        )
+    item_filter = filter_from_proto(request.filters)
     # No stage uses the context, so it is dropped here after this size check: never sent
     # to another service, stored or logged (see RecommendRequest.context).
     if len(request.context) > settings.max_context_fields:
@@ -92,6 +132,7 @@ def validate_recommend(
         max_per_category=diversity.max_per_category,
         excluded_item_ids=tuple(request.excluded_item_ids),
         exclude_purchased=request.exclude_purchased,
+        filters=item_filter,
     )
 
 
@@ -137,8 +178,17 @@ def validate_events(
     return events
 
 
-def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.RecommendResponse:
-    response = orchestrator_pb2.RecommendResponse(versions=outcome.versions, trace_id=trace_id)
+def build_response(
+    outcome: Outcome, trace_id: str, k: int = 0, next_page_token: str = ""
+) -> orchestrator_pb2.RecommendResponse:
+    """The response; ``filtered_short`` when fewer than ``k`` items are left."""
+    response = orchestrator_pb2.RecommendResponse(
+        versions=outcome.versions,
+        trace_id=trace_id,
+        filtered_short=len(outcome.items) < k,
+        filtered_out_count=outcome.filtered_out,
+        next_page_token=next_page_token,
+    )
     for cand in outcome.items:
         features = cand.features
         response.items.append(
@@ -169,9 +219,11 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         settings: OrchestratorSettings,
         pipeline: Pipeline,
         clock: Callable[[], float] = time.monotonic,
+        pages: PageTokens | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
+        self._pages = pages or page_tokens(settings)
         self._clock = clock
         self._in_flight = 0
 
@@ -191,11 +243,18 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         self._in_flight += 1
         try:
             query = validate_recommend(request, self._settings)
+            binding = request_binding(query)
+            page = self._read_page(request.page_token, binding)
+            query = dataclasses.replace(query, shown_item_ids=page.shown_item_ids)
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
             outcome = await _within(budget, self._pipeline.recommend(query, budget))
             if outcome.degraded:
                 outcome_label = "degraded"
-            return build_response(outcome, current_trace_id())
+            token = ""
+            if outcome.items and len(outcome.items) >= query.k:
+                # A short page had nothing more to show: no next page.
+                token = self._pages.next_token(page, [c.item_id for c in outcome.items], binding)
+            return build_response(outcome, current_trace_id(), query.k, token)
         except ServiceError as exc:
             outcome_label = exc.code.name.lower()
             raise
@@ -203,6 +262,14 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
             self._in_flight -= 1
             metrics.requests.add(1, {"rpc": "Recommend", "outcome": outcome_label})
             metrics.latency.record(self._clock() - started, {"rpc": "Recommend"})
+
+    def _read_page(self, token: str, binding: str) -> Page:
+        if not token:
+            return self._pages.first_page()
+        try:
+            return self._pages.read(token, binding)
+        except InvalidPageToken as exc:
+            raise InvalidArgument(str(exc)) from None
 
     async def LogEvents(
         self, request: orchestrator_pb2.LogEventsRequest, context: grpc.aio.ServicerContext

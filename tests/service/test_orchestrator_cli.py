@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from client.cli import format_recommendations, recommend_request, shopper_event
+from client.cli import build_parser, format_recommendations, recommend_request, shopper_event
 from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2
 from shared.health import check_triton
 from tests.integration.conftest import dead_addr, free_port_block
@@ -160,6 +160,67 @@ def test_request_builders_and_formatting() -> None:
     assert "degraded: ranker: unavailable" in text
     assert "versions: retrieval_index=v1" in text
     assert f"trace id: {'ab' * 16}" in text
+
+
+def test_filter_and_paging_flags_become_the_request_and_the_token_is_printed() -> None:
+    args = build_parser().parse_args(
+        [
+            "recommend",
+            "--user",
+            "u",
+            "--category",
+            "home > kitchen",
+            "--category",
+            "toys/games",
+            "--exclude-category",
+            "grocery",
+            "--min-price",
+            "2.5",
+            "--max-price",
+            "30",
+            "--page-token",
+            "TOKEN1",
+        ]
+    )
+    request = recommend_request(
+        "u",
+        3,
+        categories=args.category,
+        exclude_categories=args.exclude_category,
+        min_price=args.min_price,
+        max_price=args.max_price,
+        page_token=args.page_token,
+    )
+    assert [list(p.levels) for p in request.filters.include_categories] == [
+        ["home", "kitchen"],
+        ["toys", "games"],
+    ]
+    assert [list(p.levels) for p in request.filters.exclude_categories] == [["grocery"]]
+    assert (request.filters.min_price, request.filters.max_price) == (2.5, 30.0)
+    assert request.page_token == "TOKEN1"
+    assert not recommend_request("u", 3).filters.HasField("min_price")
+    short = orchestrator_pb2.RecommendResponse(
+        items=[orchestrator_pb2.Recommendation(item_id="SKU1")],
+        filtered_short=True,
+        filtered_out_count=17,
+        next_page_token="NEXT",
+    )
+    text = format_recommendations(short)
+    assert "short: 1 items" in text
+    assert "17 candidates filtered out" in text
+    assert "next page: --page-token NEXT" in text
+
+
+def test_bad_price_range_is_reported_by_the_service_message(
+    orchestrator: tuple[str, Path],
+) -> None:
+    target, _ = orchestrator
+    bad = _cli(
+        "recommend", "--target", target, "--user", "u", "--min-price", "9", "--max-price", "1"
+    )
+    assert bad.returncode == 1
+    assert "INVALID_ARGUMENT" in bad.stderr
+    assert "min_price (9.0) must not be above max_price (1.0)" in bad.stderr
 
 
 def test_triton_check_reports_unreachable() -> None:

@@ -106,3 +106,23 @@ class UserFeatures(_message.Message):
     last_event_time: _timestamp_pb2.Timestamp
     purchased_item_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, user_id: _Optional[str] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., category_affinities: _Optional[_Iterable[_Union[CategoryAffinity, _Mapping]]] = ..., event_count: _Optional[int] = ..., purchase_count: _Optional[int] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purchased_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CategoryPrefix(_message.Message):
+    __slots__ = ("levels",)
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    levels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, levels: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Filters(_message.Message):
+    __slots__ = ("include_categories", "exclude_categories", "min_price", "max_price", "excluded_item_ids")
+    INCLUDE_CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    include_categories: _containers.RepeatedCompositeFieldContainer[CategoryPrefix]
+    exclude_categories: _containers.RepeatedCompositeFieldContainer[CategoryPrefix]
+    min_price: float
+    max_price: float
+    excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, include_categories: _Optional[_Iterable[_Union[CategoryPrefix, _Mapping]]] = ..., exclude_categories: _Optional[_Iterable[_Union[CategoryPrefix, _Mapping]]] = ..., min_price: _Optional[float] = ..., max_price: _Optional[float] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...

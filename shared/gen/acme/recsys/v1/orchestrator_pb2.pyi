@@ -21,7 +21,7 @@ class DiversitySettings(_message.Message):
     def __init__(self, method: _Optional[_Union[_common_pb2.RerankMethod, str]] = ..., tradeoff: _Optional[float] = ..., max_per_category: _Optional[int] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("user_ref", "k", "context", "diversity", "excluded_item_ids", "exclude_purchased")
+    __slots__ = ("user_ref", "k", "context", "diversity", "excluded_item_ids", "exclude_purchased", "filters", "page_token")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,13 +35,17 @@ class RecommendRequest(_message.Message):
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_PURCHASED_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     user_ref: str
     k: int
     context: _containers.ScalarMap[str, str]
     diversity: DiversitySettings
     excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
     exclude_purchased: bool
-    def __init__(self, user_ref: _Optional[str] = ..., k: _Optional[int] = ..., context: _Optional[_Mapping[str, str]] = ..., diversity: _Optional[_Union[DiversitySettings, _Mapping]] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ...) -> None: ...
+    filters: _common_pb2.Filters
+    page_token: str
+    def __init__(self, user_ref: _Optional[str] = ..., k: _Optional[int] = ..., context: _Optional[_Mapping[str, str]] = ..., diversity: _Optional[_Union[DiversitySettings, _Mapping]] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
     __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages")
@@ -72,7 +76,7 @@ class DegradedStage(_message.Message):
     def __init__(self, stage: _Optional[_Union[_common_pb2.Stage, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("items", "degraded_stages", "versions", "trace_id")
+    __slots__ = ("items", "degraded_stages", "versions", "trace_id", "filtered_short", "filtered_out_count", "next_page_token")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,11 +88,17 @@ class RecommendResponse(_message.Message):
     DEGRADED_STAGES_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_SHORT_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_OUT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     degraded_stages: _containers.RepeatedCompositeFieldContainer[DegradedStage]
     versions: _containers.ScalarMap[str, str]
     trace_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., degraded_stages: _Optional[_Iterable[_Union[DegradedStage, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    filtered_short: bool
+    filtered_out_count: int
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., degraded_stages: _Optional[_Iterable[_Union[DegradedStage, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., filtered_short: _Optional[bool] = ..., filtered_out_count: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ShopperEvent(_message.Message):
     __slots__ = ("event_id", "user_ref", "item_id", "type", "timestamp", "quantity")
