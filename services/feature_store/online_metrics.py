@@ -175,8 +175,8 @@ class OnlineMetrics:
                 for rid in sorted(inserted)
                 for e, v in unique[rid].assignments
             ]
-            for chunk in chunks(assignments):
-                conn.execute(sa.insert(served_list_assignments), list(chunk))
+            for part in chunks(assignments):
+                conn.execute(sa.insert(served_list_assignments), list(part))
         return IngestResult(accepted=len(inserted), duplicates=len(batch) - len(inserted))
 
     def online_metrics(self, window: EventWindow) -> OnlineMetricsReport:
@@ -307,7 +307,7 @@ def _hits(lists: sa.Subquery) -> sa.Subquery:
 
 def _rows(conn: sa.Connection, lists: sa.Subquery) -> list[MetricRow]:
     """Metric rows of ``lists`` (recommendation_id, item_count, key) grouped by key."""
-    served = conn.execute(
+    served: Sequence[Any] = conn.execute(
         sa.select(
             lists.c.key, sa.func.count(), sa.func.coalesce(sa.func.sum(lists.c.item_count), 0)
         )
@@ -316,16 +316,17 @@ def _rows(conn: sa.Connection, lists: sa.Subquery) -> list[MetricRow]:
     ).all()
     out = {k: MetricRow(str(k), int(n), int(shown)) for k, n, shown in served}
     hits = _hits(lists)
-    for k, event_type, n in conn.execute(
+    counted: Sequence[Any] = conn.execute(
         sa.select(hits.c.key, hits.c.event_type, sa.func.count()).group_by(
             hits.c.key, hits.c.event_type
         )
-    ):
-        out[k].counts[event_type] = int(n)
+    ).all()
+    for k, event_type, n in counted:
+        out[str(k)].counts[str(event_type)] = int(n)
     return list(out.values())
 
 
-def _positions(by_count: Iterable[sa.Row[Any]], hits: Iterable[sa.Row[Any]]) -> list[MetricRow]:
+def _positions(by_count: Iterable[Any], hits: Iterable[Any]) -> list[MetricRow]:
     lists_with: defaultdict[int, int] = defaultdict(int)
     for count, n in by_count:
         lists_with[int(count)] += int(n)

@@ -49,6 +49,7 @@ from services.orchestrator.domain import (
     UserFeatures,
 )
 from services.orchestrator.downstream import Backends, DownstreamError
+from services.orchestrator.experiments import NO_EXPERIMENTS, ExperimentsConfig, apply, assign
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
@@ -167,21 +168,19 @@ class Pipeline:
         tracer: trace.Tracer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         switches: Callable[[], StageSwitches] | None = None,
+        experiments: Callable[[], ExperimentsConfig] | None = None,
     ) -> None:
         self._b = backends
         self._popularity = popularity
         fixed = StageSwitches.from_settings(settings)
         self._switches = switches or (lambda: fixed)
         self._report_switches = switches is not None
+        self._experiments = experiments or (lambda: NO_EXPERIMENTS)
         self._recent = settings.recent_items
         self._ranker_weight = settings.ranker_weight
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
-
-    @property
-    def _n(self) -> int:
-        return self._switches().candidate_count
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -216,12 +215,15 @@ class Pipeline:
         outcome = Outcome()
         request_span = trace.get_current_span()
         request_span.set_attribute("recsys.k", query.k)
+        request_span.set_attribute("recsys.recommendation_id", outcome.recommendation_id)
         switches = self._switches()
+        pseudonym = await self._pseudonymize(query, budget, outcome)
+        query, switches = self._assign(pseudonym, query, switches, outcome, request_span)
         if self._report_switches:
             outcome.versions["stage_switches"] = switches.label
         if query.method is RerankMethod.UNSPECIFIED:
             query = dataclasses.replace(query, method=switches.default_reranker_method)
-        pseudonym = await self._pseudonymize(query, budget, outcome)
+        n = switches.candidate_count
 
         with self._tracer.start_as_current_span("orchestrator.user_features") as span:
             try:
@@ -241,7 +243,7 @@ class Pipeline:
         if query.exclude_purchased:
             already = set(excluded)
             excluded += [i for i in user.purchased_item_ids if i not in already]
-        retrieved = await self._retrieve(user.recent_item_ids, excluded, budget, outcome)
+        retrieved = await self._retrieve(user.recent_item_ids, excluded, n, budget, outcome)
         if retrieved is None:
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
@@ -251,7 +253,7 @@ class Pipeline:
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome)
-        popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
+        popular = self._popularity.top(n, excluded) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
             context = _context(user, await self._history(user.recent_item_ids, budget))
             # No known item in the history: the candidates come from the DP popularity
@@ -260,7 +262,15 @@ class Pipeline:
             request_span.add_event("cold_start", {"recsys.candidate_source": "dp_popularity"})
             outcome.versions["popularity_release"] = self._popularity.release_id
             candidates = _popularity_candidates(popular, final=False)
-            await self._rank(candidates, context, True, budget, outcome, "popularity_order")
+            await self._rank(
+                candidates,
+                context,
+                True,
+                switches.ranker_enabled,
+                budget,
+                outcome,
+                "popularity_order",
+            )
             outcome.items = await self._rerank(query, candidates, budget, outcome)
             return self._finish(request_span, outcome)
         candidates = [
@@ -281,9 +291,36 @@ class Pipeline:
         have_features, history = await self._attach_item_features(
             candidates, user.recent_item_ids, budget, outcome
         )
-        await self._rank(candidates, _context(user, history), have_features, budget, outcome)
+        await self._rank(
+            candidates,
+            _context(user, history),
+            have_features,
+            switches.ranker_enabled,
+            budget,
+            outcome,
+        )
         outcome.items = await self._rerank(query, candidates, budget, outcome)
         return self._finish(request_span, outcome)
+
+    def _assign(
+        self,
+        pseudonym: str,
+        query: RecommendQuery,
+        switches: StageSwitches,
+        outcome: Outcome,
+        request_span: trace.Span,
+    ) -> tuple[RecommendQuery, StageSwitches]:
+        """The shopper's experiment variants (from the pseudonym, services.orchestrator.
+        experiments), applied to this request and stated in the answer and on the span."""
+        config = self._experiments()
+        assigned = assign(config, pseudonym)
+        if not assigned:
+            return query, switches
+        outcome.versions["experiments"] = config.version
+        outcome.assignments = [(a.experiment, a.variant.name) for a in assigned]
+        for a in assigned:
+            request_span.set_attribute(f"recsys.experiment.{a.experiment}", a.variant.name)
+        return apply(assigned, query, switches)
 
     def _finish(self, request_span: trace.Span, outcome: Outcome) -> Outcome:
         request_span.set_attribute("recsys.items", len(outcome.items))
@@ -318,6 +355,7 @@ class Pipeline:
         self,
         recent_item_ids: Sequence[str],
         excluded: Sequence[str],
+        n: int,
         budget: Budget,
         outcome: Outcome,
     ) -> RetrievalResult | None:
@@ -329,7 +367,7 @@ class Pipeline:
                 found = await self._timed(
                     budget,
                     SHARE_RETRIEVAL,
-                    lambda t: self._b.retrieve(recent, self._n, excluded, t),
+                    lambda t: self._b.retrieve(recent, n, excluded, t),
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "popularity")
@@ -396,13 +434,14 @@ class Pipeline:
         candidates: list[Candidate],
         context: ShopperContext,
         have_features: bool,
+        ranker_enabled: bool,
         budget: Budget,
         outcome: Outcome,
         fallback: str = "retrieval_order",
     ) -> None:
         with self._tracer.start_as_current_span("orchestrator.ranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
-            if not self._switches().ranker_enabled:
+            if not ranker_enabled:
                 # Switched off by configuration: a decision, not a failure, so not degraded;
                 # versions["stage_switches"] says ranker=off.
                 span.add_event("switched_off", {"recsys.fallback": fallback})
@@ -584,6 +623,8 @@ class Pipeline:
                 type=e.type,
                 timestamp=e.timestamp or now,
                 quantity=e.quantity,
+                recommendation_id=e.recommendation_id,
+                position=e.position,
             )
             for e in events
         ]

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import grpc
 
+from services.orchestrator.attribution import ServedListRecorder
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
     EventType,
@@ -34,6 +35,7 @@ T = TypeVar("T")
 SERVICE_NAME = "acme.recsys.v1.RecommendationService"
 MAX_REF_LENGTH = 256
 MAX_ID_LENGTH = 128
+MAX_RECOMMENDATION_ID_LENGTH = 64
 
 
 async def _within(budget: Budget, work: Awaitable[T]) -> T:
@@ -95,6 +97,19 @@ def validate_recommend(
     )
 
 
+def _check_attribution(i: int, event: orchestrator_pb2.ShopperEvent) -> None:
+    """The attribution fields' shape; the store checks the id's characters."""
+    if len(event.recommendation_id) > MAX_RECOMMENDATION_ID_LENGTH:
+        raise InvalidArgument(
+            f"events[{i}].recommendation_id must have at most "
+            f"{MAX_RECOMMENDATION_ID_LENGTH} characters"
+        )
+    if event.position < 0:
+        raise InvalidArgument(f"events[{i}].position must not be negative")
+    if event.position and not event.recommendation_id:
+        raise InvalidArgument(f"events[{i}].position needs a recommendation_id")
+
+
 def validate_events(
     request: orchestrator_pb2.LogEventsRequest, settings: OrchestratorSettings
 ) -> list[ShopperEvent]:
@@ -118,6 +133,7 @@ def validate_events(
             raise InvalidArgument(f"events[{i}].type is not a known EventType")
         if event.quantity < 0:
             raise InvalidArgument(f"events[{i}].quantity must not be negative")
+        _check_attribution(i, event)
         timestamp = None
         if event.HasField("timestamp"):
             try:
@@ -132,13 +148,22 @@ def validate_events(
                 type=_event_type(event.type),
                 timestamp=timestamp,
                 quantity=event.quantity or 1,
+                recommendation_id=event.recommendation_id,
+                position=event.position,
             )
         )
     return events
 
 
 def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.RecommendResponse:
-    response = orchestrator_pb2.RecommendResponse(versions=outcome.versions, trace_id=trace_id)
+    response = orchestrator_pb2.RecommendResponse(
+        versions=outcome.versions,
+        trace_id=trace_id,
+        recommendation_id=outcome.recommendation_id,
+        experiment_assignments=[
+            common_pb2.ExperimentAssignment(experiment=e, variant=v) for e, v in outcome.assignments
+        ],
+    )
     for cand in outcome.items:
         features = cand.features
         response.items.append(
@@ -169,9 +194,11 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         settings: OrchestratorSettings,
         pipeline: Pipeline,
         clock: Callable[[], float] = time.monotonic,
+        served_lists: ServedListRecorder | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
+        self._served_lists = served_lists
         self._clock = clock
         self._in_flight = 0
 
@@ -195,7 +222,11 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
             outcome = await _within(budget, self._pipeline.recommend(query, budget))
             if outcome.degraded:
                 outcome_label = "degraded"
-            return build_response(outcome, current_trace_id())
+            response = build_response(outcome, current_trace_id())
+            if self._served_lists is not None:
+                # Queued only, off the request path: never delays nor fails the answer.
+                self._served_lists.record(outcome)
+            return response
         except ServiceError as exc:
             outcome_label = exc.code.name.lower()
             raise
