@@ -67,6 +67,7 @@ class ServedListRecorder:
         self._timeout_s = timeout_s
         self._now = now
         self._queue: asyncio.Queue[ServedList] = asyncio.Queue(queue)
+        self._in_flight = 0  # lists of the batch being sent
         meter = meter or metrics.get_meter("services.orchestrator")
         self._counter = meter.create_counter(
             "recsys.orchestrator.served_lists",
@@ -94,7 +95,9 @@ class ServedListRecorder:
         while pending or not self._queue.empty():
             while len(pending) < self._batch and not self._queue.empty():
                 pending.append(self._queue.get_nowait())
+            self._in_flight = len(pending)
             await self._send(pending)
+            self._in_flight = 0
             pending = []
 
     async def _send(self, batch: list[ServedList]) -> None:
@@ -125,4 +128,11 @@ class ServedListRecorder:
                 getter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await getter
-        await self.flush()
+        # At shutdown, one timeout's worth of sending at most: a down store must not hold
+        # up the drain; what is left is counted as dropped.
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self.flush()
+        except TimeoutError:
+            lost = self._queue.qsize() + self._in_flight
+            self._counter.add(lost, {"outcome": "dropped"})
