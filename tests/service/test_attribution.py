@@ -23,7 +23,12 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from client.cli import format_experiment_report, format_online_metrics, shopper_event
+from client.cli import (
+    format_experiment_report,
+    format_online_metrics,
+    format_recommendations,
+    shopper_event,
+)
 from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.orchestrator.app import Orchestrator, build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
@@ -156,6 +161,9 @@ async def test_attributed_clicks_of_two_variants_are_reported_per_variant(
         [x.experiment for x in a.experiment_assignments] == ["diversity"] for a in answers.values()
     )
     assert {a.versions["experiments"] for a in answers.values()} == {"2026-12-01.1"}
+    shown = format_recommendations(answers[USERS[0]])  # what `recsys recommend` prints
+    assert f"recommendation id: {ids[0]}" in shown
+    assert f"experiments: diversity={answers[USERS[0]].experiment_assignments[0].variant}" in shown
     # The variant is the one the pseudonym (not the raw reference) hashes to, and sticky.
     pseudonyms = await s.gateway.Pseudonymize(
         privacy_gateway_pb2.PseudonymizeRequest(user_refs=USERS)
