@@ -4,8 +4,14 @@
     recsys recommend --user alice --category "home > kitchen" --max-price 30
     recsys recommend --user alice --page-token TOKEN     # the next page the last one printed
     recsys log-event --user alice --item SKU-1 --type purchase
+    recsys log-event --user alice --item SKU-1 --type view --recommendation-id ID --position 3
+    recsys online-metrics --hours 24
+    recsys experiments report --experiment diversity --hours 24
     recsys health --all
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
+
+``online-metrics`` and ``experiments report`` read the feature store (an operator's path,
+not the public API: the figures aggregate every shopper's attributed events).
 
 The coroutines below (``recommend``, ``log_events``) and ``shared.health`` are the same code
 the local stack launcher and other teams' scripts call. Default ports and the default
@@ -22,7 +28,7 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf import json_format
@@ -32,11 +38,18 @@ from client.ports import DEFAULT_BASE_PORT, DEFAULT_HOST, stack_addresses
 from devstack import triton_server
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
-from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from shared.gen.acme.recsys.v1 import (
+    common_pb2,
+    feature_store_pb2,
+    feature_store_pb2_grpc,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+)
 from shared.health import check_health, check_triton
 
 DEFAULT_SERVICES: dict[str, str] = stack_addresses()
 DEFAULT_TARGET = DEFAULT_SERVICES["orchestrator"]
+DEFAULT_STORE = DEFAULT_SERVICES["feature_store"]
 DEFAULT_TRITON_HTTP = f"{DEFAULT_HOST}:{triton_server.HTTP_PORT}"
 DEFAULT_TRADEOFF: float = OrchestratorSettings.model_fields["default_tradeoff"].default
 METHODS = {
@@ -118,14 +131,19 @@ def shopper_event(
     event_id: str | None = None,
     quantity: int = 1,
     when: datetime | None = None,
+    recommendation_id: str = "",
+    position: int = 0,
 ) -> orchestrator_pb2.ShopperEvent:
-    """One event; a random id when none is given (resending the same id is harmless)."""
+    """One event; a random id when none is given (resending the same id is harmless). The
+    recommendation id and 1-based position attribute it to a served list."""
     event = orchestrator_pb2.ShopperEvent(
         event_id=event_id or uuid.uuid4().hex,
         user_ref=user,
         item_id=item,
         type=EVENT_TYPES[event_type],
         quantity=quantity,
+        recommendation_id=recommendation_id,
+        position=position,
     )
     if when is not None:
         event.timestamp.FromDatetime(when.astimezone(UTC))
@@ -140,6 +158,99 @@ async def log_events(
         return await stub.LogEvents(
             orchestrator_pb2.LogEventsRequest(events=list(events)), timeout=timeout_s
         )
+
+
+def event_window(hours: float, end: datetime | None = None) -> feature_store_pb2.EventWindow:
+    """The window of the ``hours`` before ``end`` (now when None)."""
+    stop = (end or datetime.now(UTC)).astimezone(UTC)
+    window = feature_store_pb2.EventWindow()
+    window.start_time.FromDatetime(stop - timedelta(hours=hours))
+    window.end_time.FromDatetime(stop)
+    return window
+
+
+async def online_metrics(
+    target: str, window: feature_store_pb2.EventWindow, timeout_s: float = 5.0
+) -> feature_store_pb2.GetOnlineMetricsResponse:
+    async with create_channel(target) as channel:
+        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        return await stub.GetOnlineMetrics(
+            feature_store_pb2.GetOnlineMetricsRequest(window=window), timeout=timeout_s
+        )
+
+
+async def experiment_report(
+    target: str,
+    experiment: str,
+    window: feature_store_pb2.EventWindow,
+    control: str = "",
+    timeout_s: float = 5.0,
+) -> feature_store_pb2.GetExperimentReportResponse:
+    async with create_channel(target) as channel:
+        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        return await stub.GetExperimentReport(
+            feature_store_pb2.GetExperimentReportRequest(
+                experiment=experiment, window=window, control_variant=control
+            ),
+            timeout=timeout_s,
+        )
+
+
+def _rate(r: feature_store_pb2.RateEstimate) -> str:
+    return f"{r.count:>6} {100 * r.rate:6.2f}% [{100 * r.ci_low:5.2f}, {100 * r.ci_high:5.2f}]"
+
+
+METRIC_HEADER = (
+    f"{'':<16} {'lists':>6} {'impr.':>7}  {'clicks (rate, 95% CI)':<30} "
+    f"{'add to cart':<30} {'purchases':<30}"
+)
+
+
+def _metric_line(row: feature_store_pb2.MetricRow) -> str:
+    return (
+        f"{row.key:<16} {row.served_lists:>6} {row.impressions:>7}  {_rate(row.clicks):<30} "
+        f"{_rate(row.add_to_carts):<30} {_rate(row.purchases):<30}"
+    )
+
+
+def format_online_metrics(response: feature_store_pb2.GetOnlineMetricsResponse) -> str:
+    """Tables per position, method and variant, then the total and the unmatched events."""
+    lines = []
+    for title, rows in (
+        ("position", response.by_position),
+        ("method", response.by_method),
+        ("experiment/variant", response.by_variant),
+    ):
+        lines += [f"by {title}:", METRIC_HEADER, *(_metric_line(r) for r in rows), ""]
+    lines += ["total:", METRIC_HEADER, _metric_line(response.total)]
+    lines.append(f"attributed events matching no served list: {response.unmatched_event_count}")
+    return "\n".join(lines)
+
+
+def _diff(d: feature_store_pb2.RateDifference) -> str:
+    return f"{100 * d.difference:+6.2f} pp [{100 * d.ci_low:+6.2f}, {100 * d.ci_high:+6.2f}]"
+
+
+def format_experiment_report(response: feature_store_pb2.GetExperimentReportResponse) -> str:
+    """Each variant's rates, then each variant's differences from the control."""
+    if not response.variants:
+        return f"experiment {response.experiment}: no lists served in the window"
+    lines = [
+        f"experiment {response.experiment} (control: {response.control_variant})",
+        METRIC_HEADER,
+        *(_metric_line(v.metrics) for v in response.variants),
+        "",
+        f"difference from {response.control_variant} (percentage points, 95% CI, Newcombe):",
+        f"{'':<16} {'clicks':<28} {'add to cart':<28} {'purchases':<28}",
+    ]
+    for v in response.variants:
+        if v.metrics.key == response.control_variant:
+            continue
+        lines.append(
+            f"{v.metrics.key:<16} {_diff(v.click_difference):<28} "
+            f"{_diff(v.add_to_cart_difference):<28} {_diff(v.purchase_difference):<28}"
+        )
+    return "\n".join(lines)
 
 
 @dataclass
@@ -190,6 +301,12 @@ def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
             f"short: {len(response.items)} items; the filters, exclusions or earlier pages "
             f"left no more ({response.filtered_out_count} candidates filtered out)"
         )
+    if response.experiment_assignments:
+        lines.append(
+            "experiments: "
+            + ", ".join(f"{a.experiment}={a.variant}" for a in response.experiment_assignments)
+        )
+    lines.append(f"recommendation id: {response.recommendation_id or '-'}")
     lines.append(f"trace id: {response.trace_id or '-'}")
     lines.append(f"next page: --page-token {response.next_page_token or '- (none)'}")
     return "\n".join(lines)
@@ -207,6 +324,11 @@ def _parse_context(pairs: Sequence[str]) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"--context expects key=value, got {pair!r}")
         context[key] = value
     return context
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """A naive ``--end`` is read as UTC."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +374,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--type", choices=sorted(EVENT_TYPES), default="view")
     ev.add_argument("--event-id", help="idempotency key; random when omitted")
     ev.add_argument("--quantity", type=int, default=1)
+    ev.add_argument("--recommendation-id", default="", help="the list the shopper acted from")
+    ev.add_argument("--position", type=int, default=0, help="1-based position in that list")
+
+    def window_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", default=DEFAULT_STORE, help="feature store host:port")
+        p.add_argument("--hours", type=float, default=24.0, help="window length before --end")
+        p.add_argument(
+            "--end", type=datetime.fromisoformat, help="window end, ISO 8601 (default: now)"
+        )
+
+    om = sub.add_parser("online-metrics", help="impressions, clicks, add-to-cart, purchases")
+    window_args(om)
+    exp = sub.add_parser("experiments", help="A/B experiments")
+    exp_sub = exp.add_subparsers(dest="experiments_command", required=True)
+    report = exp_sub.add_parser("report", help="compare an experiment's variants")
+    window_args(report)
+    report.add_argument("--experiment", required=True, help="experiment name")
+    report.add_argument("--control", default="", help="variant to compare with")
 
     health = sub.add_parser("health", help="grpc.health.v1 readiness")
     health.add_argument("--target", default=DEFAULT_TARGET, help="host:port to check")
@@ -289,13 +429,31 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "log-event":
         event = shopper_event(
-            args.user, args.item, args.type, event_id=args.event_id, quantity=args.quantity
+            args.user,
+            args.item,
+            args.type,
+            event_id=args.event_id,
+            quantity=args.quantity,
+            recommendation_id=args.recommendation_id,
+            position=args.position,
         )
         ack = await log_events(args.target, [event], args.timeout)
         if args.json:
             print(_to_json(ack))
         else:
             print(f"accepted={ack.accepted_count} duplicates={ack.duplicate_count}")
+        return 0
+    if args.command == "online-metrics":
+        window = event_window(args.hours, _aware(args.end))
+        metrics = await online_metrics(args.target, window, args.timeout)
+        print(_to_json(metrics) if args.json else format_online_metrics(metrics))
+        return 0
+    if args.command == "experiments":
+        window = event_window(args.hours, _aware(args.end))
+        got = await experiment_report(
+            args.target, args.experiment, window, args.control, args.timeout
+        )
+        print(_to_json(got) if args.json else format_experiment_report(got))
         return 0
     rows = (
         await check_all(stack_addresses(args.base_port), triton_http=args.triton_http)

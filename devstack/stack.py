@@ -400,6 +400,9 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                         "default_deadline_s": layout.default_deadline_s,
                         # A short refresh so the fallback list exists soon after seeding.
                         "popularity_refresh_s": 10.0,
+                        # Absent until someone writes it: no experiments, and writing one
+                        # starts them without a restart (docs/operations.md).
+                        "experiments_file": layout.var / "experiments.json",
                     },
                 ),
             },

@@ -62,7 +62,9 @@ def build_feature_store(settings: FeatureStoreSettings) -> FeatureStoreApp:
     # Probes get their own thread: a probe stuck on an unreachable database must not take a
     # worker from the RPCs.
     probe_executor = ThreadPoolExecutor(1, thread_name_prefix="feature-store-probe")
-    servicer = FeatureStoreServicer(settings, store.queries, store.ingest, store.admin, executor)
+    servicer = FeatureStoreServicer(
+        settings, store.queries, store.ingest, store.admin, executor, online=store.online
+    )
     server = GrpcServer(settings, [SERVICE_NAME])
     feature_store_pb2_grpc.add_FeatureStoreServiceServicer_to_server(servicer, server.server)
     monitor = ReadinessMonitor(

@@ -26,6 +26,8 @@ from services.feature_store.schema import (
     EVENT_ID_MAX,
     EVENT_TYPE_VALUES,
     ITEM_ID_MAX,
+    MAX_POSITION,
+    RECOMMENDATION_ID_MAX,
     USER_ID_MAX,
     events,
     items,
@@ -98,6 +100,7 @@ class EventIngest:
             raise InvalidArgument(f"events[{i}].timestamp has no time zone")
         if event.timestamp > now + self._max_clock_skew:
             raise InvalidArgument(f"events[{i}].timestamp is in the future")
+        check_attribution(i, event.recommendation_id, event.position)
 
     def _ensure_users(self, conn: sa.Connection, user_ids: set[str], now: datetime) -> None:
         rows = [{"user_id": u, "created_at": now} for u in sorted(user_ids)]
@@ -127,6 +130,8 @@ class EventIngest:
                 "quantity": e.quantity,
                 "category": categories[e.item_id],
                 "ingested_at": now,
+                "recommendation_id": e.recommendation_id or None,
+                "position": e.position or None,
             }
             for e in sorted(batch, key=lambda e: e.event_id)
         ]
@@ -141,6 +146,24 @@ class EventIngest:
         for chunk in chunks(rows):
             inserted.update(conn.execute(stmt, list(chunk)).scalars())
         return inserted
+
+
+def check_attribution(i: int, recommendation_id: str, position: int) -> None:
+    """A recommendation id fits its column and is URL-safe text (what Recommend issues); a
+    position is 1-based, bounded, and only given together with a recommendation id."""
+    if recommendation_id:
+        if len(recommendation_id) > RECOMMENDATION_ID_MAX:
+            raise InvalidArgument(
+                f"events[{i}].recommendation_id is longer than {RECOMMENDATION_ID_MAX} characters"
+            )
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in recommendation_id):
+            raise InvalidArgument(
+                f"events[{i}].recommendation_id may hold only letters, digits, '-' and '_'"
+            )
+    if position < 0 or position > MAX_POSITION:
+        raise InvalidArgument(f"events[{i}].position must be between 0 and {MAX_POSITION}")
+    if position and not recommendation_id:
+        raise InvalidArgument(f"events[{i}].position needs a recommendation_id")
 
 
 def _top_categories(conn: sa.Connection, item_ids: set[str]) -> dict[str, str]:

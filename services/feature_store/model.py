@@ -37,6 +37,22 @@ class Event:
     event_type: str
     timestamp: datetime | None
     quantity: int = 1
+    # Attribution: the list the shopper acted from ("" for none) and the 1-based position
+    # in it (0 for none; a position needs a recommendation id).
+    recommendation_id: str = ""
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class ServedList:
+    """One answered Recommend call: its id, when, how it was ordered, how many items it
+    showed, and the (experiment, variant) pairs of the shopper. No user id, no item ids."""
+
+    recommendation_id: str
+    served_at: datetime | None
+    method: str
+    item_count: int
+    assignments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ USER_ID_MAX = 128
 EVENT_ID_MAX = 128
 CATEGORY_MAX = 128
 RELEASE_ID_MAX = 128
+RECOMMENDATION_ID_MAX = 64
+EXPERIMENT_NAME_MAX = 64
+METHOD_MAX = 32
+# Longest list a position or a served list may claim (the orchestrator's max_k is far below).
+MAX_POSITION = 10_000
 EVENT_TYPE_VALUES = ("view", "add_to_cart", "purchase")
 
 # Constraint names are fixed so migrations and metadata name them identically on both backends.
@@ -101,6 +106,11 @@ events = sa.Table(
     # from the log even after the catalog moves an item.
     sa.Column("category", sa.String(CATEGORY_MAX), nullable=False),
     sa.Column("ingested_at", UtcDateTime, nullable=False),
+    # Attribution (migration 0002): the list the shopper acted from and the 1-based position
+    # in it; NULL for an event not caused by a recommendation. No foreign key to
+    # served_lists: that row is written asynchronously and may arrive late or never.
+    sa.Column("recommendation_id", sa.String(RECOMMENDATION_ID_MAX), nullable=True),
+    sa.Column("position", sa.Integer, nullable=True),
     sa.CheckConstraint("quantity >= 1", name="quantity_positive"),
     sa.CheckConstraint(
         "event_type IN ('view', 'add_to_cart', 'purchase')", name="event_type_known"
@@ -108,6 +118,7 @@ events = sa.Table(
 )
 sa.Index("ix_events_user_id_event_time", events.c.user_id, events.c.event_time)
 sa.Index("ix_events_item_id", events.c.item_id)
+sa.Index("ix_events_recommendation_id", events.c.recommendation_id)
 
 user_stats = sa.Table(
     "user_stats",
@@ -148,4 +159,35 @@ popularity_releases = sa.Table(
     sa.Column("release_id", sa.String(RELEASE_ID_MAX), primary_key=True),
     sa.Column("applied_at", UtcDateTime, nullable=False),
     sa.Column("item_count", sa.Integer, nullable=False),
+)
+
+# One row per answered Recommend call: the impressions of the online metrics. No user id and
+# no item ids: what was shown is the positions 1..item_count, which is all the metrics need.
+served_lists = sa.Table(
+    "served_lists",
+    metadata,
+    sa.Column("recommendation_id", sa.String(RECOMMENDATION_ID_MAX), primary_key=True),
+    sa.Column("served_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("method", sa.String(METHOD_MAX), nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# The experiment variants of a served list, one row per experiment the shopper was in.
+served_list_assignments = sa.Table(
+    "served_list_assignments",
+    metadata,
+    sa.Column(
+        "recommendation_id",
+        sa.String(RECOMMENDATION_ID_MAX),
+        sa.ForeignKey("served_lists.recommendation_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("experiment", sa.String(EXPERIMENT_NAME_MAX), primary_key=True),
+    sa.Column("variant", sa.String(EXPERIMENT_NAME_MAX), nullable=False),
+)
+sa.Index(
+    "ix_served_list_assignments_experiment_variant",
+    served_list_assignments.c.experiment,
+    served_list_assignments.c.variant,
 )

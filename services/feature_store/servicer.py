@@ -1,7 +1,8 @@
 """FeatureStoreService: validate -> role (in the bounded executor) -> response.
 
 Reads go to ``FeatureQueries``, IngestEvents to ``EventIngest``, the catalog, the
-contribution-bounded counts and the popularity write-back to ``FeatureAdmin``.
+contribution-bounded counts and the popularity write-back to ``FeatureAdmin``, served lists,
+online metrics and experiment reports to ``OnlineMetrics``.
 
 Size limits come from settings: a batch larger than its limit is RESOURCE_EXHAUSTED (the
 request is well-formed but too big to serve in one call, split it), an out-of-range scalar is
@@ -28,7 +29,13 @@ from opentelemetry import metrics, trace
 from services.feature_store.admin import FeatureAdmin
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.ingest import EventIngest
-from services.feature_store.model import AggregateKind, Event, Item
+from services.feature_store.model import AggregateKind, Event, Item, ServedList
+from services.feature_store.online_metrics import (
+    RATES,
+    Difference,
+    MetricRow,
+    OnlineMetrics,
+)
 from services.feature_store.queries import FeatureQueries
 from shared.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 from shared.event_window import window_from_proto
@@ -113,7 +120,42 @@ def event_from_proto(index: int, event: common_pb2.Event) -> Event:
         event_type=EVENT_TYPES.get(event.type, ""),
         timestamp=timestamp,
         quantity=event.quantity,
+        recommendation_id=event.recommendation_id,
+        position=event.position,
     )
+
+
+def served_list_from_proto(index: int, served: feature_store_pb2.ServedList) -> ServedList:
+    served_at = None
+    if served.HasField("served_time"):
+        try:
+            served_at = served.served_time.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            raise InvalidArgument(f"served_lists[{index}].served_time is out of range") from None
+    return ServedList(
+        recommendation_id=served.recommendation_id,
+        served_at=served_at,
+        method=served.method,
+        item_count=served.item_count,
+        assignments=tuple((a.experiment, a.variant) for a in served.assignments),
+    )
+
+
+def metric_row_to_proto(row: MetricRow) -> feature_store_pb2.MetricRow:
+    rates = {}
+    for name in RATES:
+        rate = row.rate(name)
+        low, high = rate.interval
+        rates[name] = feature_store_pb2.RateEstimate(
+            count=rate.count, rate=rate.rate, ci_low=low, ci_high=high
+        )
+    return feature_store_pb2.MetricRow(
+        key=row.key, impressions=row.impressions, served_lists=row.served_lists, **rates
+    )
+
+
+def difference_to_proto(d: Difference) -> feature_store_pb2.RateDifference:
+    return feature_store_pb2.RateDifference(difference=d.difference, ci_low=d.low, ci_high=d.high)
 
 
 class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
@@ -126,8 +168,11 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         ingest: EventIngest,
         admin: FeatureAdmin,
         executor: Executor,
+        *,
+        online: OnlineMetrics,
     ) -> None:
         self._settings = settings
+        self._online = online
         self._queries = queries
         self._ingest = ingest
         self._admin = admin
@@ -303,3 +348,63 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         )
         trace.get_current_span().set_attribute("feature_store.items_updated", updated)
         return feature_store_pb2.SetItemPopularityResponse(updated_count=updated)
+
+    async def RecordServedLists(
+        self,
+        request: feature_store_pb2.RecordServedListsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> feature_store_pb2.RecordServedListsResponse:
+        _limit("served_lists", len(request.served_lists), self._settings.max_events_per_call)
+        batch = [served_list_from_proto(i, s) for i, s in enumerate(request.served_lists)]
+        result = await self._run(partial(self._online.record_served_lists, batch))
+        trace.get_current_span().set_attribute("feature_store.served_lists", result.accepted)
+        return feature_store_pb2.RecordServedListsResponse(
+            accepted_count=result.accepted, duplicate_count=result.duplicates
+        )
+
+    async def GetOnlineMetrics(
+        self,
+        request: feature_store_pb2.GetOnlineMetricsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> feature_store_pb2.GetOnlineMetricsResponse:
+        window = window_from_proto(request.window, present=True, field="window")
+        assert window is not None
+        report = await self._run(partial(self._online.online_metrics, window))
+        return feature_store_pb2.GetOnlineMetricsResponse(
+            by_position=[metric_row_to_proto(r) for r in report.by_position],
+            by_method=[metric_row_to_proto(r) for r in report.by_method],
+            by_variant=[metric_row_to_proto(r) for r in report.by_variant],
+            total=metric_row_to_proto(report.total),
+            unmatched_event_count=report.unmatched_events,
+        )
+
+    async def GetExperimentReport(
+        self,
+        request: feature_store_pb2.GetExperimentReportRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> feature_store_pb2.GetExperimentReportResponse:
+        window = window_from_proto(request.window, present=True, field="window")
+        assert window is not None
+        report = await self._run(
+            partial(
+                self._online.experiment_report,
+                request.experiment,
+                window,
+                request.control_variant,
+            )
+        )
+        response = feature_store_pb2.GetExperimentReportResponse(
+            experiment=report.experiment, control_variant=report.control_variant
+        )
+        for variant in report.variants:
+            entry = response.variants.add(metrics=metric_row_to_proto(variant.metrics))
+            for name, field_name in (
+                ("clicks", "click_difference"),
+                ("add_to_carts", "add_to_cart_difference"),
+                ("purchases", "purchase_difference"),
+            ):
+                if name in variant.differences:
+                    getattr(entry, field_name).CopyFrom(
+                        difference_to_proto(variant.differences[name])
+                    )
+        return response

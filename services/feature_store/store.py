@@ -29,6 +29,7 @@ from services.feature_store.model import (
     UserFeatures,
     utcnow,
 )
+from services.feature_store.online_metrics import OnlineMetrics
 from services.feature_store.queries import FeatureQueries
 from shared.data.types import Dataset
 from shared.event_window import EventWindow
@@ -70,6 +71,7 @@ class FeatureStore:
             self.database, derived, clock=clock, max_clock_skew=max_clock_skew
         )
         self.admin = FeatureAdmin(self.database, derived, clock=clock)
+        self.online = OnlineMetrics(self.database, clock=clock)
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, **kwargs: Any) -> FeatureStore:

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 
 from opentelemetry import metrics, trace
 
+from services.orchestrator.attribution import ServedListRecorder, ServedListSink
 from services.orchestrator.breaker import BreakerBackends, BreakerPolicy
 from services.orchestrator.clients import Downstreams
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import PopularItems
 from services.orchestrator.downstream import Backends
+from services.orchestrator.experiments import ExperimentBoard
 from services.orchestrator.pipeline import Pipeline, PipelineMetrics
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.servicer import SERVICE_NAME, RecommendationServicer
@@ -43,8 +45,13 @@ class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
         backends: Backends,
         close_backends: Callable[[], Awaitable[None]] | None = None,
         breakers: BreakerBackends | None = None,
+        served_lists: ServedListRecorder | None = None,
+        experiments: ExperimentBoard | None = None,
     ) -> None:
         super().__init__(settings, server, servicer)
+        self.served_lists = served_lists
+        self.experiments = experiments
+        self.recorder: asyncio.Task[None] | None = None
         self.pipeline = pipeline
         self.popularity = popularity
         self.backends = backends
@@ -55,6 +62,8 @@ class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
 
     async def on_start(self) -> None:
         self.refresher = asyncio.create_task(self.popularity.run(self.stop_refresh))
+        if self.served_lists is not None:
+            self.recorder = asyncio.create_task(self.served_lists.run(self.stop_refresh))
         # Ready at once: every stage but the gateway has a fallback, and a down gateway is
         # answered per request with UNAVAILABLE, which is the truthful answer.
         await self.server.set_ready(True)
@@ -65,6 +74,11 @@ class Orchestrator(ServiceApp[OrchestratorSettings, RecommendationServicer]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self.refresher
             self.refresher = None
+        if self.recorder is not None:
+            # The recorder sends what is still queued before it ends (bounded by its timeout).
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.recorder
+            self.recorder = None
         if self.close_backends is not None:
             await self.close_backends()
 
@@ -76,6 +90,7 @@ def build_orchestrator(
     meter: metrics.Meter | None = None,
     backends: Backends | None = None,
     clock: Callable[[], float] = time.monotonic,
+    served_lists: ServedListSink | None = None,
 ) -> Orchestrator:
     """Assemble an orchestrator on ``settings.port``; nothing runs until ``start``.
 
@@ -84,12 +99,17 @@ def build_orchestrator(
     the configured addresses. The stage switches come from the settings and
     ``switches_file`` (re-read when it changes, services.orchestrator.switches). Unless
     ``breaker_enabled`` is off, the pipeline and the popularity refresher call the backends
-    through a circuit breaker per service. ``clock`` times both.
+    through a circuit breaker per service. ``clock`` times both. Experiments come from
+    ``experiments_file`` (services.orchestrator.experiments, re-read the same way). Answered
+    lists go to ``served_lists`` in the background (services.orchestrator.attribution): the
+    feature store's RecordServedLists by default, nothing with injected backends unless a
+    sink is given, nothing when ``record_served_lists`` is off.
     """
     close_backends: Callable[[], Awaitable[None]] | None = None
     if backends is None:
         downstreams = Downstreams(settings)
         backends, close_backends = downstreams, downstreams.close
+        served_lists = served_lists or downstreams.record_served_lists
     breakers = (
         BreakerBackends(backends, BreakerPolicy.from_settings(settings), clock=clock, meter=meter)
         if settings.breaker_enabled
@@ -104,6 +124,14 @@ def build_orchestrator(
 
     popularity = PopularityCache(fetch_popular, settings.popularity_refresh_s, meter=meter)
     switches = SwitchBoard(settings, clock=clock)
+    experiments = ExperimentBoard(settings, clock=clock)
+    recorder = ServedListRecorder(
+        served_lists if settings.record_served_lists else None,
+        batch=settings.served_list_batch,
+        queue=settings.served_list_queue,
+        timeout_s=settings.served_list_timeout_s,
+        meter=meter,
+    )
     pipeline = Pipeline(
         source,
         popularity,
@@ -111,10 +139,20 @@ def build_orchestrator(
         metrics_=PipelineMetrics(meter),
         tracer=tracer,
         switches=switches,
+        experiments=experiments,
     )
-    servicer = RecommendationServicer(settings, pipeline)
+    servicer = RecommendationServicer(settings, pipeline, served_lists=recorder)
     server = GrpcServer(settings, [SERVICE_NAME])
     orchestrator_pb2_grpc.add_RecommendationServiceServicer_to_server(servicer, server.server)
     return Orchestrator(
-        settings, server, servicer, pipeline, popularity, backends, close_backends, breakers
+        settings,
+        server,
+        servicer,
+        pipeline,
+        popularity,
+        backends,
+        close_backends,
+        breakers,
+        served_lists=recorder,
+        experiments=experiments,
     )

@@ -30,6 +30,7 @@ from services.orchestrator.domain import (
     RetrievalResult,
     RetrievedItem,
     Scores,
+    ServedList,
     ShopperContext,
     StoredEvent,
     UserFeatures,
@@ -264,6 +265,24 @@ def rerank_result_from_proto(response: reranker_pb2.RerankResponse) -> RerankRes
     )
 
 
+def served_lists_request_to_proto(
+    lists: Sequence[ServedList],
+) -> feature_store_pb2.RecordServedListsRequest:
+    request = feature_store_pb2.RecordServedListsRequest()
+    for served in lists:
+        entry = request.served_lists.add(
+            recommendation_id=served.recommendation_id,
+            method=served.method,
+            item_count=served.item_count,
+            assignments=[
+                common_pb2.ExperimentAssignment(experiment=e, variant=v)
+                for e, v in served.assignments
+            ],
+        )
+        entry.served_time.FromDatetime(served.served_at)
+    return request
+
+
 def event_type_to_proto(event_type: EventType) -> common_pb2.EventType:
     return common_pb2.EventType.Value(f"EVENT_TYPE_{event_type.name}")
 
@@ -279,6 +298,8 @@ def event_to_proto(event: StoredEvent) -> common_pb2.Event:
         type=event_type_to_proto(event.type),
         timestamp=timestamp,
         quantity=event.quantity,
+        recommendation_id=event.recommendation_id,
+        position=event.position,
     )
 
 
@@ -356,6 +377,14 @@ class Downstreams:
             self._store.IngestEvents(ingest_request_to_proto(events), timeout=timeout_s),
         )
         return ingest_result_from_proto(response)
+
+    async def record_served_lists(self, lists: Sequence[ServedList], timeout_s: float) -> int:
+        """Store served lists (the online metrics' impressions); the number newly stored."""
+        response = await _call(
+            "feature_store",
+            self._store.RecordServedLists(served_lists_request_to_proto(lists), timeout=timeout_s),
+        )
+        return int(response.accepted_count)
 
     async def retrieve(
         self,

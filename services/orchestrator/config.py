@@ -56,6 +56,31 @@ class OrchestratorSettings(ServiceSettings):
     switches_poll_s: float = Field(
         1.0, gt=0, description="Most seconds before a change of switches_file takes effect."
     )
+    experiments_file: str | None = Field(
+        None,
+        description="JSON file of A/B experiments (services.orchestrator.experiments) re-read "
+        "when it changes; e.g. a mounted ConfigMap key. Unset: no experiments.",
+    )
+    experiments_poll_s: float = Field(
+        1.0, gt=0, description="Most seconds before a change of experiments_file takes effect."
+    )
+    record_served_lists: bool = Field(
+        True,
+        description="Record each answered list (recommendation id, method, item count, "
+        "variants) in the feature store, asynchronously: the impressions of the online metrics.",
+    )
+    served_list_batch: int = Field(
+        100, ge=1, description="Most served lists per RecordServedLists call."
+    )
+    served_list_queue: int = Field(
+        10_000,
+        ge=1,
+        description="Served lists waiting to be sent; beyond it new ones are dropped and "
+        "counted (recsys.orchestrator.served_lists{outcome=dropped}), never a failed Recommend.",
+    )
+    served_list_timeout_s: float = Field(
+        2.0, gt=0, description="Deadline of one RecordServedLists call."
+    )
     recent_items: int = Field(20, ge=1, description="History length asked of the store.")
     ranker_weight: float = Field(
         0.5,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -227,6 +228,19 @@ class StoredEvent:
     type: EventType
     timestamp: datetime
     quantity: int
+    recommendation_id: str = ""
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class ServedList:
+    """One answered list as the online metrics count it: no user id, no items."""
+
+    recommendation_id: str
+    served_at: datetime
+    method: str
+    item_count: int
+    assignments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,6 +282,9 @@ class ShopperEvent:
     type: EventType
     timestamp: datetime | None = None
     quantity: int = 1
+    # The list the shopper acted from ("" for none) and the 1-based position in it (0: none).
+    recommendation_id: str = ""
+    position: int = 0
 
 
 @dataclass
@@ -299,15 +316,24 @@ class Degradation:
     reason: Reason
 
 
+def new_recommendation_id() -> str:
+    """128 random bits as URL-safe text: unique and unguessable, derived from nothing about
+    the shopper, so it can travel in client logs and URLs."""
+    return secrets.token_urlsafe(16)
+
+
 @dataclass
 class Outcome:
-    """What Recommend answers: items in display order, degraded stages, versions, and how
-    many candidates the filters removed before ranking."""
+    """What Recommend answers: items in display order, degraded stages, versions, how many
+    candidates the filters removed before ranking, the list's recommendation id and the
+    shopper's (experiment, variant) assignments."""
 
     items: list[Candidate] = field(default_factory=list)
     degraded: list[Degradation] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     filtered_out: int = 0
+    recommendation_id: str = field(default_factory=new_recommendation_id)
+    assignments: list[tuple[str, str]] = field(default_factory=list)
 
     def degrade(self, stage: Stage, reason: Reason) -> None:
         """Flag ``stage``; the first reason a stage degraded for is the one reported."""

@@ -50,6 +50,7 @@ from services.orchestrator.domain import (
     UserFeatures,
 )
 from services.orchestrator.downstream import Backends, DownstreamError
+from services.orchestrator.experiments import NO_EXPERIMENTS, ExperimentsConfig, apply, assign
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
@@ -191,12 +192,14 @@ class Pipeline:
         tracer: trace.Tracer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         switches: Callable[[], StageSwitches] | None = None,
+        experiments: Callable[[], ExperimentsConfig] | None = None,
     ) -> None:
         self._b = backends
         self._popularity = popularity
         fixed = StageSwitches.from_settings(settings)
         self._switches = switches or (lambda: fixed)
         self._report_switches = switches is not None
+        self._experiments = experiments or (lambda: NO_EXPERIMENTS)
         self._recent = settings.recent_items
         self._overfetch = settings.filter_overfetch
         self._max_rounds = settings.filter_max_rounds
@@ -205,10 +208,6 @@ class Pipeline:
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
-
-    @property
-    def _n(self) -> int:
-        return self._switches().candidate_count
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -243,11 +242,15 @@ class Pipeline:
         outcome = Outcome()
         request_span = trace.get_current_span()
         request_span.set_attribute("recsys.k", query.k)
+        request_span.set_attribute("recsys.recommendation_id", outcome.recommendation_id)
         switches = self._switches()
+        pseudonym = await self._pseudonymize(query, budget, outcome)
+        query, switches = self._assign(pseudonym, query, switches, outcome, request_span)
         if self._report_switches:
             outcome.versions["stage_switches"] = switches.label
         if query.method is RerankMethod.UNSPECIFIED:
             query = dataclasses.replace(query, method=switches.default_reranker_method)
+        n = switches.candidate_count
         f = query.filters
         if f.active:
             request_span.set_attribute("recsys.filter.attributes", f.needs_attributes)
@@ -257,7 +260,6 @@ class Pipeline:
                 [*query.excluded_item_ids, *sorted(f.excluded_item_ids), *query.shown_item_ids]
             )
         )
-        pseudonym = await self._pseudonymize(query, budget, outcome)
 
         with self._tracer.start_as_current_span("orchestrator.user_features") as span:
             try:
@@ -283,9 +285,7 @@ class Pipeline:
         # A category or price filter is checked on the item features the pipeline fetches
         # after retrieval (the artefact holds no attributes), so retrieval is asked for more
         # candidates, and again for the rest when the filter removed most of them.
-        n_fetch = (
-            min(self._retrieval_max_n, self._n * self._overfetch) if f.needs_attributes else self._n
-        )
+        n_fetch = min(self._retrieval_max_n, n * self._overfetch) if f.needs_attributes else n
         retrieved = await self._retrieve(user.recent_item_ids, excluded, n_fetch, budget, outcome)
         if retrieved is None:
             await self._popularity_answer(query, budget, outcome, excluded)
@@ -296,7 +296,7 @@ class Pipeline:
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             await self._popularity_answer(query, budget, outcome, excluded)
             return self._finish(request_span, outcome, f, excluded)
-        popular = self._popularity.top(self._n, excluded, f) if retrieved.cold_start else []
+        popular = self._popularity.top(n, excluded, f) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
             context = _context(user, await self._history(user.recent_item_ids, budget))
             # No known item in the history: the candidates come from the DP popularity
@@ -305,11 +305,19 @@ class Pipeline:
             request_span.add_event("cold_start", {"recsys.candidate_source": "dp_popularity"})
             outcome.versions["popularity_release"] = self._popularity.release_id
             candidates = _popularity_candidates(popular, final=False)
-            await self._rank(candidates, context, True, budget, outcome, "popularity_order")
+            await self._rank(
+                candidates,
+                context,
+                True,
+                switches.ranker_enabled,
+                budget,
+                outcome,
+                "popularity_order",
+            )
             outcome.items = await self._rerank(query, candidates, budget, outcome)
             return self._finish(request_span, outcome, f, excluded)
         await self._answer_from_retrieval(
-            query, user, retrieved, excluded, n_fetch, budget, outcome
+            query, user, retrieved, excluded, (n, n_fetch), switches, budget, outcome
         )
         return self._finish(request_span, outcome, f, excluded)
 
@@ -319,11 +327,13 @@ class Pipeline:
         user: UserFeatures,
         retrieved: RetrievalResult,
         excluded: Sequence[str],
-        n_fetch: int,
+        counts: tuple[int, int],
+        switches: StageSwitches,
         budget: Budget,
         outcome: Outcome,
     ) -> None:
-        """Retrieved candidates -> their features -> the filter -> ranker -> reranker."""
+        """Retrieved candidates -> their features -> the filter -> ranker -> reranker;
+        ``counts`` is (candidates wanted, candidates asked of retrieval)."""
         request_span = trace.get_current_span()
         f = query.filters
         candidates = _retrieved_candidates(retrieved)
@@ -343,7 +353,7 @@ class Pipeline:
             return
         if f.active:
             candidates = await self._filter_candidates(
-                candidates, f, user.recent_item_ids, excluded, n_fetch, budget, outcome
+                candidates, f, user.recent_item_ids, excluded, counts, budget, outcome
             )
             if retrieved.cold_start:
                 candidates = catalog_order(candidates)
@@ -351,8 +361,35 @@ class Pipeline:
                 request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
                 await self._popularity_answer(query, budget, outcome, excluded)
                 return
-        await self._rank(candidates, _context(user, history), have_features, budget, outcome)
+        await self._rank(
+            candidates,
+            _context(user, history),
+            have_features,
+            switches.ranker_enabled,
+            budget,
+            outcome,
+        )
         outcome.items = await self._rerank(query, candidates, budget, outcome)
+
+    def _assign(
+        self,
+        pseudonym: str,
+        query: RecommendQuery,
+        switches: StageSwitches,
+        outcome: Outcome,
+        request_span: trace.Span,
+    ) -> tuple[RecommendQuery, StageSwitches]:
+        """The shopper's experiment variants (from the pseudonym, services.orchestrator.
+        experiments), applied to this request and stated in the answer and on the span."""
+        config = self._experiments()
+        assigned = assign(config, pseudonym)
+        if not assigned:
+            return query, switches
+        outcome.versions["experiments"] = config.version
+        outcome.assignments = [(a.experiment, a.variant.name) for a in assigned]
+        for a in assigned:
+            request_span.set_attribute(f"recsys.experiment.{a.experiment}", a.variant.name)
+        return apply(assigned, query, switches)
 
     async def _filter_candidates(
         self,
@@ -360,7 +397,7 @@ class Pipeline:
         item_filter: ItemFilter,
         recent_item_ids: Sequence[str],
         excluded: Sequence[str],
-        n_fetch: int,
+        counts: tuple[int, int],
         budget: Budget,
         outcome: Outcome,
     ) -> list[Candidate]:
@@ -368,6 +405,7 @@ class Pipeline:
         and retrieval still had more, up to ``filter_max_rounds`` rounds ask it for the next
         ones (excluding everything seen) and fetch their features. A failed extra round ends
         the search with what passed so far: a shorter list, not a degraded stage."""
+        wanted, n_fetch = counts
         with self._tracer.start_as_current_span("orchestrator.filter") as span:
             kept = [c for c in candidates if passes(item_filter, c)]
             removed = len(candidates) - len(kept)
@@ -375,7 +413,7 @@ class Pipeline:
             seen_set = set(seen)
             last, rounds = len(candidates), 1
             recent = list(recent_item_ids)
-            while len(kept) < self._n and last >= n_fetch and rounds < self._max_rounds:
+            while len(kept) < wanted and last >= n_fetch and rounds < self._max_rounds:
                 rounds += 1
                 skip, n = self._bounded([*excluded, *seen], n_fetch)
                 try:
@@ -409,7 +447,7 @@ class Pipeline:
             span.set_attribute("recsys.filter.removed", removed)
             span.set_attribute("recsys.filter.kept", len(kept))
             outcome.filtered_out += removed
-            return kept[: self._n]
+            return kept[:wanted]
 
     def _bounded(self, excluded: Sequence[str], n: int) -> tuple[list[str], int]:
         """At most ``retrieval_max_n`` exclusions for one retrieval call (its id limit), and
@@ -549,13 +587,14 @@ class Pipeline:
         candidates: list[Candidate],
         context: ShopperContext,
         have_features: bool,
+        ranker_enabled: bool,
         budget: Budget,
         outcome: Outcome,
         fallback: str = "retrieval_order",
     ) -> None:
         with self._tracer.start_as_current_span("orchestrator.ranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
-            if not self._switches().ranker_enabled:
+            if not ranker_enabled:
                 # Switched off by configuration: a decision, not a failure, so not degraded;
                 # versions["stage_switches"] says ranker=off.
                 span.add_event("switched_off", {"recsys.fallback": fallback})
@@ -749,6 +788,8 @@ class Pipeline:
                 type=e.type,
                 timestamp=e.timestamp or now,
                 quantity=e.quantity,
+                recommendation_id=e.recommendation_id,
+                position=e.position,
             )
             for e in events
         ]

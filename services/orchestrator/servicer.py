@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import grpc
 
+from services.orchestrator.attribution import ServedListRecorder
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
     EventType,
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "acme.recsys.v1.RecommendationService"
 MAX_REF_LENGTH = 256
 MAX_ID_LENGTH = 128
+MAX_RECOMMENDATION_ID_LENGTH = 64
 
 
 async def _within(budget: Budget, work: Awaitable[T]) -> T:
@@ -136,6 +138,19 @@ def validate_recommend(
     )
 
 
+def _check_attribution(i: int, event: orchestrator_pb2.ShopperEvent) -> None:
+    """The attribution fields' shape; the store checks the id's characters."""
+    if len(event.recommendation_id) > MAX_RECOMMENDATION_ID_LENGTH:
+        raise InvalidArgument(
+            f"events[{i}].recommendation_id must have at most "
+            f"{MAX_RECOMMENDATION_ID_LENGTH} characters"
+        )
+    if event.position < 0:
+        raise InvalidArgument(f"events[{i}].position must not be negative")
+    if event.position and not event.recommendation_id:
+        raise InvalidArgument(f"events[{i}].position needs a recommendation_id")
+
+
 def validate_events(
     request: orchestrator_pb2.LogEventsRequest, settings: OrchestratorSettings
 ) -> list[ShopperEvent]:
@@ -159,6 +174,7 @@ def validate_events(
             raise InvalidArgument(f"events[{i}].type is not a known EventType")
         if event.quantity < 0:
             raise InvalidArgument(f"events[{i}].quantity must not be negative")
+        _check_attribution(i, event)
         timestamp = None
         if event.HasField("timestamp"):
             try:
@@ -173,6 +189,8 @@ def validate_events(
                 type=_event_type(event.type),
                 timestamp=timestamp,
                 quantity=event.quantity or 1,
+                recommendation_id=event.recommendation_id,
+                position=event.position,
             )
         )
     return events
@@ -188,6 +206,10 @@ def build_response(
         filtered_short=len(outcome.items) < k,
         filtered_out_count=outcome.filtered_out,
         next_page_token=next_page_token,
+        recommendation_id=outcome.recommendation_id,
+        experiment_assignments=[
+            common_pb2.ExperimentAssignment(experiment=e, variant=v) for e, v in outcome.assignments
+        ],
     )
     for cand in outcome.items:
         features = cand.features
@@ -220,10 +242,12 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
         pipeline: Pipeline,
         clock: Callable[[], float] = time.monotonic,
         pages: PageTokens | None = None,
+        served_lists: ServedListRecorder | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
         self._pages = pages or page_tokens(settings)
+        self._served_lists = served_lists
         self._clock = clock
         self._in_flight = 0
 
@@ -254,7 +278,11 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
             if outcome.items and len(outcome.items) >= query.k:
                 # A short page had nothing more to show: no next page.
                 token = self._pages.next_token(page, [c.item_id for c in outcome.items], binding)
-            return build_response(outcome, current_trace_id(), query.k, token)
+            response = build_response(outcome, current_trace_id(), query.k, token)
+            if self._served_lists is not None:
+                # Queued only, off the request path: never delays nor fails the answer.
+                self._served_lists.record(outcome)
+            return response
         except ServiceError as exc:
             outcome_label = exc.code.name.lower()
             raise

@@ -21,13 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.orchestrator.config import OrchestratorSettings, RerankerMethodName
 from services.orchestrator.domain import RerankMethod
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 METHODS: dict[RerankerMethodName, RerankMethod] = {
     "unspecified": RerankMethod.UNSPECIFIED,
@@ -84,31 +86,47 @@ class SwitchOverrides(BaseModel):
         return replace(base, **changes)  # type: ignore[arg-type]
 
 
-class SwitchBoard:
-    """The current StageSwitches: the settings' values, overlaid with the overrides file."""
+class WatchedFile(Generic[T]):
+    """A JSON file re-read when it changes, parsed into a value; the one hot-reload mechanism
+    of the orchestrator (stage switches, experiments).
+
+    ``parse`` turns the decoded JSON into the value or raises ValueError (pydantic's
+    ValidationError is one). Checked on the request path at most every ``poll_s`` seconds
+    (one ``stat``). A missing file gives ``default``; an unreadable or invalid one keeps the
+    last good value, logs why and keeps the reason in ``error`` until a good file arrives.
+    """
 
     def __init__(
         self,
-        settings: OrchestratorSettings,
+        path: str | None,
+        poll_s: float,
+        parse: Callable[[Any], T],
+        default: T,
         *,
+        what: str,
+        label: Callable[[T], str] = str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base = StageSwitches.from_settings(settings)
-        self._path = Path(settings.switches_file) if settings.switches_file else None
-        self._poll_s = settings.switches_poll_s
+        self._path = Path(path) if path else None
+        self._poll_s = poll_s
+        self._parse = parse
+        self._default = default
+        self._what = what
+        self._label = label
         self._clock = clock
-        self._current = self._base
+        self._current = default
         self._seen: tuple[int, int, int] | None = None
         self._checked_at = float("-inf")
+        self.error: str | None = None
         self.reload()
 
-    def __call__(self) -> StageSwitches:
+    def __call__(self) -> T:
         if self._path is not None and self._clock() - self._checked_at >= self._poll_s:
             self.reload()
         return self._current
 
     def reload(self) -> bool:
-        """Re-read the overrides file if it changed; True when the switches changed."""
+        """Re-read the file if it changed; True when the value changed."""
         self._checked_at = self._clock()
         if self._path is None:
             return False
@@ -119,7 +137,8 @@ class SwitchBoard:
         except FileNotFoundError:
             stamp = None
         except OSError as exc:
-            log.warning("stage switches file unreadable", extra={"error": type(exc).__name__})
+            self.error = f"{self._what} file unreadable: {type(exc).__name__}"
+            log.warning(f"{self._what} file unreadable", extra={"error": type(exc).__name__})
             return False
         else:
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -127,19 +146,43 @@ class SwitchBoard:
             return False
         self._seen = stamp
         if stamp is None:
-            new = self._base  # the file was removed: back to the settings' values
+            new = self._default  # the file was removed: back to the default
         else:
             try:
-                overrides = SwitchOverrides.model_validate(json.loads(self._path.read_text()))
-            except (OSError, ValueError, ValidationError) as exc:
+                new = self._parse(json.loads(self._path.read_text()))
+            except (OSError, ValueError) as exc:
+                # The reason names the bad key or value of the operator's file, never a
+                # request's data.
+                self.error = f"{self._what} file invalid: {exc}"
                 log.warning(
-                    "stage switches file invalid; keeping the last good values",
-                    extra={"error": type(exc).__name__},
+                    f"{self._what} file invalid; keeping the last good values",
+                    extra={"error": type(exc).__name__, "detail": str(exc)},
                 )
                 return False
-            new = overrides.apply(self._base)
+        self.error = None
         changed = new != self._current
         if changed:
-            log.warning("stage switches changed", extra={"switches": new.label})
+            log.warning(f"{self._what} changed", extra={"value": self._label(new)})
         self._current = new
         return changed
+
+
+class SwitchBoard(WatchedFile[StageSwitches]):
+    """The current StageSwitches: the settings' values, overlaid with the overrides file."""
+
+    def __init__(
+        self,
+        settings: OrchestratorSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        base = StageSwitches.from_settings(settings)
+        super().__init__(
+            settings.switches_file,
+            settings.switches_poll_s,
+            lambda data: SwitchOverrides.model_validate(data).apply(base),
+            base,
+            what="stage switches",
+            label=lambda s: s.label,
+            clock=clock,
+        )

@@ -24,6 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.orchestrator.experiments import ExperimentsConfig
 from shared.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -956,3 +957,27 @@ def test_cert_manager_component_issues_the_secrets_the_pods_mount(
         assert spec["dnsNames"][0] == name
         assert {"server auth", "client auth"} <= set(spec["usages"])
         assert spec["issuerRef"] == {"kind": "Issuer", "name": ca_issuer["metadata"]["name"]}
+
+
+def test_the_experiments_config_map_is_mounted_where_the_orchestrator_reads_it(
+    overlay: tuple[str, list[Doc]],
+) -> None:
+    """The mounted experiments file parses as the orchestrator's ExperimentsConfig, lives at
+    the path RECSYS_ORCHESTRATOR_EXPERIMENTS_FILE names, and is a directory mount (a subPath
+    mount would never see an update, defeating the hot reload)."""
+    _, docs = overlay
+    maps = by_name(docs, "ConfigMap")
+    data = maps["orchestrator-experiments"]["data"]
+    ExperimentsConfig.model_validate(json.loads(data["experiments.json"]))
+    path = Path(config_env(docs, "orchestrator")["RECSYS_ORCHESTRATOR_EXPERIMENTS_FILE"])
+    spec = pod_spec(by_name(docs, "Deployment")["orchestrator"])
+    volume = next(
+        v
+        for v in spec["volumes"]
+        if v.get("configMap", {}).get("name") == ("orchestrator-experiments")
+    )
+    (container,) = spec["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+    assert "subPath" not in mount
+    assert Path(mount["mountPath"]) / path.name == path
+    assert path.name in data

@@ -50,20 +50,32 @@ RERANK_METHOD_MMR: RerankMethod
 RERANK_METHOD_DPP: RerankMethod
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "user_id", "item_id", "type", "timestamp", "quantity")
+    __slots__ = ("event_id", "user_id", "item_id", "type", "timestamp", "quantity", "recommendation_id", "position")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     user_id: str
     item_id: str
     type: EventType
     timestamp: _timestamp_pb2.Timestamp
     quantity: int
-    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantity: _Optional[int] = ...) -> None: ...
+    recommendation_id: str
+    position: int
+    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantity: _Optional[int] = ..., recommendation_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ExperimentAssignment(_message.Message):
+    __slots__ = ("experiment", "variant")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    variant: str
+    def __init__(self, experiment: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class ItemFeatures(_message.Message):
     __slots__ = ("item_id", "title", "category_path", "price", "embedding_version", "dp_popularity")

@@ -141,3 +141,121 @@ class SetItemPopularityResponse(_message.Message):
     UPDATED_COUNT_FIELD_NUMBER: _ClassVar[int]
     updated_count: int
     def __init__(self, updated_count: _Optional[int] = ...) -> None: ...
+
+class ServedList(_message.Message):
+    __slots__ = ("recommendation_id", "served_time", "method", "item_count", "assignments")
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVED_TIME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    recommendation_id: str
+    served_time: _timestamp_pb2.Timestamp
+    method: str
+    item_count: int
+    assignments: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExperimentAssignment]
+    def __init__(self, recommendation_id: _Optional[str] = ..., served_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., method: _Optional[str] = ..., item_count: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[_common_pb2.ExperimentAssignment, _Mapping]]] = ...) -> None: ...
+
+class RecordServedListsRequest(_message.Message):
+    __slots__ = ("served_lists",)
+    SERVED_LISTS_FIELD_NUMBER: _ClassVar[int]
+    served_lists: _containers.RepeatedCompositeFieldContainer[ServedList]
+    def __init__(self, served_lists: _Optional[_Iterable[_Union[ServedList, _Mapping]]] = ...) -> None: ...
+
+class RecordServedListsResponse(_message.Message):
+    __slots__ = ("accepted_count", "duplicate_count")
+    ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    accepted_count: int
+    duplicate_count: int
+    def __init__(self, accepted_count: _Optional[int] = ..., duplicate_count: _Optional[int] = ...) -> None: ...
+
+class RateEstimate(_message.Message):
+    __slots__ = ("count", "rate", "ci_low", "ci_high")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    def __init__(self, count: _Optional[int] = ..., rate: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
+
+class MetricRow(_message.Message):
+    __slots__ = ("key", "impressions", "clicks", "add_to_carts", "purchases", "served_lists")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_FIELD_NUMBER: _ClassVar[int]
+    ADD_TO_CARTS_FIELD_NUMBER: _ClassVar[int]
+    PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    SERVED_LISTS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    impressions: int
+    clicks: RateEstimate
+    add_to_carts: RateEstimate
+    purchases: RateEstimate
+    served_lists: int
+    def __init__(self, key: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[_Union[RateEstimate, _Mapping]] = ..., add_to_carts: _Optional[_Union[RateEstimate, _Mapping]] = ..., purchases: _Optional[_Union[RateEstimate, _Mapping]] = ..., served_lists: _Optional[int] = ...) -> None: ...
+
+class GetOnlineMetricsRequest(_message.Message):
+    __slots__ = ("window",)
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window: EventWindow
+    def __init__(self, window: _Optional[_Union[EventWindow, _Mapping]] = ...) -> None: ...
+
+class GetOnlineMetricsResponse(_message.Message):
+    __slots__ = ("by_position", "by_method", "by_variant", "total", "unmatched_event_count")
+    BY_POSITION_FIELD_NUMBER: _ClassVar[int]
+    BY_METHOD_FIELD_NUMBER: _ClassVar[int]
+    BY_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    by_position: _containers.RepeatedCompositeFieldContainer[MetricRow]
+    by_method: _containers.RepeatedCompositeFieldContainer[MetricRow]
+    by_variant: _containers.RepeatedCompositeFieldContainer[MetricRow]
+    total: MetricRow
+    unmatched_event_count: int
+    def __init__(self, by_position: _Optional[_Iterable[_Union[MetricRow, _Mapping]]] = ..., by_method: _Optional[_Iterable[_Union[MetricRow, _Mapping]]] = ..., by_variant: _Optional[_Iterable[_Union[MetricRow, _Mapping]]] = ..., total: _Optional[_Union[MetricRow, _Mapping]] = ..., unmatched_event_count: _Optional[int] = ...) -> None: ...
+
+class GetExperimentReportRequest(_message.Message):
+    __slots__ = ("experiment", "window", "control_variant")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    window: EventWindow
+    control_variant: str
+    def __init__(self, experiment: _Optional[str] = ..., window: _Optional[_Union[EventWindow, _Mapping]] = ..., control_variant: _Optional[str] = ...) -> None: ...
+
+class RateDifference(_message.Message):
+    __slots__ = ("difference", "ci_low", "ci_high")
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    difference: float
+    ci_low: float
+    ci_high: float
+    def __init__(self, difference: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
+
+class VariantReport(_message.Message):
+    __slots__ = ("metrics", "click_difference", "add_to_cart_difference", "purchase_difference")
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CLICK_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ADD_TO_CART_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    metrics: MetricRow
+    click_difference: RateDifference
+    add_to_cart_difference: RateDifference
+    purchase_difference: RateDifference
+    def __init__(self, metrics: _Optional[_Union[MetricRow, _Mapping]] = ..., click_difference: _Optional[_Union[RateDifference, _Mapping]] = ..., add_to_cart_difference: _Optional[_Union[RateDifference, _Mapping]] = ..., purchase_difference: _Optional[_Union[RateDifference, _Mapping]] = ...) -> None: ...
+
+class GetExperimentReportResponse(_message.Message):
+    __slots__ = ("experiment", "control_variant", "variants")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    control_variant: str
+    variants: _containers.RepeatedCompositeFieldContainer[VariantReport]
+    def __init__(self, experiment: _Optional[str] = ..., control_variant: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantReport, _Mapping]]] = ...) -> None: ...

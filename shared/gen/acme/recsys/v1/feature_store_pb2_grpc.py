@@ -70,6 +70,21 @@ class FeatureStoreServiceStub:
                 request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityRequest.SerializeToString,
                 response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityResponse.FromString,
                 _registered_method=True)
+        self.RecordServedLists = channel.unary_unary(
+                '/acme.recsys.v1.FeatureStoreService/RecordServedLists',
+                request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsResponse.FromString,
+                _registered_method=True)
+        self.GetOnlineMetrics = channel.unary_unary(
+                '/acme.recsys.v1.FeatureStoreService/GetOnlineMetrics',
+                request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsResponse.FromString,
+                _registered_method=True)
+        self.GetExperimentReport = channel.unary_unary(
+                '/acme.recsys.v1.FeatureStoreService/GetExperimentReport',
+                request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportResponse.FromString,
+                _registered_method=True)
 
 
 class FeatureStoreServiceServicer:
@@ -125,6 +140,27 @@ class FeatureStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordServedLists(self, request, context):
+        """RecordServedLists stores what the orchestrator served (one row per recommendation id, the impressions of the online metrics); idempotent by recommendation id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOnlineMetrics(self, request, context):
+        """GetOnlineMetrics reports impressions, clicks, add-to-carts and purchases of the lists served in a window, per position, per method and per experiment variant, with 95% Wilson intervals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentReport(self, request, context):
+        """GetExperimentReport compares the variants of one experiment on the attributed events: each variant's rates and their difference from the control with a 95% interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeatureStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +198,21 @@ def add_FeatureStoreServiceServicer_to_server(servicer, server):
                     servicer.SetItemPopularity,
                     request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityRequest.FromString,
                     response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityResponse.SerializeToString,
+            ),
+            'RecordServedLists': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordServedLists,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsResponse.SerializeToString,
+            ),
+            'GetOnlineMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOnlineMetrics,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsResponse.SerializeToString,
+            ),
+            'GetExperimentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentReport,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +405,87 @@ class FeatureStoreService:
             '/acme.recsys.v1.FeatureStoreService/SetItemPopularity',
             acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityRequest.SerializeToString,
             acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemPopularityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordServedLists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.FeatureStoreService/RecordServedLists',
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.RecordServedListsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOnlineMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.FeatureStoreService/GetOnlineMetrics',
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetOnlineMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.FeatureStoreService/GetExperimentReport',
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetExperimentReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,7 +76,7 @@ class DegradedStage(_message.Message):
     def __init__(self, stage: _Optional[_Union[_common_pb2.Stage, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("items", "degraded_stages", "versions", "trace_id", "filtered_short", "filtered_out_count", "next_page_token")
+    __slots__ = ("items", "degraded_stages", "versions", "trace_id", "filtered_short", "filtered_out_count", "next_page_token", "recommendation_id", "experiment_assignments")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class RecommendResponse(_message.Message):
     FILTERED_SHORT_FIELD_NUMBER: _ClassVar[int]
     FILTERED_OUT_COUNT_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Recommendation]
     degraded_stages: _containers.RepeatedCompositeFieldContainer[DegradedStage]
     versions: _containers.ScalarMap[str, str]
@@ -98,23 +100,29 @@ class RecommendResponse(_message.Message):
     filtered_short: bool
     filtered_out_count: int
     next_page_token: str
-    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., degraded_stages: _Optional[_Iterable[_Union[DegradedStage, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., filtered_short: _Optional[bool] = ..., filtered_out_count: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    recommendation_id: str
+    experiment_assignments: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExperimentAssignment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., degraded_stages: _Optional[_Iterable[_Union[DegradedStage, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., filtered_short: _Optional[bool] = ..., filtered_out_count: _Optional[int] = ..., next_page_token: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., experiment_assignments: _Optional[_Iterable[_Union[_common_pb2.ExperimentAssignment, _Mapping]]] = ...) -> None: ...
 
 class ShopperEvent(_message.Message):
-    __slots__ = ("event_id", "user_ref", "item_id", "type", "timestamp", "quantity")
+    __slots__ = ("event_id", "user_ref", "item_id", "type", "timestamp", "quantity", "recommendation_id", "position")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     USER_REF_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     user_ref: str
     item_id: str
     type: _common_pb2.EventType
     timestamp: _timestamp_pb2.Timestamp
     quantity: int
-    def __init__(self, event_id: _Optional[str] = ..., user_ref: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantity: _Optional[int] = ...) -> None: ...
+    recommendation_id: str
+    position: int
+    def __init__(self, event_id: _Optional[str] = ..., user_ref: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantity: _Optional[int] = ..., recommendation_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
 
 class LogEventsRequest(_message.Message):
     __slots__ = ("events",)
