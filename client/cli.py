@@ -1,6 +1,7 @@
 """``recsys``: a command-line client of the recommender for people and scripts.
 
     recsys recommend --user alice -k 10 --method dpp --tradeoff 0.5
+    recsys recommend --user alice --explain          # why each item is on the list
     recsys log-event --user alice --item SKU-1 --type purchase
     recsys health --all
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
@@ -138,8 +139,19 @@ async def check_all(
     return rows
 
 
-def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
-    """A readable table of the items, then degraded stages, versions and the trace id."""
+def format_reason(reason: orchestrator_pb2.RecommendationReason) -> str:
+    """One reason as a line: its text, then its kind and what it refers to."""
+    kind = orchestrator_pb2.ReasonKind.Name(reason.kind).removeprefix("REASON_KIND_").lower()
+    refs = [f"item {reason.history_item_id}"] if reason.history_item_id else []
+    refs += [f"category {reason.category}"] if reason.category else []
+    return f"{reason.text} [{kind}{': ' + ', '.join(refs) if refs else ''}]"
+
+
+def format_recommendations(
+    response: orchestrator_pb2.RecommendResponse, *, explain: bool = False
+) -> str:
+    """A readable table of the items (with ``explain``, each item's reasons below it), then
+    degraded stages, versions and the trace id."""
     lines = [f"{'#':>2}  {'item':<12} {'score':>8} {'relev.':>8} {'retr.':>7}  title / category"]
     for i, item in enumerate(response.items, 1):
         category = "/".join(item.category_path)
@@ -150,6 +162,8 @@ def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
             f"{i:>2}  {item.item_id:<12} {item.score:>8.3f} {item.relevance_score:>8.3f} "
             f"{item.retrieval_score:>7.3f}  {item.title} ({category}) [{stages}]"
         )
+        if explain:
+            lines += [f"{'':>4}- {format_reason(r)}" for r in item.reasons]
     if response.degraded_stages:
         flags = ", ".join(
             f"{common_pb2.Stage.Name(d.stage).removeprefix('STAGE_').lower()}: {d.reason}"
@@ -196,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--exclude", nargs="*", default=[], help="item ids never to show")
     rec.add_argument("--exclude-purchased", action="store_true", help="hide bought items")
     rec.add_argument("--context", nargs="*", default=[], help="key=value request context")
+    rec.add_argument("--explain", action="store_true", help="print why each item is listed")
 
     ev = sub.add_parser("log-event", help="record one shopper event")
     ev.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
@@ -232,7 +247,11 @@ async def _run(args: argparse.Namespace) -> int:
             context=_parse_context(args.context),
         )
         response = await recommend(args.target, request, args.timeout)
-        print(_to_json(response) if args.json else format_recommendations(response))
+        print(
+            _to_json(response)
+            if args.json
+            else format_recommendations(response, explain=args.explain)
+        )
         return 0
     if args.command == "log-event":
         event = shopper_event(

@@ -32,6 +32,7 @@ from opentelemetry import metrics, trace
 from services.orchestrator.blend import blend
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
+    AnswerPath,
     Candidate,
     IngestResult,
     ItemFeatures,
@@ -50,6 +51,7 @@ from services.orchestrator.domain import (
 )
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
+from services.orchestrator.reasons import ShopperSignals, explain
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, ServiceError, Unavailable
@@ -232,7 +234,10 @@ class Pipeline:
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "popularity")
-                await self._popularity_answer(query, budget, outcome, query.excluded_item_ids)
+                path = await self._popularity_answer(
+                    query, budget, outcome, query.excluded_item_ids
+                )
+                self._explain(outcome, path, query.k, None, [])
                 return self._finish(request_span, outcome)
             span.set_attribute("recsys.known_user", user.known_user)
             span.set_attribute("recsys.recent_items", len(user.recent_item_ids))
@@ -243,17 +248,20 @@ class Pipeline:
             excluded += [i for i in user.purchased_item_ids if i not in already]
         retrieved = await self._retrieve(user.recent_item_ids, excluded, budget, outcome)
         if retrieved is None:
-            await self._popularity_answer(query, budget, outcome, excluded)
+            path = await self._popularity_answer(query, budget, outcome, excluded)
+            self._explain(outcome, path, query.k, user, [])
             return self._finish(request_span, outcome)
         if not retrieved.candidates:
             # Nothing left after the exclusions (or an empty index): popular items beat an
             # empty page, and no stage failed, so nothing is flagged.
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
-            await self._popularity_answer(query, budget, outcome, excluded)
+            path = await self._popularity_answer(query, budget, outcome, excluded)
+            self._explain(outcome, path, query.k, user, [])
             return self._finish(request_span, outcome)
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
-            context = _context(user, await self._history(user.recent_item_ids, budget))
+            history = await self._history(user.recent_item_ids, budget)
+            context = _context(user, history)
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
             # designed path, not degraded.
@@ -262,6 +270,7 @@ class Pipeline:
             candidates = _popularity_candidates(popular, final=False)
             await self._rank(candidates, context, True, budget, outcome, "popularity_order")
             outcome.items = await self._rerank(query, candidates, budget, outcome)
+            self._explain(outcome, AnswerPath.COLD_START, query.k, user, history)
             return self._finish(request_span, outcome)
         candidates = [
             Candidate(
@@ -283,7 +292,28 @@ class Pipeline:
         )
         await self._rank(candidates, _context(user, history), have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
+        path = AnswerPath.CATALOG_ORDER if retrieved.cold_start else AnswerPath.PERSONAL
+        self._explain(outcome, path, query.k, user, history)
         return self._finish(request_span, outcome)
+
+    def _explain(
+        self,
+        outcome: Outcome,
+        path: AnswerPath,
+        k: int,
+        user: UserFeatures | None,
+        history: Sequence[ItemFeatures],
+    ) -> None:
+        """Reasons for every item (services.orchestrator.reasons): the shopper's own signals,
+        the path and stages, and the DP popularity release in use."""
+        shopper = ShopperSignals(
+            history=tuple(history),
+            purchased_item_ids=frozenset(user.purchased_item_ids) if user else frozenset(),
+            favourite_categories=user.top_categories if user else (),
+        )
+        explain(
+            outcome.items, path, shopper, self._popularity.items, self._popularity.release_id, k
+        )
 
     def _finish(self, request_span: trace.Span, outcome: Outcome) -> Outcome:
         request_span.set_attribute("recsys.items", len(outcome.items))
@@ -446,6 +476,9 @@ class Pipeline:
         budget: Budget,
         outcome: Outcome,
     ) -> list[Candidate]:
+        by_relevance = sorted(range(len(candidates)), key=lambda i: -candidates[i].relevance)
+        for rank, i in enumerate(by_relevance):
+            candidates[i].relevance_rank = rank
         with self._tracer.start_as_current_span("orchestrator.reranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
             span.set_attribute("recsys.tradeoff", query.tradeoff)
@@ -499,7 +532,7 @@ class Pipeline:
 
     async def _popularity_answer(
         self, query: RecommendQuery, budget: Budget, outcome: Outcome, excluded: Sequence[str]
-    ) -> None:
+    ) -> AnswerPath:
         """The last fallback: the cached DP popularity list; when nothing is cached yet, the
         store's live list, else a cold-start retrieval, whichever dependency is still up.
 
@@ -527,14 +560,14 @@ class Pipeline:
                 span.set_attribute("recsys.candidate_source", "dp_popularity")
                 outcome.versions["popularity_release"] = release
                 outcome.items = _popularity_candidates(items, final=True)
-                return
+                return AnswerPath.POPULARITY_FALLBACK
             if items:
                 span.set_attribute("recsys.candidate_source", "catalog_order")
                 self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
                 outcome.items = catalog_order(
                     [Candidate(item_id=f.item_id, features=f) for f in items]
                 )
-                return
+                return AnswerPath.CATALOG_ORDER
             if Stage.RETRIEVAL in down:
                 raise Unavailable("no stage could produce recommendations")
             span.add_event("popularity_unavailable", {"recsys.fallback": "retrieval_cold_start"})
@@ -553,6 +586,7 @@ class Pipeline:
             outcome.items = catalog_order(
                 [Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates]
             )[: query.k]
+            return AnswerPath.CATALOG_ORDER
 
     # ---- LogEvents -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import grpc
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
     EventType,
+    ItemReason,
     Outcome,
     RecommendQuery,
     RerankMethod,
@@ -137,6 +138,16 @@ def validate_events(
     return events
 
 
+def reason_to_proto(reason: ItemReason) -> orchestrator_pb2.RecommendationReason:
+    """One reason in the public API; the domain kind's value is the proto enum's name."""
+    return orchestrator_pb2.RecommendationReason(
+        kind=orchestrator_pb2.ReasonKind.Value(reason.kind.value),
+        text=reason.text,
+        history_item_id=reason.history_item_id,
+        category=reason.category,
+    )
+
+
 def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.RecommendResponse:
     response = orchestrator_pb2.RecommendResponse(versions=outcome.versions, trace_id=trace_id)
     for cand in outcome.items:
@@ -151,6 +162,7 @@ def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.Recommen
                 relevance_score=cand.relevance,
                 retrieval_score=cand.retrieval_score,
                 stages=[stage_to_proto(s) for s in cand.stages],
+                reasons=[reason_to_proto(r) for r in cand.reasons],
             )
         )
     for d in outcome.degraded:
