@@ -3,6 +3,7 @@
     recsys recommend --user alice -k 10 --method dpp --tradeoff 0.5
     recsys recommend --user alice --category "home > kitchen" --max-price 30
     recsys recommend --user alice --page-token TOKEN     # the next page the last one printed
+    recsys recommend --user alice --explain          # why each item is on the list
     recsys log-event --user alice --item SKU-1 --type purchase
     recsys log-event --user alice --item SKU-1 --type view --recommendation-id ID --position 3
     recsys online-metrics --hours 24
@@ -272,8 +273,19 @@ async def check_all(
     return rows
 
 
-def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
-    """A readable table of the items, then degraded stages, versions and the trace id."""
+def format_reason(reason: orchestrator_pb2.RecommendationReason) -> str:
+    """One reason as a line: its text, then its kind and what it refers to."""
+    kind = orchestrator_pb2.ReasonKind.Name(reason.kind).removeprefix("REASON_KIND_").lower()
+    refs = [f"item {reason.history_item_id}"] if reason.history_item_id else []
+    refs += [f"category {reason.category}"] if reason.category else []
+    return f"{reason.text} [{kind}{': ' + ', '.join(refs) if refs else ''}]"
+
+
+def format_recommendations(
+    response: orchestrator_pb2.RecommendResponse, *, explain: bool = False
+) -> str:
+    """A readable table of the items (with ``explain``, each item's reasons below it), then
+    degraded stages, versions and the trace id."""
     lines = [f"{'#':>2}  {'item':<12} {'score':>8} {'relev.':>8} {'retr.':>7}  title / category"]
     for i, item in enumerate(response.items, 1):
         category = "/".join(item.category_path)
@@ -284,6 +296,8 @@ def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
             f"{i:>2}  {item.item_id:<12} {item.score:>8.3f} {item.relevance_score:>8.3f} "
             f"{item.retrieval_score:>7.3f}  {item.title} ({category}) [{stages}]"
         )
+        if explain:
+            lines += [f"{'':>4}- {format_reason(r)}" for r in item.reasons]
     if response.degraded_stages:
         flags = ", ".join(
             f"{common_pb2.Stage.Name(d.stage).removeprefix('STAGE_').lower()}: {d.reason}"
@@ -366,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--page-token", default="", help="the next page token a previous answer printed"
     )
+    rec.add_argument("--explain", action="store_true", help="print why each item is listed")
 
     ev = sub.add_parser("log-event", help="record one shopper event")
     ev.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
@@ -425,7 +440,11 @@ async def _run(args: argparse.Namespace) -> int:
             page_token=args.page_token,
         )
         response = await recommend(args.target, request, args.timeout)
-        print(_to_json(response) if args.json else format_recommendations(response))
+        print(
+            _to_json(response)
+            if args.json
+            else format_recommendations(response, explain=args.explain)
+        )
         return 0
     if args.command == "log-event":
         event = shopper_event(

@@ -109,7 +109,9 @@ async def demo(layout: Layout, users: list[str], fallback_item: str) -> str:
         response = await cli.recommend(target, request, timeout_s=10.0)
         took = (time.monotonic() - started) * 1000
         say(f"Recommend user={user} k=8 method={method} tradeoff={tradeoff} ({took:.0f} ms)")
-        print(cli.format_recommendations(response), flush=True)
+        # The first answer with its reasons, as `recsys recommend --explain` prints them.
+        explain = user == users[0]
+        print(cli.format_recommendations(response, explain=explain), flush=True)
         trace_id = trace_id or response.trace_id
     first = response.items[0].item_id if response.items else fallback_item
     ack = await cli.log_events(

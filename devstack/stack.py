@@ -272,6 +272,9 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                         "key_file": layout.key_file,
                         "database_url": f"{sqlite}{layout.ledger_db}",
                         "feature_store_address": layout.addr("feature_store"),
+                        # The release client runs on loopback without a certificate; a
+                        # cluster grants ReleaseAggregates to the release Job's certificate.
+                        "dev_allow_loopback_privileged": True,
                     },
                 ),
             },

@@ -49,6 +49,12 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class PermissionDenied(ServiceError):
+    """The caller's verified identity may not use this method."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class ResourceExhausted(ServiceError):
     """Load is shed or a size limit is exceeded."""
 

@@ -7,8 +7,9 @@
 #   recsys-tls-NAME  mTLS between the services: one per service and one for the DP release
 #                    client, each with tls.crt (CN and DNS SANs = the Service name, its
 #                    namespaced forms), tls.key and ca.crt, the CA every peer checks. The
-#                    feature store grants its privileged methods to the name in the certificate
-#                    (privileged_callers), so a name is only ever issued to its own workload.
+#                    feature store (privacy-gateway) and the gateway (dp-release) grant their
+#                    privileged methods to the name in the certificate (privileged_callers),
+#                    so a name is only ever issued to its own workload.
 #                    The CA's key is used here once and never stored; a new certificate means
 #                    a new CA: delete the recsys-tls-* Secrets, rerun, restart the Deployments.
 # Usage: deploy/k8s/create-secrets.sh [--dry-run] [--no-tls] NAMESPACE [DATABASE_HOST]

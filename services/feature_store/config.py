@@ -7,6 +7,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.peer_auth import require_mtls_for
 from shared.settings import ServiceSettings
 
 
@@ -64,8 +65,5 @@ class FeatureStoreSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _privileged_callers_need_mtls(self) -> Self:
-        if self.privileged_callers and not self.tls_client_ca_file:
-            raise ValueError(
-                "privileged_callers needs mTLS: set tls_client_ca_file (and the server certificate)"
-            )
+        require_mtls_for(self.privileged_callers, self.tls_client_ca_file)
         return self

@@ -13,7 +13,6 @@ INVALID_ARGUMENT. A database that cannot be reached is UNAVAILABLE, which caller
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -37,9 +36,10 @@ from services.feature_store.online_metrics import (
     OnlineMetrics,
 )
 from services.feature_store.queries import FeatureQueries
-from shared.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
+from shared.errors import InvalidArgument, ResourceExhausted, Unavailable
 from shared.event_window import window_from_proto
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
+from shared.peer_auth import PrivilegedCallers
 
 SERVICE_NAME = "acme.recsys.v1.FeatureStoreService"
 
@@ -58,35 +58,6 @@ AGGREGATE_KINDS = {
 # Connection-level failures: the database is down, restarting, or every pooled connection is
 # busy. Anything else (a constraint we did not expect) stays INTERNAL.
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-
-
-class PermissionDenied(ServiceError):
-    """The caller's verified identity may not use this method."""
-
-    code = grpc.StatusCode.PERMISSION_DENIED
-
-
-def peer_names(context: grpc.aio.ServicerContext) -> set[str]:
-    """Names in the caller's verified client certificate (empty without mTLS)."""
-    auth = context.auth_context()
-    values = [*auth.get("x509_common_name", []), *auth.get("x509_subject_alternative_name", [])]
-    return {v.decode("utf-8", "replace") for v in values}
-
-
-def is_loopback_peer(peer: str) -> bool:
-    """True for a gRPC peer string on the loopback interface (``ipv4:127.0.0.1:5000``,
-    ``ipv6:[::1]:5000``); anything else, unix sockets and unparsable peers included, is not."""
-    family, _, rest = peer.partition(":")
-    if family == "ipv4":
-        host = rest.rsplit(":", 1)[0]
-    elif family == "ipv6":
-        host = rest.rsplit(":", 1)[0].strip("[]")
-    else:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _limit(name: str, size: int, limit: int) -> None:
@@ -181,36 +152,14 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         self._events_counter = meter.create_counter(
             "feature_store.events", unit="{event}", description="Events received, by outcome."
         )
-        if settings.dev_allow_loopback_privileged:
-            log.warning(
-                "DEVELOPMENT MODE: loopback callers may read un-noised counts and write the "
-                "popularity release without a certificate (dev_allow_loopback_privileged)"
-            )
-        elif not settings.privileged_callers:
-            log.warning(
-                "no privileged_callers: GetContributionBoundedCounts and SetItemPopularity "
-                "refuse every caller, so no DP release can be made"
-            )
-
-    def _require_privileged(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        """Raw aggregates and DP releases are the privacy gateway's business alone: the counts
-        are not yet noised, and a forged release would steer the popularity fallback.
-
-        Deny by default: only a caller whose verified client certificate names one of
-        ``privileged_callers`` passes, and an empty list denies everyone. The development
-        flag adds callers on the loopback interface, with a warning on every call it grants.
-        """
-        allowed = set(self._settings.privileged_callers)
-        if allowed and peer_names(context) & allowed:
-            return
-        if self._settings.dev_allow_loopback_privileged and is_loopback_peer(context.peer()):
-            log.warning(
-                "privileged method granted to a loopback caller without a certificate "
-                "(dev_allow_loopback_privileged is on; never in a cluster)",
-                extra={"method": method},
-            )
-            return
-        raise PermissionDenied("this method is reserved for the privacy gateway")
+        # Raw aggregates and DP releases are the privacy gateway's business alone: the counts
+        # are not yet noised, and a forged release would steer the popularity fallback.
+        self._privileged = PrivilegedCallers(
+            settings.privileged_callers,
+            dev_allow_loopback=settings.dev_allow_loopback_privileged,
+            denied_message="this method is reserved for the privacy gateway",
+            methods="GetContributionBoundedCounts and SetItemPopularity",
+        )
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -316,7 +265,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         request: feature_store_pb2.GetContributionBoundedCountsRequest,
         context: grpc.aio.ServicerContext,
     ) -> feature_store_pb2.GetContributionBoundedCountsResponse:
-        self._require_privileged(context, "GetContributionBoundedCounts")
+        self._privileged.require(context, "GetContributionBoundedCounts")
         kind = AGGREGATE_KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind must be ITEM_POPULARITY or CATEGORY_TREND")
@@ -340,7 +289,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         request: feature_store_pb2.SetItemPopularityRequest,
         context: grpc.aio.ServicerContext,
     ) -> feature_store_pb2.SetItemPopularityResponse:
-        self._require_privileged(context, "SetItemPopularity")
+        self._privileged.require(context, "SetItemPopularity")
         _limit("popularities", len(request.popularities), self._settings.max_popularities_per_call)
         values = [(p.key, p.count) for p in request.popularities]
         updated = await self._run(

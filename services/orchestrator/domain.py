@@ -74,6 +74,34 @@ class RerankMethod(enum.Enum):
     DPP = "RERANK_METHOD_DPP"
 
 
+class ReasonKind(enum.Enum):
+    """Why an item is on the list (the public ``ReasonKind``; the value is its proto name)."""
+
+    SIMILAR_TO_HISTORY_ITEM = "REASON_KIND_SIMILAR_TO_HISTORY_ITEM"
+    BOUGHT_BEFORE = "REASON_KIND_BOUGHT_BEFORE"
+    POPULAR_IN_CATEGORY = "REASON_KIND_POPULAR_IN_CATEGORY"
+    PICKED_FOR_VARIETY = "REASON_KIND_PICKED_FOR_VARIETY"
+    NEW_ITEM = "REASON_KIND_NEW_ITEM"
+    COLD_START_POPULAR = "REASON_KIND_COLD_START_POPULAR"
+    IN_FAVOURITE_CATEGORY = "REASON_KIND_IN_FAVOURITE_CATEGORY"
+    MATCHES_HISTORY = "REASON_KIND_MATCHES_HISTORY"
+    POPULAR_FALLBACK = "REASON_KIND_POPULAR_FALLBACK"
+    CATALOG_ORDER = "REASON_KIND_CATALOG_ORDER"
+
+
+class AnswerPath(enum.Enum):
+    """Which path of the pipeline produced an answer (services.orchestrator.reasons)."""
+
+    # Retrieval from the shopper's history, then ranker and reranker (each may degrade).
+    PERSONAL = "personal"
+    # No known history item: candidates from the DP popularity release, ranked and reranked.
+    COLD_START = "cold_start"
+    # The feature store or retrieval was down: the DP popularity list as it is.
+    POPULARITY_FALLBACK = "popularity_fallback"
+    # No DP release exists yet and no history applies: the catalog in item-id order.
+    CATALOG_ORDER = "catalog_order"
+
+
 class EventType(enum.Enum):
     """The kind of shopper interaction."""
 
@@ -287,9 +315,22 @@ class ShopperEvent:
     position: int = 0
 
 
+@dataclass(frozen=True)
+class ItemReason:
+    """One reason an item is on the list: its kind, a short text for the shopper, and the
+    history item or category it refers to ("" when none)."""
+
+    kind: ReasonKind
+    text: str
+    history_item_id: str = ""
+    category: str = ""
+
+
 @dataclass
 class Candidate:
-    """One item moving through the pipeline; the stages that produced or ordered it."""
+    """One item moving through the pipeline; the stages that produced or ordered it.
+    ``relevance_rank`` is its 0-based place by relevance among all candidates the reranker
+    was offered (None when no reranker was asked), ``reasons`` why it is on the list."""
 
     item_id: str
     retrieval_score: float = 0.0
@@ -298,6 +339,8 @@ class Candidate:
     embedding: tuple[float, ...] = ()
     features: ItemFeatures | None = None
     stages: list[Stage] = field(default_factory=list)
+    relevance_rank: int | None = None
+    reasons: list[ItemReason] = field(default_factory=list)
 
     @property
     def category(self) -> str:

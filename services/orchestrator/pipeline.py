@@ -33,6 +33,7 @@ from opentelemetry import metrics, trace
 from services.orchestrator.blend import blend
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
+    AnswerPath,
     Candidate,
     IngestResult,
     ItemFeatures,
@@ -52,6 +53,7 @@ from services.orchestrator.domain import (
 from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.experiments import NO_EXPERIMENTS, ExperimentsConfig, apply, assign
 from services.orchestrator.popularity import PopularityCache
+from services.orchestrator.reasons import ShopperSignals, explain
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
 from shared.errors import DeadlineExceeded, ServiceError, Unavailable
@@ -270,7 +272,8 @@ class Pipeline:
                 )
             except ServiceError as exc:
                 self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "popularity")
-                await self._popularity_answer(query, budget, outcome, excluded)
+                path = await self._popularity_answer(query, budget, outcome, excluded)
+                self._explain(outcome, path, query.k, None, [])
                 return self._finish(request_span, outcome, f, excluded)
             span.set_attribute("recsys.known_user", user.known_user)
             span.set_attribute("recsys.recent_items", len(user.recent_item_ids))
@@ -288,17 +291,20 @@ class Pipeline:
         n_fetch = min(self._retrieval_max_n, n * self._overfetch) if f.needs_attributes else n
         retrieved = await self._retrieve(user.recent_item_ids, excluded, n_fetch, budget, outcome)
         if retrieved is None:
-            await self._popularity_answer(query, budget, outcome, excluded)
+            path = await self._popularity_answer(query, budget, outcome, excluded)
+            self._explain(outcome, path, query.k, user, [])
             return self._finish(request_span, outcome, f, excluded)
         if not retrieved.candidates:
             # Nothing left after the exclusions (or an empty index): popular items beat an
             # empty page, and no stage failed, so nothing is flagged.
             request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
-            await self._popularity_answer(query, budget, outcome, excluded)
+            path = await self._popularity_answer(query, budget, outcome, excluded)
+            self._explain(outcome, path, query.k, user, [])
             return self._finish(request_span, outcome, f, excluded)
         popular = self._popularity.top(n, excluded, f) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
-            context = _context(user, await self._history(user.recent_item_ids, budget))
+            history = await self._history(user.recent_item_ids, budget)
+            context = _context(user, history)
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
             # designed path, not degraded.
@@ -315,10 +321,12 @@ class Pipeline:
                 "popularity_order",
             )
             outcome.items = await self._rerank(query, candidates, budget, outcome)
+            self._explain(outcome, AnswerPath.COLD_START, query.k, user, history)
             return self._finish(request_span, outcome, f, excluded)
-        await self._answer_from_retrieval(
+        path, history = await self._answer_from_retrieval(
             query, user, retrieved, excluded, (n, n_fetch), switches, budget, outcome
         )
+        self._explain(outcome, path, query.k, user, history)
         return self._finish(request_span, outcome, f, excluded)
 
     async def _answer_from_retrieval(
@@ -331,9 +339,10 @@ class Pipeline:
         switches: StageSwitches,
         budget: Budget,
         outcome: Outcome,
-    ) -> None:
+    ) -> tuple[AnswerPath, list[ItemFeatures]]:
         """Retrieved candidates -> their features -> the filter -> ranker -> reranker;
-        ``counts`` is (candidates wanted, candidates asked of retrieval)."""
+        ``counts`` is (candidates wanted, candidates asked of retrieval). Returns the path
+        that answered and the shopper's history items, for the reasons."""
         request_span = trace.get_current_span()
         f = query.filters
         candidates = _retrieved_candidates(retrieved)
@@ -349,8 +358,7 @@ class Pipeline:
             # No attributes to check the filter on: the cached DP popularity list carries
             # its own, so it answers rather than unverifiable candidates.
             request_span.add_event("filter_unverifiable", {"recsys.fallback": "popularity"})
-            await self._popularity_answer(query, budget, outcome, excluded)
-            return
+            return await self._popularity_answer(query, budget, outcome, excluded), history
         if f.active:
             candidates = await self._filter_candidates(
                 candidates, f, user.recent_item_ids, excluded, counts, budget, outcome
@@ -359,8 +367,7 @@ class Pipeline:
                 candidates = catalog_order(candidates)
             if not candidates:
                 request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
-                await self._popularity_answer(query, budget, outcome, excluded)
-                return
+                return await self._popularity_answer(query, budget, outcome, excluded), history
         await self._rank(
             candidates,
             _context(user, history),
@@ -370,6 +377,27 @@ class Pipeline:
             outcome,
         )
         outcome.items = await self._rerank(query, candidates, budget, outcome)
+        path = AnswerPath.CATALOG_ORDER if retrieved.cold_start else AnswerPath.PERSONAL
+        return path, history
+
+    def _explain(
+        self,
+        outcome: Outcome,
+        path: AnswerPath,
+        k: int,
+        user: UserFeatures | None,
+        history: Sequence[ItemFeatures],
+    ) -> None:
+        """Reasons for every item (services.orchestrator.reasons): the shopper's own signals,
+        the path and stages, and the DP popularity release in use."""
+        shopper = ShopperSignals(
+            history=tuple(history),
+            purchased_item_ids=frozenset(user.purchased_item_ids) if user else frozenset(),
+            favourite_categories=user.top_categories if user else (),
+        )
+        explain(
+            outcome.items, path, shopper, self._popularity.items, self._popularity.release_id, k
+        )
 
     def _assign(
         self,
@@ -638,6 +666,9 @@ class Pipeline:
         budget: Budget,
         outcome: Outcome,
     ) -> list[Candidate]:
+        by_relevance = sorted(range(len(candidates)), key=lambda i: -candidates[i].relevance)
+        for rank, i in enumerate(by_relevance):
+            candidates[i].relevance_rank = rank
         with self._tracer.start_as_current_span("orchestrator.reranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
             span.set_attribute("recsys.tradeoff", query.tradeoff)
@@ -691,7 +722,7 @@ class Pipeline:
 
     async def _popularity_answer(
         self, query: RecommendQuery, budget: Budget, outcome: Outcome, excluded: Sequence[str]
-    ) -> None:
+    ) -> AnswerPath:
         """The last fallback: the cached DP popularity list; when nothing is cached yet, the
         store's live list, else a cold-start retrieval, whichever dependency is still up.
 
@@ -725,14 +756,14 @@ class Pipeline:
                 span.set_attribute("recsys.candidate_source", "dp_popularity")
                 outcome.versions["popularity_release"] = release
                 outcome.items = _popularity_candidates(items, final=True)
-                return
+                return AnswerPath.POPULARITY_FALLBACK
             if items:
                 span.set_attribute("recsys.candidate_source", "catalog_order")
                 self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
                 outcome.items = catalog_order(
                     [Candidate(item_id=f.item_id, features=f) for f in items]
                 )
-                return
+                return AnswerPath.CATALOG_ORDER
             if Stage.RETRIEVAL in down:
                 raise Unavailable("no stage could produce recommendations")
             if f.needs_attributes:
@@ -740,7 +771,7 @@ class Pipeline:
                 # short answer rather than items the filter may rule out.
                 span.add_event("filter_unverifiable", {"recsys.fallback": "none"})
                 outcome.items = []
-                return
+                return AnswerPath.CATALOG_ORDER
             span.add_event("popularity_unavailable", {"recsys.fallback": "retrieval_cold_start"})
             try:
                 found = await self._timed(
@@ -757,6 +788,7 @@ class Pipeline:
             outcome.items = catalog_order(
                 [Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates]
             )[: query.k]
+            return AnswerPath.CATALOG_ORDER
 
     # ---- LogEvents -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from services.orchestrator.attribution import ServedListRecorder
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
     EventType,
+    ItemReason,
     Outcome,
     RecommendQuery,
     RerankMethod,
@@ -196,6 +197,16 @@ def validate_events(
     return events
 
 
+def reason_to_proto(reason: ItemReason) -> orchestrator_pb2.RecommendationReason:
+    """One reason in the public API; the domain kind's value is the proto enum's name."""
+    return orchestrator_pb2.RecommendationReason(
+        kind=orchestrator_pb2.ReasonKind.Value(reason.kind.value),
+        text=reason.text,
+        history_item_id=reason.history_item_id,
+        category=reason.category,
+    )
+
+
 def build_response(
     outcome: Outcome, trace_id: str, k: int = 0, next_page_token: str = ""
 ) -> orchestrator_pb2.RecommendResponse:
@@ -223,6 +234,7 @@ def build_response(
                 relevance_score=cand.relevance,
                 retrieval_score=cand.retrieval_score,
                 stages=[stage_to_proto(s) for s in cand.stages],
+                reasons=[reason_to_proto(r) for r in cand.reasons],
             )
         )
     for d in outcome.degraded:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.peer_auth import require_mtls_for
 from shared.settings import ServiceSettings
 
 
@@ -91,3 +92,20 @@ class PrivacyGatewaySettings(ServiceSettings):
     max_context_fields: int = Field(
         64, ge=1, description="Most fields one SanitizeContext call may carry."
     )
+    privileged_callers: list[str] = Field(
+        default_factory=list,
+        description="Client-certificate names (common name or DNS SAN) allowed to call "
+        'ReleaseAggregates, e.g. ["dp-release"] (the release Job\'s certificate); needs mTLS '
+        "(tls_client_ca_file). Empty denies it to every caller.",
+    )
+    dev_allow_loopback_privileged: bool = Field(
+        False,
+        description="Development only: also grant ReleaseAggregates to callers on the loopback "
+        "interface without a certificate (the local stack and tests). Logged as a warning at "
+        "start and on every call it grants; never set it in a cluster.",
+    )
+
+    @model_validator(mode="after")
+    def _privileged_callers_need_mtls(self) -> Self:
+        require_mtls_for(self.privileged_callers, self.tls_client_ca_file)
+        return self

@@ -32,6 +32,7 @@ from shared.gen.acme.recsys.v1 import (
     privacy_gateway_pb2_grpc,
 )
 from shared.keyring import KeyRing
+from shared.peer_auth import PrivilegedCallers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,6 +86,14 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         self._ledger = ledger
         self._counts = counts
         self._executor = executor
+        # A release spends the privacy budget and overwrites the popularity every cold-start
+        # shopper sees: only the release job's certificate may ask for one.
+        self._privileged = PrivilegedCallers(
+            settings.privileged_callers,
+            dev_allow_loopback=settings.dev_allow_loopback_privileged,
+            denied_message="ReleaseAggregates is reserved for the DP release job",
+            methods="ReleaseAggregates",
+        )
         meter = metrics.get_meter("services.privacy_gateway")
         self._releases = meter.create_counter(
             "privacy_gateway.releases", unit="{release}", description="Releases, by outcome."
@@ -194,6 +203,8 @@ class PrivacyGatewayServicer(privacy_gateway_pb2_grpc.PrivacyGatewayServiceServi
         request: privacy_gateway_pb2.ReleaseAggregatesRequest,
         context: grpc.aio.ServicerContext,
     ) -> privacy_gateway_pb2.ReleaseAggregatesResponse:
+        # Who asks comes first: a refused caller learns nothing, not even what it got wrong.
+        self._privileged.require(context, "ReleaseAggregates")
         kind, mechanism, bound, purpose, window = self._validate_release(request)
         labels = {"kind": kind, "mechanism": mechanism.value}
         try:

@@ -15,8 +15,9 @@ from tests.service.test_tls import Authority, Pair
 
 @pytest.fixture(scope="module")
 def fs_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]:
-    """A CA file, the feature store's server certificate for 127.0.0.1, and client
-    certificates named for the privacy gateway and the orchestrator, keyed by those names."""
+    """A CA file, server certificates for 127.0.0.1 of the feature store ("server") and the
+    privacy gateway ("gateway-server"), and client certificates named for the privacy gateway,
+    the orchestrator and the DP release job, keyed by those names."""
     ca = Authority(tmp_path_factory.mktemp("fs-pki"), "recsys")
     client = ExtendedKeyUsageOID.CLIENT_AUTH
     return {
@@ -24,6 +25,8 @@ def fs_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair | Path]
         "server": ca.issue("feature-store", ips=("127.0.0.1",)),
         "privacy-gateway": ca.issue("privacy-gateway", usage=client),
         "orchestrator": ca.issue("orchestrator", usage=client),
+        "gateway-server": ca.issue("privacy-gateway-server", ips=("127.0.0.1",)),
+        "dp-release": ca.issue("dp-release", dns=("dp-release",), usage=client),
     }
 
 

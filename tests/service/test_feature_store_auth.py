@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from services.feature_store.app import FeatureStoreApp, build_feature_store
 from services.feature_store.config import FeatureStoreSettings
-from services.feature_store.servicer import is_loopback_peer
 from shared.channels import TlsClientConfig
 from shared.gen.acme.recsys.v1 import common_pb2, feature_store_pb2, feature_store_pb2_grpc
+from shared.peer_auth import is_loopback_peer
 from tests.service.test_feature_store import serving_stub
 from tests.service.test_tls import Pair
 

@@ -147,6 +147,18 @@ def test_request_builders_and_formatting() -> None:
                 relevance_score=0.8,
                 retrieval_score=0.7,
                 stages=[common_pb2.STAGE_RETRIEVAL, common_pb2.STAGE_RERANKER],
+                reasons=[
+                    orchestrator_pb2.RecommendationReason(
+                        kind=orchestrator_pb2.REASON_KIND_SIMILAR_TO_HISTORY_ITEM,
+                        text='Similar to "Teapot" from your history',
+                        history_item_id="SKU7",
+                    ),
+                    orchestrator_pb2.RecommendationReason(
+                        kind=orchestrator_pb2.REASON_KIND_POPULAR_IN_CATEGORY,
+                        text="Popular in home",
+                        category="home",
+                    ),
+                ],
             )
         ],
         degraded_stages=[
@@ -160,6 +172,13 @@ def test_request_builders_and_formatting() -> None:
     assert "degraded: ranker: unavailable" in text
     assert "versions: retrieval_index=v1" in text
     assert f"trace id: {'ab' * 16}" in text
+    assert "Similar to" not in text  # reasons only with --explain
+    explained = format_recommendations(response, explain=True).splitlines()
+    at = next(i for i, line in enumerate(explained) if "Mug (home/kitchen)" in line)
+    assert explained[at + 1 : at + 3] == [
+        '    - Similar to "Teapot" from your history [similar_to_history_item: item SKU7]',
+        "    - Popular in home [popular_in_category: category home]",
+    ]
 
 
 def test_filter_and_paging_flags_become_the_request_and_the_token_is_printed() -> None:

@@ -31,13 +31,20 @@ from devstack.stack import (
 from services.orchestrator.app import Orchestrator, build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
-from shared.gen.acme.recsys.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from shared.gen.acme.recsys.v1 import (
+    common_pb2,
+    feature_store_pb2,
+    feature_store_pb2_grpc,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+)
 from tests.integration.conftest import build_small_artefacts, dead_addr, small_layout
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "user-00003"
 K = 5
 STAGE = common_pb2.Stage
+VIEW = common_pb2.EVENT_TYPE_VIEW
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +129,8 @@ async def _start(settings: OrchestratorSettings, observed: Observed) -> Orchestr
 async def _recommend(
     app: Orchestrator, timeout_s: float = 25.0, **kw: object
 ) -> orchestrator_pb2.RecommendResponse:
-    request = orchestrator_pb2.RecommendRequest(user_ref=USER, k=K, **kw)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"user_ref": USER, "k": K, **kw}
+    request = orchestrator_pb2.RecommendRequest(**fields)  # type: ignore[arg-type]
     async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
         return await stub.Recommend(request, timeout=timeout_s)
@@ -142,6 +150,16 @@ async def _wait_cache(app: Orchestrator) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the popularity cache never filled")
+
+
+async def _item_features(app: Orchestrator, ids: list[str]) -> list[common_pb2.ItemFeatures]:
+    """The catalog entries of ``ids``, from the stack's feature store."""
+    async with create_channel(app.settings.feature_store_addr, max_attempts=1) as channel:
+        stub = feature_store_pb2_grpc.FeatureStoreServiceStub(channel)
+        got = await stub.GetItemFeatures(
+            feature_store_pb2.GetItemFeaturesRequest(item_ids=ids), timeout=10
+        )
+    return list(got.items)
 
 
 def _degraded(response: orchestrator_pb2.RecommendResponse) -> dict[int, str]:
@@ -310,6 +328,63 @@ async def test_log_events_is_idempotent_and_passes_store_validation_through(
         await _log(full, [bad])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "item_id" in (err.value.details() or "")
+
+
+async def test_every_item_says_why_over_grpc(full: Orchestrator) -> None:
+    """Reasons through the real services: a new shopper's history is two logged events; every
+    reason refers to that history, the item's own category or the DP release; a shopper the
+    store has never seen is told the list is the release's popular items."""
+    await _wait_cache(full)
+    shopper, bought, viewed = "reasons-shopper", "SKU000010", "SKU000020"
+    events = [
+        orchestrator_pb2.ShopperEvent(
+            event_id=f"reasons-{item}", user_ref=shopper, item_id=item, type=kind
+        )
+        for item, kind in ((bought, common_pb2.EVENT_TYPE_PURCHASE), (viewed, VIEW))
+    ]
+    assert (await _log(full, events)).accepted_count == 2
+    history = await _recommend(full, user_ref=shopper, k=20)
+    categories = {
+        f.item_id: f.category_path[0]
+        for f in (await _item_features(full, [bought, viewed]))
+        if f.category_path
+    }
+    assert history.items
+    assert not history.degraded_stages
+    kinds = orchestrator_pb2.ReasonKind
+    seen = set()
+    for item in history.items:
+        assert item.reasons, item.item_id
+        for reason in item.reasons:
+            assert reason.kind != kinds.Value("REASON_KIND_UNSPECIFIED")
+            assert reason.text
+            seen.add(reason.kind)
+            if reason.kind == kinds.Value("REASON_KIND_SIMILAR_TO_HISTORY_ITEM"):
+                assert reason.history_item_id in {bought, viewed} - {item.item_id}
+            if reason.kind == kinds.Value("REASON_KIND_BOUGHT_BEFORE"):
+                assert item.item_id == bought
+            if reason.kind == kinds.Value("REASON_KIND_IN_FAVOURITE_CATEGORY"):
+                assert reason.category == item.category_path[0]
+                assert reason.category in categories.values()
+            if reason.kind == kinds.Value("REASON_KIND_POPULAR_IN_CATEGORY"):
+                assert reason.category == item.category_path[0]
+            assert reason.kind not in {
+                kinds.Value("REASON_KIND_COLD_START_POPULAR"),
+                kinds.Value("REASON_KIND_POPULAR_FALLBACK"),
+            }
+    personal = {
+        kinds.Value(n)
+        for n in (
+            "REASON_KIND_SIMILAR_TO_HISTORY_ITEM",
+            "REASON_KIND_BOUGHT_BEFORE",
+            "REASON_KIND_IN_FAVOURITE_CATEGORY",
+        )
+    }
+    assert seen & personal
+    cold = await _recommend(full, user_ref="never-seen-for-reasons")
+    assert cold.items
+    for item in cold.items:
+        assert item.reasons[0].kind == kinds.Value("REASON_KIND_COLD_START_POPULAR")
 
 
 async def test_ranker_down_keeps_retrieval_order(

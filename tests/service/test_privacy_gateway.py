@@ -110,6 +110,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             feature_store_timeout_s=5.0,
             key_ring_json=SecretStr(keys.to_json()),
             database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+            dev_allow_loopback_privileged=True,
         )
         async with build_privacy_gateway(settings) as gateway:
             channel = create_channel(f"127.0.0.1:{gateway.port}", max_attempts=1)

@@ -60,6 +60,8 @@ async def _release_as(
         epsilon_budget=5.0,
         delta_budget=0.0,
         grace_period_s=0.2,
+        # The test dials the gateway itself in plaintext on loopback.
+        dev_allow_loopback_privileged=True,
     )
     result: privacy_gateway_pb2.ReleaseAggregatesResponse | grpc.aio.AioRpcError
     async with (

@@ -8,6 +8,7 @@ No cluster runs here, so these checks are what stands between a typo and a faile
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -405,6 +406,53 @@ def test_images_are_pinned(overlay: tuple[str, list[Doc]]) -> None:
         triton = by_name(docs, "Deployment")["triton"]
         (c,) = pod_spec(triton)["containers"]
         assert c["image"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
+
+
+def _repository(image: str) -> str:
+    """``registry/name`` of ``registry/name:tag`` or ``registry/name@sha256:...``."""
+    image = image.split("@", 1)[0]
+    head, _, last = image.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def _digest_pinned_overlay(tmp: Path, docs: list[Doc]) -> Path:
+    """The gpu overlay with every image it renders pinned by digest through kustomize's
+    ``images:``, as a release pipeline does (``kustomize edit set image NAME@sha256:...``).
+    The digests are stand-ins derived from the name: only where they land is checked."""
+    names = sorted({_repository(c["image"]) for w in pod_owners(docs) for c in containers(w)})
+    rel = os.path.relpath(K8S / "overlays" / "gpu", tmp)
+    images = [
+        {"name": n, "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()} for n in names
+    ]
+    (tmp / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [rel],
+                "images": images,
+            }
+        )
+    )
+    return tmp
+
+
+def test_digest_pins_reach_every_container_jobs_included(
+    rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    """checkov's CKV_K8S_43 (image by digest) fails on every workload of the tag-pinned
+    overlays; one ``images:`` entry per image clears it for all of them at release time,
+    because no manifest spells a registry path or tag that the overlay's mapping misses."""
+    pinned = render(_digest_pinned_overlay(tmp_path, rendered["gpu"]))
+    seen = set()
+    for workload in pod_owners(pinned):
+        for c in containers(workload):
+            assert re.fullmatch(r"[\w.\-/]+@sha256:[0-9a-f]{64}", c["image"]), (
+                workload["metadata"]["name"],
+                c["image"],
+            )
+            seen.add(f"{workload['kind']}/{workload['metadata']['name']}")
+    assert {"Job/dp-release", "CronJob/dp-release"} <= seen
 
 
 # ---- configuration -------------------------------------------------------------------------
@@ -867,6 +915,23 @@ def test_privileged_methods_are_granted_to_the_gateways_certificate_only(
         if "secret" in v
     }
     assert "recsys-tls-privacy-gateway" not in tls_secrets
+
+
+def test_releases_are_granted_to_the_release_jobs_certificate_only(
+    overlay: tuple[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, docs = overlay
+    gateway = _settings(docs, "privacy-gateway", monkeypatch)
+    assert gateway.privileged_callers == ["dp-release"]
+    assert gateway.dev_allow_loopback_privileged is False
+    # Only the release Job and CronJob mount the Secret whose certificate carries that name.
+    holders = {
+        f"{w['kind']}/{w['metadata']['name']}"
+        for w in pod_owners(docs)
+        for v in pod_spec(w).get("volumes", [])
+        if v.get("secret", {}).get("secretName") == "recsys-tls-dp-release"
+    }
+    assert holders == {"Job/dp-release", "CronJob/dp-release"}
 
 
 def test_health_port_is_reachable_by_probes_only(overlay: tuple[str, list[Doc]]) -> None:

@@ -211,3 +211,70 @@ async def test_script_certificates_grant_the_privileged_methods_to_the_gateway_o
                     feature_store_pb2.GetItemFeaturesRequest(item_ids=["A"]), timeout=5
                 )
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_script_certificates_grant_releases_to_the_release_job_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real gateway and feature store with the cluster's ConfigMap settings and the
+    script's certificates and key ring: the release job's certificate gets a release (through
+    the gateway's own certificate to the store); the orchestrator's is refused."""
+    from services.feature_store.app import build_feature_store
+    from services.feature_store.config import FeatureStoreSettings
+    from services.privacy_gateway.app import build_privacy_gateway
+    from services.privacy_gateway.config import PrivacyGatewaySettings
+    from shared.gen.acme.recsys.v1 import privacy_gateway_pb2, privacy_gateway_pb2_grpc
+    from tests.service.test_feature_store import SERVING, _wait_status
+    from tests.unit.test_k8s import config_env, render
+
+    made = secrets("recsys")
+    dirs = {n: _write(tmp_path / n, made[f"recsys-tls-{n}"]) for n in TLS_NAMES}
+    rendered = render(K8S / "overlays" / "gpu")
+
+    def cluster_env(service: str, prefix: str, **local: str) -> None:
+        for key, value in config_env(rendered, service).items():
+            if key.startswith(prefix):
+                monkeypatch.setenv(key, value.replace(TLS_DIR, str(dirs[service])))
+        for key, value in {"HOST": "127.0.0.1", "PORT": "0", "HEALTH_PORT": "0", **local}.items():
+            monkeypatch.setenv(prefix + key, value)
+
+    keys = tmp_path / "pseudonym-keys.json"
+    keys.write_text(made["pseudonym-keys"]["pseudonym-keys.json"])
+    cluster_env(
+        "feature-store", "RECSYS_FEATURE_STORE_", DATABASE_URL=f"sqlite:///{tmp_path / 'fs.db'}"
+    )
+
+    def tls(name: str) -> TlsClientConfig:
+        return TlsClientConfig(
+            ca_file=str(dirs[name] / "ca.crt"),
+            cert_file=str(dirs[name] / "tls.crt"),
+            key_file=str(dirs[name] / "tls.key"),
+            server_name_override="privacy-gateway",
+        )
+
+    request = privacy_gateway_pb2.ReleaseAggregatesRequest(
+        kind=feature_store_pb2.AGGREGATE_KIND_ITEM_POPULARITY, epsilon=1.0, purpose="k8s test"
+    )
+    async with build_feature_store(FeatureStoreSettings()) as store:
+        store.store.migrate()
+        cluster_env(
+            "privacy-gateway",
+            "RECSYS_PRIVACY_GATEWAY_",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'ledger.db'}",
+            KEY_FILE=str(keys),
+            FEATURE_STORE_ADDRESS=f"127.0.0.1:{store.port}",
+            FEATURE_STORE_TLS_SERVER_NAME="feature-store",
+        )
+        settings = PrivacyGatewaySettings()
+        assert settings.privileged_callers == ["dp-release"]
+        async with build_privacy_gateway(settings) as gateway:
+            target = f"127.0.0.1:{gateway.port}"
+            async with create_channel(target, tls=tls("dp-release"), max_attempts=1) as ch:
+                await _wait_status(ch, SERVING)
+                stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(ch)
+                assert (await stub.ReleaseAggregates(request, timeout=10)).release_id
+            async with create_channel(target, tls=tls("orchestrator"), max_attempts=1) as ch:
+                stub = privacy_gateway_pb2_grpc.PrivacyGatewayServiceStub(ch)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.ReleaseAggregates(request, timeout=10)
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

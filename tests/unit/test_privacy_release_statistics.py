@@ -65,10 +65,17 @@ class FixedCounts:
 
 
 class Context:
-    """What ReleaseAggregates reads of its context: the caller's remaining time."""
+    """What ReleaseAggregates reads of its context: the caller's remaining time and who it is
+    (a loopback caller without a certificate, admitted by dev_allow_loopback_privileged)."""
 
     def time_remaining(self) -> float:
         return 30.0
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:40000"
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
 
 
 def discrete_laplace_cdf(x: np.ndarray, scale: float) -> np.ndarray:
@@ -112,6 +119,7 @@ async def _release_many(
         epsilon_budget=RELEASES * epsilon,
         delta_budget=min(0.5, RELEASES * delta * 1.01),
         database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        dev_allow_loopback_privileged=True,
     )  # type: ignore[call-arg]
     ledger = Ledger(
         create_ledger_engine(settings.database_url),

@@ -46,7 +46,9 @@ def counts() -> FixedCounts:
 @pytest.fixture
 def servicer(ledger: Ledger, counts: FixedCounts) -> Iterator[PrivacyGatewayServicer]:
     ring = KeyRing.generate()
-    settings = PrivacyGatewaySettings(epsilon_budget=1.0, delta_budget=0.0)  # type: ignore[call-arg]
+    settings = PrivacyGatewaySettings(  # type: ignore[call-arg]
+        epsilon_budget=1.0, delta_budget=0.0, dev_allow_loopback_privileged=True
+    )
     with ThreadPoolExecutor(2) as executor:
         yield PrivacyGatewayServicer(
             settings,

@@ -3,12 +3,38 @@ import datetime
 from shared.gen.acme.recsys.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReasonKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_KIND_UNSPECIFIED: _ClassVar[ReasonKind]
+    REASON_KIND_SIMILAR_TO_HISTORY_ITEM: _ClassVar[ReasonKind]
+    REASON_KIND_BOUGHT_BEFORE: _ClassVar[ReasonKind]
+    REASON_KIND_POPULAR_IN_CATEGORY: _ClassVar[ReasonKind]
+    REASON_KIND_PICKED_FOR_VARIETY: _ClassVar[ReasonKind]
+    REASON_KIND_NEW_ITEM: _ClassVar[ReasonKind]
+    REASON_KIND_COLD_START_POPULAR: _ClassVar[ReasonKind]
+    REASON_KIND_IN_FAVOURITE_CATEGORY: _ClassVar[ReasonKind]
+    REASON_KIND_MATCHES_HISTORY: _ClassVar[ReasonKind]
+    REASON_KIND_POPULAR_FALLBACK: _ClassVar[ReasonKind]
+    REASON_KIND_CATALOG_ORDER: _ClassVar[ReasonKind]
+REASON_KIND_UNSPECIFIED: ReasonKind
+REASON_KIND_SIMILAR_TO_HISTORY_ITEM: ReasonKind
+REASON_KIND_BOUGHT_BEFORE: ReasonKind
+REASON_KIND_POPULAR_IN_CATEGORY: ReasonKind
+REASON_KIND_PICKED_FOR_VARIETY: ReasonKind
+REASON_KIND_NEW_ITEM: ReasonKind
+REASON_KIND_COLD_START_POPULAR: ReasonKind
+REASON_KIND_IN_FAVOURITE_CATEGORY: ReasonKind
+REASON_KIND_MATCHES_HISTORY: ReasonKind
+REASON_KIND_POPULAR_FALLBACK: ReasonKind
+REASON_KIND_CATALOG_ORDER: ReasonKind
 
 class DiversitySettings(_message.Message):
     __slots__ = ("method", "tradeoff", "max_per_category")
@@ -47,8 +73,20 @@ class RecommendRequest(_message.Message):
     page_token: str
     def __init__(self, user_ref: _Optional[str] = ..., k: _Optional[int] = ..., context: _Optional[_Mapping[str, str]] = ..., diversity: _Optional[_Union[DiversitySettings, _Mapping]] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
+class RecommendationReason(_message.Message):
+    __slots__ = ("kind", "text", "history_item_id", "category")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    kind: ReasonKind
+    text: str
+    history_item_id: str
+    category: str
+    def __init__(self, kind: _Optional[_Union[ReasonKind, str]] = ..., text: _Optional[str] = ..., history_item_id: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
+
 class Recommendation(_message.Message):
-    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages")
+    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages", "reasons")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +95,7 @@ class Recommendation(_message.Message):
     RELEVANCE_SCORE_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     title: str
     category_path: _containers.RepeatedScalarFieldContainer[str]
@@ -65,7 +104,8 @@ class Recommendation(_message.Message):
     relevance_score: float
     retrieval_score: float
     stages: _containers.RepeatedScalarFieldContainer[_common_pb2.Stage]
-    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[RecommendationReason]
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ..., reasons: _Optional[_Iterable[_Union[RecommendationReason, _Mapping]]] = ...) -> None: ...
 
 class DegradedStage(_message.Message):
     __slots__ = ("stage", "reason")
