@@ -92,13 +92,15 @@ class Pseudonyms:
 
 @dataclass(frozen=True)
 class ItemFeatures:
-    """Catalog attributes of one item and its DP popularity (0 until a release)."""
+    """Catalog attributes of one item and its DP popularity (0 until a release);
+    ``available`` False: out of stock or retired, never in an answer."""
 
     item_id: str
     title: str = ""
     category_path: tuple[str, ...] = ()
     price: float = 0.0
     dp_popularity: float = 0.0
+    available: bool = True
 
     @property
     def category(self) -> str:
@@ -249,6 +251,22 @@ class RecommendQuery:
     max_per_category: int = 0
     excluded_item_ids: tuple[str, ...] = ()
     exclude_purchased: bool = False
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """A validated SimilarItems request: the seed item, no shopper.
+
+    ``excluded_item_ids`` is where the filters hook in today; category and price filters
+    arrive with the shared Filters message and apply to the candidates the same way.
+    """
+
+    item_id: str
+    k: int
+    method: RerankMethod
+    tradeoff: float
+    max_per_category: int = 0
+    excluded_item_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from services.orchestrator.domain import (
     RetrievalResult,
     ShopperContext,
     ShopperEvent,
+    SimilarQuery,
     Stage,
     StoredEvent,
     UserFeatures,
@@ -52,7 +53,7 @@ from services.orchestrator.downstream import Backends, DownstreamError
 from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
-from shared.errors import DeadlineExceeded, ServiceError, Unavailable
+from shared.errors import DeadlineExceeded, NotFound, ServiceError, Unavailable
 from shared.selection import top_k_by_category
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,8 @@ class Pipeline:
             return self._finish(request_span, outcome)
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
+            popular = await self._available_only(popular, budget, outcome)
+        if popular and self._popularity.release_id:
             context = _context(user, await self._history(user.recent_item_ids, budget))
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
@@ -387,9 +390,39 @@ class Pipeline:
             by_id = {f.item_id: f for f in got.items}
             for cand in candidates:
                 cand.features = by_id.get(cand.item_id)
+            # Withdrawn items (out of stock, retired) leave here, before any stage spends
+            # time on them; the store's answer is live, so a withdrawal applies at once.
+            kept = [c for c in candidates if c.features is None or c.features.available]
+            span.set_attribute("recsys.unavailable", len(candidates) - len(kept))
+            candidates[:] = kept
             missing = set(got.missing_item_ids)
             span.set_attribute("recsys.missing", len(wanted & missing))
             return True, [by_id[i] for i in recent if i in by_id]
+
+    async def _available_only(
+        self, items: Sequence[ItemFeatures], budget: Budget, outcome: Outcome
+    ) -> list[ItemFeatures]:
+        """``items`` (from the popularity cache, which can be minutes old) with their live
+        features, unavailable ones left out, in the same order. When the store cannot say,
+        the cached availability stands and the store is flagged."""
+        if not items:
+            return []
+        ids = [f.item_id for f in items]
+        with self._tracer.start_as_current_span("orchestrator.availability") as span:
+            span.set_attribute("recsys.requested", len(ids))
+            try:
+                got = await self._timed(
+                    budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(ids, t)
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "cached_availability")
+                return [f for f in items if f.available]
+            live = {f.item_id: f.available for f in got.items}
+            # The cached copy keeps its DP popularity (the release the list came from); the
+            # live answer decides availability, and an id the store does not know is out.
+            kept = [f for f in items if live.get(f.item_id, False)]
+            span.set_attribute("recsys.unavailable", len(items) - len(kept))
+            return kept
 
     async def _rank(
         self,
@@ -510,8 +543,14 @@ class Pipeline:
         down = outcome.degraded_stages
         with self._tracer.start_as_current_span("orchestrator.popularity") as span:
             span.set_attribute("recsys.cached_items", len(self._popularity.items))
-            items = self._popularity.top(query.k, excluded)
             release = self._popularity.release_id
+            if Stage.FEATURE_STORE in down:
+                items = self._popularity.top(query.k, excluded)
+            else:
+                # The cache can be minutes old and a withdrawal must apply at once: check the
+                # head of the list live, with room for what the check takes out.
+                head = self._popularity.top(2 * query.k, excluded)
+                items = (await self._available_only(head, budget, outcome))[: query.k]
             if not items and Stage.FEATURE_STORE not in down:
                 span.add_event("popularity_cache_empty", {"recsys.fallback": "live_popularity"})
                 try:
@@ -550,9 +589,73 @@ class Pipeline:
             span.set_attribute("recsys.candidate_source", "catalog_order")
             self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
             outcome.versions["retrieval_index"] = found.index_version
-            outcome.items = catalog_order(
-                [Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates]
-            )[: query.k]
+            listed = [
+                Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates
+            ]
+            if Stage.FEATURE_STORE not in outcome.degraded_stages:
+                await self._attach_item_features(listed, [], budget, outcome)
+            outcome.items = catalog_order(listed)[: query.k]
+
+    # ---- SimilarItems --------------------------------------------------------------------
+
+    async def similar(self, query: SimilarQuery, budget: Budget) -> Outcome:
+        """Items near one item's embedding, withdrawn ones out, diversified by the reranker.
+
+        No shopper is involved, so neither the gateway nor user features are asked, and the
+        ranker (a cross-encoder of a shopper's context against an item) does not run:
+        relevance is the embedding similarity. The seed item is never returned.
+        """
+        outcome = Outcome()
+        request_span = trace.get_current_span()
+        request_span.set_attribute("recsys.k", query.k)
+        switches = self._switches()
+        if query.method is RerankMethod.UNSPECIFIED:
+            query = dataclasses.replace(query, method=switches.default_reranker_method)
+        excluded = [i for i in dict.fromkeys(query.excluded_item_ids) if i != query.item_id]
+        with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
+            span.set_attribute("recsys.excluded_items", len(excluded))
+            try:
+                found = await self._timed(
+                    budget,
+                    SHARE_RETRIEVAL,
+                    lambda t: self._b.similar_items(query.item_id, self._n, excluded, t),
+                )
+            except DownstreamError as exc:
+                if exc.reason is Reason.NOT_FOUND:
+                    raise NotFound("no such item in the catalog's embedding index") from None
+                if exc.invalid_argument:
+                    raise
+                # Without the index there is no notion of "near": an honest error, not an
+                # unrelated list (the popularity list is what Recommend falls back to).
+                self._degrade(outcome, Stage.RETRIEVAL, exc.reason, "none")
+                raise Unavailable("similar items need the retrieval index, which is down") from None
+            except ServiceError as exc:
+                self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "none")
+                raise Unavailable("similar items need the retrieval index, which is down") from None
+            span.set_attribute("recsys.candidates", len(found.candidates))
+            span.set_attribute("recsys.index_version", found.index_version)
+            outcome.versions["retrieval_index"] = found.index_version
+        candidates = [
+            Candidate(
+                item_id=c.item_id,
+                retrieval_score=c.score,
+                relevance=c.score,
+                embedding=c.embedding,
+                stages=[Stage.RETRIEVAL],
+            )
+            for c in found.candidates
+            if c.item_id != query.item_id
+        ]
+        await self._attach_item_features(candidates, [], budget, outcome)
+        recommend = RecommendQuery(
+            user_ref="",
+            k=query.k,
+            method=query.method,
+            tradeoff=query.tradeoff,
+            max_per_category=query.max_per_category,
+        )
+        outcome.items = await self._rerank(recommend, candidates, budget, outcome)
+        return self._finish(request_span, outcome)
 
     # ---- LogEvents -----------------------------------------------------------------------
 

@@ -56,9 +56,10 @@ class ServedIndex:
         """Items the version or the live catalog holds, withdrawn ones included."""
         return self.index.size + len(self.live.item_ids)
 
-    def vector(self, item_id: str) -> np.ndarray | None:
-        """The item's vector; None for an item neither held nor added, or withdrawn."""
-        if item_id in self.live.removed:
+    def vector(self, item_id: str, *, withdrawn: bool = False) -> np.ndarray | None:
+        """The item's vector; None for an item neither held nor added, or withdrawn (unless
+        ``withdrawn``: a withdrawn item still describes itself, e.g. as a similarity seed)."""
+        if item_id in self.live.removed and not withdrawn:
             return None
         row = self.artefact.row(item_id)
         if row is not None:
@@ -161,9 +162,10 @@ def retrieve_similar(
     include_embeddings: bool = False,
 ) -> Retrieval:
     """The ``n`` items nearest to ``item_id``'s own vector (inner product of unit vectors,
-    i.e. cosine), the item itself left out. Raises UnknownItem for an item the index does
-    not hold or that was withdrawn."""
-    vector = served.vector(item_id)
+    i.e. cosine), the item itself and withdrawn items left out. A withdrawn seed still has
+    neighbours (the product page of an item out of stock shows what is in stock); raises
+    UnknownItem for an item the index never held."""
+    vector = served.vector(item_id, withdrawn=True)
     if vector is None:
         raise UnknownItem(item_id)
     scored = served.search(vector, n, {*exclude, item_id})

@@ -250,7 +250,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 request.include_embeddings,
             )
         except UnknownItem:
-            raise NotFound("the index holds no such item, or it was withdrawn") from None
+            raise NotFound("the retrieval index holds no such item") from None
         span = trace.get_current_span()
         span.set_attribute("recsys.retrieval.n", request.n)
         span.set_attribute("recsys.retrieval.candidates", len(result.items))
