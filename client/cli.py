@@ -3,6 +3,9 @@
     recsys recommend --user alice -k 10 --method dpp --tradeoff 0.5
     recsys log-event --user alice --item SKU-1 --type purchase
     recsys health --all
+    recsys similar --item SKU-1 -k 10 --method dpp
+    recsys catalog upsert --item SKU-9 --title "Blue mug" --category "home > mugs" --price 7.5
+    recsys catalog unavailable --item SKU-9       # also: available, retire (ops.catalog)
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
 
 The coroutines below (``recommend``, ``log_events``) and ``shared.health`` are the same code
@@ -79,6 +82,36 @@ def recommend_request(
     return request
 
 
+def similar_request(
+    item: str,
+    k: int,
+    *,
+    method: str | None = None,
+    tradeoff: float | None = None,
+    max_per_category: int = 0,
+    exclude: Sequence[str] = (),
+) -> orchestrator_pb2.SimilarItemsRequest:
+    """A SimilarItemsRequest; diversity settings as in ``recommend_request``."""
+    request = orchestrator_pb2.SimilarItemsRequest(
+        item_id=item, k=k, excluded_item_ids=list(exclude)
+    )
+    if method is not None or tradeoff is not None or max_per_category:
+        request.diversity.CopyFrom(
+            recommend_request(
+                "-", 1, method=method, tradeoff=tradeoff, max_per_category=max_per_category
+            ).diversity
+        )
+    return request
+
+
+async def similar(
+    target: str, request: orchestrator_pb2.SimilarItemsRequest, timeout_s: float = 5.0
+) -> orchestrator_pb2.SimilarItemsResponse:
+    async with create_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
+        return await stub.SimilarItems(request, timeout=timeout_s)
+
+
 async def recommend(
     target: str, request: orchestrator_pb2.RecommendRequest, timeout_s: float = 5.0
 ) -> orchestrator_pb2.RecommendResponse:
@@ -138,7 +171,9 @@ async def check_all(
     return rows
 
 
-def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
+def format_recommendations(
+    response: orchestrator_pb2.RecommendResponse | orchestrator_pb2.SimilarItemsResponse,
+) -> str:
     """A readable table of the items, then degraded stages, versions and the trace id."""
     lines = [f"{'#':>2}  {'item':<12} {'score':>8} {'relev.':>8} {'retr.':>7}  title / category"]
     for i, item in enumerate(response.items, 1):
@@ -197,6 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--exclude-purchased", action="store_true", help="hide bought items")
     rec.add_argument("--context", nargs="*", default=[], help="key=value request context")
 
+    sim = sub.add_parser("similar", help="items similar to one item (product pages)")
+    sim.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
+    sim.add_argument("--item", required=True, help="the seed item's id")
+    sim.add_argument("-k", type=int, default=10, help="number of items")
+    sim.add_argument("--method", choices=sorted(METHODS), help="diversification method")
+    sim.add_argument("--tradeoff", type=float, help="0 = most similar .. 1 = most diverse")
+    sim.add_argument("--max-per-category", type=int, default=0, help="0 = no cap")
+    sim.add_argument("--exclude", nargs="*", default=[], help="item ids never to show")
+
+    # The live-catalog job's own command line (python -m ops.catalog --help), so its options
+    # and help stay in one place; add_help=False passes --help through to it.
+    cat = sub.add_parser(
+        "catalog", add_help=False, help="upsert / unavailable / available / retire items"
+    )
+    cat.add_argument("catalog_args", nargs=argparse.REMAINDER)
+
     ev = sub.add_parser("log-event", help="record one shopper event")
     ev.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
     ev.add_argument("--user", required=True)
@@ -234,6 +285,18 @@ async def _run(args: argparse.Namespace) -> int:
         response = await recommend(args.target, request, args.timeout)
         print(_to_json(response) if args.json else format_recommendations(response))
         return 0
+    if args.command == "similar":
+        sim_request = similar_request(
+            args.item,
+            args.k,
+            method=args.method,
+            tradeoff=args.tradeoff,
+            max_per_category=args.max_per_category,
+            exclude=args.exclude,
+        )
+        found = await similar(args.target, sim_request, args.timeout)
+        print(_to_json(found) if args.json else format_recommendations(found))
+        return 0
     if args.command == "log-event":
         event = shopper_event(
             args.user, args.item, args.type, event_id=args.event_id, quantity=args.quantity
@@ -258,7 +321,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "catalog":
+        # Imported here: the job's upsert needs the offline extra, its withdrawals do not.
+        from ops.catalog import main as catalog_main
+
+        return catalog_main([*unknown, *args.catalog_args], prog="recsys catalog")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return asyncio.run(_run(args))
     except grpc.aio.AioRpcError as exc:
