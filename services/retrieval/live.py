@@ -43,6 +43,8 @@ class LiveLayer:
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
     index: CandidateIndex | None = None
     removed: frozenset[str] = frozenset()
+    # The title embeddings the vectors were projected from, to reuse them in the next layer.
+    sources: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def search(
         self, vector: np.ndarray, n: int, exclude: Collection[str]
@@ -137,17 +139,28 @@ class LiveCatalog:
             self.removed.add(item_id)
         return served
 
-    def layer_for(self, artefact: RetrievalArtefact) -> LiveLayer:
+    def layer_for(
+        self, artefact: RetrievalArtefact, previous: LiveLayer | None = None
+    ) -> LiveLayer:
         """The snapshot of this catalog over ``artefact``: its tower projects the added items
-        it was not trained on."""
+        it was not trained on. ``previous``, a layer over the same artefact, lends the
+        vectors of items whose title embedding did not change (the same array object), so a
+        change of one item projects one title."""
         new = sorted(i for i in self.titles if artefact.row(i) is None)
         removed = frozenset(self.removed)
         if not new:
             return LiveLayer(removed=removed)
-        vectors = project_titles(artefact, np.stack([self.titles[i] for i in new]))
+        reuse = previous.sources if previous is not None else {}
+        todo = [i for i in new if reuse.get(i) is not self.titles[i]]
+        vectors = {i: previous.vectors[i] for i in new if i not in todo} if previous else {}
+        if todo:
+            projected = project_titles(artefact, np.stack([self.titles[i] for i in todo]))
+            vectors.update(zip(todo, projected, strict=True))
+        matrix = np.stack([vectors[i] for i in new])
         return LiveLayer(
             item_ids=tuple(new),
-            vectors={item: vectors[k] for k, item in enumerate(new)},
-            index=CandidateIndex(new, vectors, "flat"),
+            vectors=vectors,
+            index=CandidateIndex(new, matrix, "flat"),
             removed=removed,
+            sources={i: self.titles[i] for i in new},
         )

@@ -84,9 +84,13 @@ class ServedIndex:
         return found[:n]
 
 
-def with_live(served: ServedIndex, catalog: LiveCatalog) -> ServedIndex:
-    """``served`` with ``catalog``'s snapshot projected with its version's title tower."""
-    return dataclasses.replace(served, live=catalog.layer_for(served.artefact))
+def with_live(
+    served: ServedIndex, catalog: LiveCatalog, *, incremental: bool = False
+) -> ServedIndex:
+    """``served`` with ``catalog``'s snapshot projected with its version's title tower;
+    ``incremental``: reuse ``served``'s own live vectors for unchanged items (same version)."""
+    previous = served.live if incremental else None
+    return dataclasses.replace(served, live=catalog.layer_for(served.artefact, previous))
 
 
 @dataclass(frozen=True)

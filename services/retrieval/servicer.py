@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -287,7 +289,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     f"{new} added items would exceed max_live_items "
                     f"({self._settings.max_live_items}): retrain to fold them in"
                 )
-            swapped = await self._run(with_live, served, catalog)
+            swapped = await self._run(partial(with_live, served, catalog, incremental=True))
             self._live = catalog
             self._retriever.swap(swapped)
         span = trace.get_current_span()
@@ -315,7 +317,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 removed = catalog.remove(served.artefact, list(request.item_ids))
             except LiveCatalogError as exc:
                 raise InvalidArgument(str(exc)) from None
-            swapped = await self._run(with_live, served, catalog)
+            # The added items' vectors and index are unchanged: only the withdrawn set moves.
+            swapped = dataclasses.replace(
+                served, live=dataclasses.replace(served.live, removed=frozenset(catalog.removed))
+            )
             self._live = catalog
             self._retriever.swap(swapped)
         trace.get_current_span().set_attribute("recsys.retrieval.removed", removed)

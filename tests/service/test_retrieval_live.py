@@ -125,6 +125,13 @@ async def test_an_added_item_is_retrievable_at_once_without_retraining(
         pb.UpsertItemsRequest(items=[pb.LiveItem(item_id="NEW-1", title_embedding=_title(1))])
     )
     assert (again.added_count, again.updated_count) == (0, 1)
+    # The new title replaces the vector; another added item keeps its own.
+    await stub.UpsertItems(
+        pb.UpsertItemsRequest(items=[pb.LiveItem(item_id="NEW-2", title_embedding=_title(2))])
+    )
+    for item, seed in (("NEW-1", 1), ("NEW-2", 2)):
+        want = normalise(art.text_weight @ _title(seed) + art.text_bias)
+        np.testing.assert_allclose(await _embedding(stub, item), want, atol=1e-5)
 
 
 async def test_similar_items_are_the_exact_neighbours_of_a_trained_item(
