@@ -248,6 +248,8 @@ async def restore_items(item_ids: Sequence[str], targets: Targets, embed: Embed)
 def _one_item(args: argparse.Namespace) -> CatalogItem:
     if not (args.title and args.category):
         raise CatalogJobError("--item needs --title and --category (or give --file)")
+    if len(args.item) > 1:
+        raise CatalogJobError("upsert takes one --item; give several items with --file")
     path = tuple(part.strip() for part in args.category.split(">") if part.strip())
     return CatalogItem(
         item_id=args.item[0],
