@@ -284,6 +284,12 @@ class Pipeline:
         have_features, history = await self._attach_item_features(
             candidates, user.recent_item_ids, budget, outcome
         )
+        if not candidates:
+            # Every candidate was withdrawn (out of stock, retired) since the index learned of
+            # it: popular available items beat an empty page.
+            request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
+            await self._popularity_answer(query, budget, outcome, excluded)
+            return self._finish(request_span, outcome)
         await self._rank(candidates, _context(user, history), have_features, budget, outcome)
         outcome.items = await self._rerank(query, candidates, budget, outcome)
         return self._finish(request_span, outcome)
@@ -647,6 +653,8 @@ class Pipeline:
             if c.item_id != query.item_id
         ]
         await self._attach_item_features(candidates, [], budget, outcome)
+        if not candidates:
+            return self._finish(request_span, outcome)
         recommend = RecommendQuery(
             user_ref="",
             k=query.k,

@@ -120,3 +120,16 @@ async def test_a_failing_availability_check_serves_the_cache_flagged() -> None:
     out = await h.recommend(k=6)  # ... and the live check of its head fails
     assert not set(ids(out)) & WITHDRAWN
     assert degraded(out)[Stage.FEATURE_STORE] is Reason.UNAVAILABLE
+
+
+async def test_every_candidate_withdrawn_serves_available_popular_items() -> None:
+    deps = Store(FakeClock())
+    h = Harness(deps, _settings(candidate_count=3))
+    await h.fill_cache()
+    first = await h.recommend(k=3)
+    deps.withdrawn |= set(ids(first))  # the index still returns exactly these three
+    out = await h.recommend(k=3)
+    assert len(out.items) == 3
+    assert not set(ids(out)) & deps.withdrawn
+    assert {tuple(c.stages) for c in out.items} == {(Stage.POPULARITY,)}
+    assert not out.degraded
