@@ -67,6 +67,7 @@ from services.orchestrator.clients import (
     retrieve_request_to_proto,
     score_request_to_proto,
     scores_from_proto,
+    similar_request_to_proto,
     user_features_from_proto,
     user_features_request_to_proto,
 )
@@ -435,6 +436,17 @@ class InProcessBackends:
             "retrieval",
             self._retrieval.RetrieveCandidates,
             retrieve_request_to_proto(history, n, excluded_item_ids),
+            timeout_s,
+        )
+        return retrieval_from_proto(response)
+
+    async def similar_items(
+        self, item_id: str, n: int, excluded_item_ids: Sequence[str], timeout_s: float
+    ) -> RetrievalResult:
+        response = await self._call(
+            "retrieval",
+            self._retrieval.GetSimilarItems,
+            similar_request_to_proto(item_id, n, excluded_item_ids),
             timeout_s,
         )
         return retrieval_from_proto(response)

@@ -9,6 +9,9 @@
     recsys online-metrics --hours 24
     recsys experiments report --experiment diversity --hours 24
     recsys health --all
+    recsys similar --item SKU-1 -k 10 --method dpp
+    recsys catalog upsert --item SKU-9 --title "Blue mug" --category "home > mugs" --price 7.5
+    recsys catalog unavailable --item SKU-9       # also: available, retire (ops.catalog)
     recsys --json recommend --user alice -k 5 --target orchestrator.prod:50050
 
 ``online-metrics`` and ``experiments report`` read the feature store (an operator's path,
@@ -92,12 +95,7 @@ def recommend_request(
         exclude_purchased=exclude_purchased,
         page_token=page_token,
     )
-    request.filters.include_categories.extend(category_prefix(c) for c in categories)
-    request.filters.exclude_categories.extend(category_prefix(c) for c in exclude_categories)
-    if min_price is not None:
-        request.filters.min_price = min_price
-    if max_price is not None:
-        request.filters.max_price = max_price
+    request.filters.CopyFrom(filters(categories, exclude_categories, min_price, max_price))
     if method is not None or tradeoff is not None or max_per_category:
         request.diversity.CopyFrom(
             orchestrator_pb2.DiversitySettings(
@@ -109,11 +107,66 @@ def recommend_request(
     return request
 
 
+def filters(
+    categories: Sequence[str] = (),
+    exclude_categories: Sequence[str] = (),
+    min_price: float | None = None,
+    max_price: float | None = None,
+) -> common_pb2.Filters:
+    """The Filters message of the CLI's category and price flags."""
+    message = common_pb2.Filters(
+        include_categories=[category_prefix(c) for c in categories],
+        exclude_categories=[category_prefix(c) for c in exclude_categories],
+    )
+    if min_price is not None:
+        message.min_price = min_price
+    if max_price is not None:
+        message.max_price = max_price
+    return message
+
+
 def category_prefix(path: str) -> common_pb2.CategoryPrefix:
     """ "home > kitchen" or "home/kitchen" as a prefix; empty levels are kept, for the
     service to refuse with its message."""
     levels = [level.strip() for level in re.split(r"[>/]", path)] if path.strip() else []
     return common_pb2.CategoryPrefix(levels=levels)
+
+
+def similar_request(
+    item: str,
+    k: int,
+    *,
+    method: str | None = None,
+    tradeoff: float | None = None,
+    max_per_category: int = 0,
+    exclude: Sequence[str] = (),
+    categories: Sequence[str] = (),
+    exclude_categories: Sequence[str] = (),
+    min_price: float | None = None,
+    max_price: float | None = None,
+) -> orchestrator_pb2.SimilarItemsRequest:
+    """A SimilarItemsRequest; diversity settings and filters as in ``recommend_request``."""
+    request = orchestrator_pb2.SimilarItemsRequest(
+        item_id=item,
+        k=k,
+        excluded_item_ids=list(exclude),
+        filters=filters(categories, exclude_categories, min_price, max_price),
+    )
+    if method is not None or tradeoff is not None or max_per_category:
+        request.diversity.CopyFrom(
+            recommend_request(
+                "-", 1, method=method, tradeoff=tradeoff, max_per_category=max_per_category
+            ).diversity
+        )
+    return request
+
+
+async def similar(
+    target: str, request: orchestrator_pb2.SimilarItemsRequest, timeout_s: float = 5.0
+) -> orchestrator_pb2.SimilarItemsResponse:
+    async with create_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
+        return await stub.SimilarItems(request, timeout=timeout_s)
 
 
 async def recommend(
@@ -282,7 +335,9 @@ def format_reason(reason: orchestrator_pb2.RecommendationReason) -> str:
 
 
 def format_recommendations(
-    response: orchestrator_pb2.RecommendResponse, *, explain: bool = False
+    response: orchestrator_pb2.RecommendResponse | orchestrator_pb2.SimilarItemsResponse,
+    *,
+    explain: bool = False,
 ) -> str:
     """A readable table of the items (with ``explain``, each item's reasons below it), then
     degraded stages, versions and the trace id."""
@@ -310,6 +365,9 @@ def format_recommendations(
         lines.append(
             "versions: " + ", ".join(f"{k}={v}" for k, v in sorted(response.versions.items()))
         )
+    if not isinstance(response, orchestrator_pb2.RecommendResponse):
+        lines.append(f"trace id: {response.trace_id or '-'}")
+        return "\n".join(lines)
     if response.filtered_short:
         lines.append(
             f"short: {len(response.items)} items; the filters, exclusions or earlier pages "
@@ -345,6 +403,25 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
+def _add_filter_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help='only items under this category path, e.g. "home > kitchen"; repeatable (any)',
+    )
+    parser.add_argument(
+        "--exclude-category",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="never items under this category path; repeatable",
+    )
+    parser.add_argument("--min-price", type=float, help="lowest unit price, inclusive")
+    parser.add_argument("--max-price", type=float, help="highest unit price, inclusive")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description="Client of the recommender.")
     parser.add_argument("--json", action="store_true", help="print responses as JSON")
@@ -361,26 +438,28 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--exclude", nargs="*", default=[], help="item ids never to show")
     rec.add_argument("--exclude-purchased", action="store_true", help="hide bought items")
     rec.add_argument("--context", nargs="*", default=[], help="key=value request context")
-    rec.add_argument(
-        "--category",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help='only items under this category path, e.g. "home > kitchen"; repeatable (any)',
-    )
-    rec.add_argument(
-        "--exclude-category",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="never items under this category path; repeatable",
-    )
-    rec.add_argument("--min-price", type=float, help="lowest unit price, inclusive")
-    rec.add_argument("--max-price", type=float, help="highest unit price, inclusive")
+    _add_filter_flags(rec)
     rec.add_argument(
         "--page-token", default="", help="the next page token a previous answer printed"
     )
     rec.add_argument("--explain", action="store_true", help="print why each item is listed")
+
+    sim = sub.add_parser("similar", help="items similar to one item (product pages)")
+    sim.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
+    sim.add_argument("--item", required=True, help="the seed item's id")
+    sim.add_argument("-k", type=int, default=10, help="number of items")
+    sim.add_argument("--method", choices=sorted(METHODS), help="diversification method")
+    sim.add_argument("--tradeoff", type=float, help="0 = most similar .. 1 = most diverse")
+    sim.add_argument("--max-per-category", type=int, default=0, help="0 = no cap")
+    sim.add_argument("--exclude", nargs="*", default=[], help="item ids never to show")
+    _add_filter_flags(sim)
+
+    # The live-catalog job's own command line (python -m ops.catalog --help), so its options
+    # and help stay in one place; add_help=False passes --help through to it.
+    cat = sub.add_parser(
+        "catalog", add_help=False, help="upsert / unavailable / available / retire items"
+    )
+    cat.add_argument("catalog_args", nargs=argparse.REMAINDER)
 
     ev = sub.add_parser("log-event", help="record one shopper event")
     ev.add_argument("--target", default=DEFAULT_TARGET, help="orchestrator host:port")
@@ -446,6 +525,22 @@ async def _run(args: argparse.Namespace) -> int:
             else format_recommendations(response, explain=args.explain)
         )
         return 0
+    if args.command == "similar":
+        sim_request = similar_request(
+            args.item,
+            args.k,
+            method=args.method,
+            tradeoff=args.tradeoff,
+            max_per_category=args.max_per_category,
+            exclude=args.exclude,
+            categories=args.category,
+            exclude_categories=args.exclude_category,
+            min_price=args.min_price,
+            max_price=args.max_price,
+        )
+        found = await similar(args.target, sim_request, args.timeout)
+        print(_to_json(found) if args.json else format_recommendations(found))
+        return 0
     if args.command == "log-event":
         event = shopper_event(
             args.user,
@@ -488,7 +583,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "catalog":
+        # Imported here: the job's upsert needs the offline extra, its withdrawals do not.
+        from ops.catalog import main as catalog_main
+
+        return catalog_main([*unknown, *args.catalog_args], prog="recsys catalog")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return asyncio.run(_run(args))
     except grpc.aio.AioRpcError as exc:

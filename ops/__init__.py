@@ -1,1 +1,2 @@
-"""Operational jobs: key ring administration, seeding, re-keying and DP releases."""
+"""Operational jobs: key ring administration, seeding, re-keying, DP releases and live catalog
+changes (``ops.catalog``)."""

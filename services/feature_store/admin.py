@@ -19,6 +19,7 @@ from services.feature_store.db import Database, chunks
 from services.feature_store.derived import DerivedFeatures
 from services.feature_store.model import (
     AggregateKind,
+    AvailabilityResult,
     CatalogLoadResult,
     Item,
     check_id,
@@ -155,34 +156,67 @@ class FeatureAdmin:
                 "price": float(it.price),
                 "embedding_version": it.embedding_version,
                 "updated_at": now,
+                "available": True if it.available is None else it.available,
             }
             for it in sorted(catalog, key=lambda it: it.item_id)
         ]
-        stmt = self._db.insert(items)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["item_id"],
-            set_={
-                col: stmt.excluded[col]
-                for col in (
-                    "title",
-                    "category_path",
-                    "top_category",
-                    "price",
-                    "embedding_version",
-                    "updated_at",
-                )
-            },
-        )
+        given = {it.item_id for it in catalog if it.available is not None}
+        columns = ["title", "category_path", "top_category", "price", "embedding_version"]
+        # Two statements: an update writes availability only when the load states it, so a
+        # re-seed of the catalog never makes a withdrawn item available again by omission.
+        statements = {}
+        for states in (True, False):
+            stmt = self._db.insert(items)
+            updated_columns = [*columns, "updated_at", *(["available"] if states else [])]
+            statements[states] = stmt.on_conflict_do_update(
+                index_elements=["item_id"],
+                set_={col: stmt.excluded[col] for col in updated_columns},
+            )
         updated = 0
         with self._db.write() as conn:
-            for chunk in chunks(rows):
-                ids = [r["item_id"] for r in chunk]
-                updated += len(
-                    conn.scalars(sa.select(items.c.item_id).where(items.c.item_id.in_(ids))).all()
-                )
-                conn.execute(stmt, list(chunk))
+            for states in (True, False):
+                part = [r for r in rows if (r["item_id"] in given) is states]
+                for chunk in chunks(part):
+                    ids = [r["item_id"] for r in chunk]
+                    updated += len(
+                        conn.scalars(
+                            sa.select(items.c.item_id).where(items.c.item_id.in_(ids))
+                        ).all()
+                    )
+                    conn.execute(statements[states], list(chunk))
         log.info("catalog loaded", extra={"items": len(rows), "updated": updated})
         return CatalogLoadResult(inserted=len(rows) - updated, updated=updated)
+
+    def set_item_availability(self, item_ids: Sequence[str], available: bool) -> AvailabilityResult:
+        """Mark catalog items available or not in one transaction; unknown ids are reported,
+        not created (an item enters the catalog through ``load_catalog`` with its title)."""
+        seen: dict[str, int] = {}
+        for i, item_id in enumerate(item_ids):
+            check_id(item_id, f"item_ids[{i}]", ITEM_ID_MAX)
+            if item_id in seen:
+                raise InvalidArgument(f"item_ids[{i}] repeats item_ids[{seen[item_id]}]")
+            seen[item_id] = i
+        if not item_ids:
+            raise InvalidArgument("item_ids must not be empty")
+        now = self._clock()
+        found: set[str] = set()
+        with self._db.write() as conn:
+            for chunk in chunks(sorted(seen)):
+                ids = list(chunk)
+                found.update(
+                    conn.scalars(sa.select(items.c.item_id).where(items.c.item_id.in_(ids)))
+                )
+                conn.execute(
+                    sa.update(items)
+                    .where(items.c.item_id.in_(ids))
+                    .values(available=available, updated_at=now)
+                )
+        missing = [i for i in item_ids if i not in found]
+        log.info(
+            "item availability set",
+            extra={"items": len(found), "available": available, "missing": len(missing)},
+        )
+        return AvailabilityResult(updated=len(found), missing_item_ids=missing)
 
     def set_item_popularity(
         self, release_id: str, popularities: Sequence[tuple[str, float]]

@@ -17,7 +17,12 @@ from shared.errors import InvalidArgument
 
 @dataclass(frozen=True)
 class Item:
-    """Catalog attributes of one item plus its released DP popularity."""
+    """Catalog attributes of one item plus its released DP popularity.
+
+    ``available``: False withdraws the item from every answer (out of stock, retired). Read
+    from the store it is always a bool; in a catalog load None means available for a new
+    item and unchanged for an existing one.
+    """
 
     item_id: str
     title: str
@@ -25,6 +30,7 @@ class Item:
     price: float
     embedding_version: str = ""
     dp_popularity: float = 0.0
+    available: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,14 @@ class IngestResult:
 class CatalogLoadResult:
     inserted: int
     updated: int
+
+
+@dataclass(frozen=True)
+class AvailabilityResult:
+    """Items whose availability was written and the requested ids not in the catalog."""
+
+    updated: int
+    missing_item_ids: list[str]
 
 
 @dataclass(frozen=True)

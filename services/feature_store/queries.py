@@ -38,6 +38,7 @@ _ITEM_COLUMNS = (
     items.c.price,
     items.c.embedding_version,
     items.c.dp_popularity,
+    items.c.available,
 )
 
 
@@ -114,7 +115,8 @@ class FeatureQueries:
         )
 
     def get_popular_items(self, limit: int, exclusions: Iterable[str] = ()) -> PopularItems:
-        """The ``limit`` items with the highest DP popularity, ``exclusions`` left out.
+        """The ``limit`` available items with the highest DP popularity, ``exclusions`` left
+        out: an unavailable item never enters the popularity fallback.
 
         Ties (and the whole catalog before the first release) are ordered by item id, so the
         fallback list is deterministic.
@@ -124,6 +126,7 @@ class FeatureQueries:
         excluded = sorted(set(exclusions))
         query = (
             sa.select(*_ITEM_COLUMNS, items.c.popularity_release_id)
+            .where(items.c.available.is_(True))
             .order_by(items.c.dp_popularity.desc(), items.c.item_id)
             .limit(limit)
         )
@@ -152,4 +155,5 @@ def _item(row: sa.Row[Any]) -> Item:
         price=row.price,
         embedding_version=row.embedding_version,
         dp_popularity=row.dp_popularity,
+        available=bool(row.available),
     )

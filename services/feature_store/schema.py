@@ -77,6 +77,9 @@ items = sa.Table(
     sa.Column("dp_popularity", sa.Float, nullable=False, server_default="0", index=True),
     sa.Column("popularity_release_id", sa.String(RELEASE_ID_MAX), nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # False: out of stock or retired; no answer on any path recommends the item. Rows stay
+    # (events reference them), so retiring is this flag, never a delete.
+    sa.Column("available", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.CheckConstraint("price >= 0", name="price_non_negative"),
 )
 

@@ -73,6 +73,7 @@ def item_to_proto(item: Item) -> common_pb2.ItemFeatures:
         price=item.price,
         embedding_version=item.embedding_version,
         dp_popularity=item.dp_popularity,
+        available=True if item.available is None else item.available,
     )
 
 
@@ -236,6 +237,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
                 category_path=tuple(it.category_path),
                 price=it.price,
                 embedding_version=it.embedding_version,
+                available=it.available if it.HasField("available") else None,
             )
             for it in request.items
         ]
@@ -243,6 +245,22 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
         trace.get_current_span().set_attribute("feature_store.items_loaded", len(catalog))
         return feature_store_pb2.LoadCatalogResponse(
             inserted_count=result.inserted, updated_count=result.updated
+        )
+
+    async def SetItemAvailability(
+        self,
+        request: feature_store_pb2.SetItemAvailabilityRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> feature_store_pb2.SetItemAvailabilityResponse:
+        _limit("item_ids", len(request.item_ids), self._settings.max_item_batch)
+        result = await self._run(
+            partial(self._admin.set_item_availability, list(request.item_ids), request.available)
+        )
+        span = trace.get_current_span()
+        span.set_attribute("feature_store.items_updated", result.updated)
+        span.set_attribute("feature_store.available", request.available)
+        return feature_store_pb2.SetItemAvailabilityResponse(
+            updated_count=result.updated, missing_item_ids=result.missing_item_ids
         )
 
     async def GetPopularItems(

@@ -19,6 +19,7 @@ from services.feature_store.derived import DEFAULT_EVENT_WEIGHTS, DerivedFeature
 from services.feature_store.ingest import EventIngest
 from services.feature_store.model import (
     AggregateKind,
+    AvailabilityResult,
     CatalogLoadResult,
     Event,
     IngestResult,
@@ -116,6 +117,9 @@ class FeatureStore:
     def load_catalog(self, catalog: Sequence[Item]) -> CatalogLoadResult:
         return self.admin.load_catalog(catalog)
 
+    def set_item_availability(self, item_ids: Sequence[str], available: bool) -> AvailabilityResult:
+        return self.admin.set_item_availability(item_ids, available)
+
     def contribution_bounded_counts(
         self,
         kind: AggregateKind,
@@ -155,7 +159,14 @@ class FeatureStore:
             raise ValueError("batch_size must be at least 1")
         catalog = self.admin.load_catalog(
             [
-                Item(it.item_id, it.title, tuple(it.category_path), it.price)
+                Item(
+                    it.item_id,
+                    it.title,
+                    tuple(it.category_path),
+                    it.price,
+                    # A file withdraws items, it never re-enables one an operator withdrew.
+                    available=None if it.available else False,
+                )
                 for it in dataset.items.values()
             ]
         )

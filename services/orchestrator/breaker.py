@@ -326,6 +326,14 @@ class BreakerBackends:
             "retrieval", lambda: self._inner.retrieve(history, n, excluded_item_ids, timeout_s)
         )
 
+    async def similar_items(
+        self, item_id: str, n: int, excluded_item_ids: Sequence[str], timeout_s: float
+    ) -> RetrievalResult:
+        return await self._guarded(
+            "retrieval",
+            lambda: self._inner.similar_items(item_id, n, excluded_item_ids, timeout_s),
+        )
+
     async def score(
         self, context: ShopperContext, items: Sequence[ItemFeatures], timeout_s: float
     ) -> Scores:

@@ -173,6 +173,8 @@ def item_features_from_proto(item: common_pb2.ItemFeatures) -> ItemFeatures:
         category_path=tuple(item.category_path),
         price=item.price,
         dp_popularity=item.dp_popularity,
+        # Unset (a store older than the field) means available.
+        available=item.available if item.HasField("available") else True,
     )
 
 
@@ -186,14 +188,27 @@ def user_features_from_proto(response: feature_store_pb2.GetUserFeaturesResponse
     )
 
 
-def retrieval_from_proto(response: retrieval_pb2.RetrieveCandidatesResponse) -> RetrievalResult:
+def retrieval_from_proto(
+    response: retrieval_pb2.RetrieveCandidatesResponse | retrieval_pb2.GetSimilarItemsResponse,
+) -> RetrievalResult:
     return RetrievalResult(
         candidates=tuple(
             RetrievedItem(item_id=c.item_id, score=c.score, embedding=tuple(c.embedding))
             for c in response.candidates
         ),
         index_version=response.index_version,
-        cold_start=response.cold_start,
+        cold_start=getattr(response, "cold_start", False),
+    )
+
+
+def similar_request_to_proto(
+    item_id: str, n: int, excluded_item_ids: Sequence[str]
+) -> retrieval_pb2.GetSimilarItemsRequest:
+    return retrieval_pb2.GetSimilarItemsRequest(
+        item_id=item_id,
+        n=n,
+        excluded_item_ids=list(excluded_item_ids),
+        include_embeddings=True,
     )
 
 
@@ -397,6 +412,17 @@ class Downstreams:
             "retrieval",
             self._retrieval.RetrieveCandidates(
                 retrieve_request_to_proto(history, n, excluded_item_ids), timeout=timeout_s
+            ),
+        )
+        return retrieval_from_proto(response)
+
+    async def similar_items(
+        self, item_id: str, n: int, excluded_item_ids: Sequence[str], timeout_s: float
+    ) -> RetrievalResult:
+        response = await _call(
+            "retrieval",
+            self._retrieval.GetSimilarItems(
+                similar_request_to_proto(item_id, n, excluded_item_ids), timeout=timeout_s
             ),
         )
         return retrieval_from_proto(response)

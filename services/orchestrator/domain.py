@@ -123,13 +123,15 @@ class Pseudonyms:
 
 @dataclass(frozen=True)
 class ItemFeatures:
-    """Catalog attributes of one item and its DP popularity (0 until a release)."""
+    """Catalog attributes of one item and its DP popularity (0 until a release);
+    ``available`` False: out of stock or retired, never in an answer."""
 
     item_id: str
     title: str = ""
     category_path: tuple[str, ...] = ()
     price: float = 0.0
     dp_popularity: float = 0.0
+    available: bool = True
 
     @property
     def category(self) -> str:
@@ -297,6 +299,20 @@ class RecommendQuery:
     exclude_purchased: bool = False
     filters: ItemFilter = NO_FILTER
     shown_item_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """A validated SimilarItems request: the seed item, no shopper; ``filters`` is the same
+    predicate Recommend applies."""
+
+    item_id: str
+    k: int
+    method: RerankMethod
+    tradeoff: float
+    max_per_category: int = 0
+    excluded_item_ids: tuple[str, ...] = ()
+    filters: ItemFilter = field(default_factory=ItemFilter)
 
 
 @dataclass(frozen=True)

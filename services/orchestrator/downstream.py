@@ -69,6 +69,10 @@ class Backends(Protocol):
         self, history: Sequence[str], n: int, excluded_item_ids: Sequence[str], timeout_s: float
     ) -> RetrievalResult: ...
 
+    async def similar_items(
+        self, item_id: str, n: int, excluded_item_ids: Sequence[str], timeout_s: float
+    ) -> RetrievalResult: ...
+
     async def score(
         self, context: ShopperContext, items: Sequence[ItemFeatures], timeout_s: float
     ) -> Scores: ...

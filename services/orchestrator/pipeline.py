@@ -46,6 +46,7 @@ from services.orchestrator.domain import (
     RetrievalResult,
     ShopperContext,
     ShopperEvent,
+    SimilarQuery,
     Stage,
     StoredEvent,
     UserFeatures,
@@ -56,7 +57,7 @@ from services.orchestrator.popularity import PopularityCache
 from services.orchestrator.reasons import ShopperSignals, explain
 from services.orchestrator.switches import StageSwitches
 from shared.deadline import Budget
-from shared.errors import DeadlineExceeded, ServiceError, Unavailable
+from shared.errors import DeadlineExceeded, NotFound, ServiceError, Unavailable
 from shared.filters import ItemFilter
 from shared.selection import top_k_by_category
 
@@ -303,6 +304,8 @@ class Pipeline:
             return self._finish(request_span, outcome, f, excluded)
         popular = self._popularity.top(n, excluded, f) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
+            popular = await self._available_only(popular, budget, outcome)
+        if popular and self._popularity.release_id:
             history = await self._history(user.recent_item_ids, budget)
             context = _context(user, history)
             # No known item in the history: the candidates come from the DP popularity
@@ -358,6 +361,11 @@ class Pipeline:
             # No attributes to check the filter on: the cached DP popularity list carries
             # its own, so it answers rather than unverifiable candidates.
             request_span.add_event("filter_unverifiable", {"recsys.fallback": "popularity"})
+            return await self._popularity_answer(query, budget, outcome, excluded), history
+        if not candidates:
+            # Every candidate was withdrawn (out of stock, retired) since the index learned of
+            # it: popular available items beat an empty page.
+            request_span.add_event("no_candidates", {"recsys.fallback": "popularity"})
             return await self._popularity_answer(query, budget, outcome, excluded), history
         if f.active:
             candidates = await self._filter_candidates(
@@ -606,9 +614,39 @@ class Pipeline:
             by_id = {f.item_id: f for f in got.items}
             for cand in candidates:
                 cand.features = by_id.get(cand.item_id)
+            # Withdrawn items (out of stock, retired) leave here, before any stage spends
+            # time on them; the store's answer is live, so a withdrawal applies at once.
+            kept = [c for c in candidates if c.features is None or c.features.available]
+            span.set_attribute("recsys.unavailable", len(candidates) - len(kept))
+            candidates[:] = kept
             missing = set(got.missing_item_ids)
             span.set_attribute("recsys.missing", len(wanted & missing))
             return True, [by_id[i] for i in recent if i in by_id]
+
+    async def _available_only(
+        self, items: Sequence[ItemFeatures], budget: Budget, outcome: Outcome
+    ) -> list[ItemFeatures]:
+        """``items`` (from the popularity cache, which can be minutes old) with their live
+        features, unavailable ones left out, in the same order. When the store cannot say,
+        the cached availability stands and the store is flagged."""
+        if not items:
+            return []
+        ids = [f.item_id for f in items]
+        with self._tracer.start_as_current_span("orchestrator.availability") as span:
+            span.set_attribute("recsys.requested", len(ids))
+            try:
+                got = await self._timed(
+                    budget, SHARE_ITEM_FEATURES, lambda t: self._b.item_features(ids, t)
+                )
+            except ServiceError as exc:
+                self._degrade(outcome, Stage.FEATURE_STORE, _reason(exc), "cached_availability")
+                return [f for f in items if f.available]
+            live = {f.item_id: f.available for f in got.items}
+            # The cached copy keeps its DP popularity (the release the list came from); the
+            # live answer decides availability, and an id the store does not know is out.
+            kept = [f for f in items if live.get(f.item_id, False)]
+            span.set_attribute("recsys.unavailable", len(items) - len(kept))
+            return kept
 
     async def _rank(
         self,
@@ -734,8 +772,14 @@ class Pipeline:
         with self._tracer.start_as_current_span("orchestrator.popularity") as span:
             span.set_attribute("recsys.cached_items", len(self._popularity.items))
             f = query.filters
-            items = self._popularity.top(query.k, excluded, f)
             release = self._popularity.release_id
+            if Stage.FEATURE_STORE in down:
+                items = self._popularity.top(query.k, excluded, f)
+            else:
+                # The cache can be minutes old and a withdrawal must apply at once: check the
+                # head of the list live, with room for what the check takes out.
+                head = self._popularity.top(2 * query.k, excluded, f)
+                items = (await self._available_only(head, budget, outcome))[: query.k]
             # The store filters nothing but ids, so a filter reading attributes asks it for more.
             limit = query.k * self._overfetch if f.needs_attributes else query.k
             if not items and Stage.FEATURE_STORE not in down:
@@ -785,10 +829,93 @@ class Pipeline:
             span.set_attribute("recsys.candidate_source", "catalog_order")
             self._degrade(outcome, Stage.POPULARITY, Reason.NO_DP_RELEASE, "catalog_order")
             outcome.versions["retrieval_index"] = found.index_version
-            outcome.items = catalog_order(
-                [Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates]
-            )[: query.k]
+            listed = [
+                Candidate(item_id=c.item_id, stages=[Stage.RETRIEVAL]) for c in found.candidates
+            ]
+            if Stage.FEATURE_STORE not in outcome.degraded_stages:
+                await self._attach_item_features(listed, [], budget, outcome)
+            outcome.items = catalog_order(listed)[: query.k]
             return AnswerPath.CATALOG_ORDER
+
+    # ---- SimilarItems --------------------------------------------------------------------
+
+    async def similar(self, query: SimilarQuery, budget: Budget) -> Outcome:
+        """Items near one item's embedding, withdrawn ones out, diversified by the reranker.
+
+        No shopper is involved, so neither the gateway nor user features are asked, and the
+        ranker (a cross-encoder of a shopper's context against an item) does not run:
+        relevance is the embedding similarity. The seed item is never returned.
+        """
+        outcome = Outcome()
+        request_span = trace.get_current_span()
+        request_span.set_attribute("recsys.k", query.k)
+        switches = self._switches()
+        if query.method is RerankMethod.UNSPECIFIED:
+            query = dataclasses.replace(query, method=switches.default_reranker_method)
+        f = query.filters
+        excluded = [
+            i
+            for i in dict.fromkeys([*query.excluded_item_ids, *sorted(f.excluded_item_ids)])
+            if i != query.item_id
+        ]
+        # As in Recommend: a category or price filter is checked on the item features, so
+        # retrieval is asked for more neighbours.
+        n = switches.candidate_count
+        n_fetch = min(self._retrieval_max_n, n * self._overfetch) if f.needs_attributes else n
+        with self._tracer.start_as_current_span("orchestrator.retrieval") as span:
+            span.set_attribute("recsys.excluded_items", len(excluded))
+            try:
+                found = await self._timed(
+                    budget,
+                    SHARE_RETRIEVAL,
+                    lambda t: self._b.similar_items(query.item_id, n_fetch, excluded, t),
+                )
+            except DownstreamError as exc:
+                if exc.reason is Reason.NOT_FOUND:
+                    raise NotFound("no such item in the catalog's embedding index") from None
+                if exc.invalid_argument:
+                    raise
+                # Without the index there is no notion of "near": an honest error, not an
+                # unrelated list (the popularity list is what Recommend falls back to).
+                self._degrade(outcome, Stage.RETRIEVAL, exc.reason, "none")
+                raise Unavailable("similar items need the retrieval index, which is down") from None
+            except ServiceError as exc:
+                self._degrade(outcome, Stage.RETRIEVAL, _reason(exc), "none")
+                raise Unavailable("similar items need the retrieval index, which is down") from None
+            span.set_attribute("recsys.candidates", len(found.candidates))
+            span.set_attribute("recsys.index_version", found.index_version)
+            outcome.versions["retrieval_index"] = found.index_version
+        candidates = [
+            Candidate(
+                item_id=c.item_id,
+                retrieval_score=c.score,
+                relevance=c.score,
+                embedding=c.embedding,
+                stages=[Stage.RETRIEVAL],
+            )
+            for c in found.candidates
+            if c.item_id != query.item_id
+        ]
+        have_features, _ = await self._attach_item_features(candidates, [], budget, outcome)
+        if f.needs_attributes and not have_features:
+            # Nothing to check the filter on: an empty, short answer, never unchecked items.
+            request_span.add_event("filter_unverifiable", {"recsys.fallback": "none"})
+            candidates = []
+        elif f.active:
+            kept = [c for c in candidates if passes(f, c)]
+            outcome.filtered_out += len(candidates) - len(kept)
+            candidates = kept[:n]
+        if not candidates:
+            return self._finish(request_span, outcome, f, excluded)
+        recommend = RecommendQuery(
+            user_ref="",
+            k=query.k,
+            method=query.method,
+            tradeoff=query.tradeoff,
+            max_per_category=query.max_per_category,
+        )
+        outcome.items = await self._rerank(recommend, candidates, budget, outcome)
+        return self._finish(request_span, outcome, f, excluded)
 
     # ---- LogEvents -----------------------------------------------------------------------
 

@@ -104,9 +104,12 @@ class PopularityCache:
             # On the caller's span (the request serving this list).
             trace.get_current_span().set_attribute("recsys.popularity_release_age_s", age)
         skip = set(excluded)
+        # The cache may predate a withdrawal; the pipeline re-checks availability live, and
+        # this keeps what the last refresh already knew out even when the store is down.
         return [
             item
             for item in self.items
             if item.item_id not in skip
+            and item.available
             and item_filter.accepts(item.item_id, item.category_path, item.price)
         ][:k]

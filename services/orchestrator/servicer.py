@@ -27,6 +27,7 @@ from services.orchestrator.domain import (
     RecommendQuery,
     RerankMethod,
     ShopperEvent,
+    SimilarQuery,
     Stage,
 )
 from services.orchestrator.paging import InvalidPageToken, Page, PageTokens, request_binding
@@ -118,24 +119,59 @@ def validate_recommend(
     # to another service, stored or logged (see RecommendRequest.context).
     if len(request.context) > settings.max_context_fields:
         raise InvalidArgument(f"context must hold at most {settings.max_context_fields} fields")
+    method, tradeoff, cap = _diversity(request, settings)
+    return RecommendQuery(
+        user_ref=request.user_ref,
+        k=request.k,
+        method=method,
+        tradeoff=tradeoff,
+        max_per_category=cap,
+        excluded_item_ids=tuple(request.excluded_item_ids),
+        exclude_purchased=request.exclude_purchased,
+        filters=item_filter,
+    )
+
+
+def _diversity(
+    request: orchestrator_pb2.RecommendRequest | orchestrator_pb2.SimilarItemsRequest,
+    settings: OrchestratorSettings,
+) -> tuple[RerankMethod, float, int]:
+    """(method, trade-off, per-category cap) of a request's diversity settings."""
     diversity = request.diversity
-    has_diversity = request.HasField("diversity")
-    tradeoff = diversity.tradeoff if has_diversity else settings.default_tradeoff
+    tradeoff = diversity.tradeoff if request.HasField("diversity") else settings.default_tradeoff
     if not 0.0 <= tradeoff <= 1.0:  # also rejects NaN
         raise InvalidArgument("diversity.tradeoff must be in [0, 1]")
     if diversity.max_per_category < 0:
         raise InvalidArgument("diversity.max_per_category must not be negative")
     if diversity.method not in common_pb2.RerankMethod.values():
         raise InvalidArgument("diversity.method is not a known RerankMethod")
-    return RecommendQuery(
-        user_ref=request.user_ref,
+    method = RerankMethod(common_pb2.RerankMethod.Name(diversity.method))
+    return method, tradeoff, diversity.max_per_category
+
+
+def validate_similar(
+    request: orchestrator_pb2.SimilarItemsRequest, settings: OrchestratorSettings
+) -> SimilarQuery:
+    """The request as a SimilarQuery, or InvalidArgument naming the bad field."""
+    if not request.item_id or len(request.item_id) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"item_id must have 1..{MAX_ID_LENGTH} characters")
+    if not 1 <= request.k <= settings.max_k:
+        raise InvalidArgument(f"k must be in [1, {settings.max_k}]")
+    if len(request.excluded_item_ids) > settings.max_exclusions:
+        raise InvalidArgument(f"excluded_item_ids must hold at most {settings.max_exclusions} ids")
+    if len(request.filters.excluded_item_ids) > settings.max_exclusions:
+        raise InvalidArgument(
+            f"filters.excluded_item_ids must hold at most {settings.max_exclusions} ids"
+        )
+    method, tradeoff, cap = _diversity(request, settings)
+    return SimilarQuery(
+        item_id=request.item_id,
         k=request.k,
-        method=RerankMethod(common_pb2.RerankMethod.Name(diversity.method)),
+        method=method,
         tradeoff=tradeoff,
-        max_per_category=diversity.max_per_category,
+        max_per_category=cap,
         excluded_item_ids=tuple(request.excluded_item_ids),
-        exclude_purchased=request.exclude_purchased,
-        filters=item_filter,
+        filters=filter_from_proto(request.filters),
     )
 
 
@@ -222,6 +258,22 @@ def build_response(
             common_pb2.ExperimentAssignment(experiment=e, variant=v) for e, v in outcome.assignments
         ],
     )
+    _fill(response, outcome)
+    return response
+
+
+def build_similar_response(
+    outcome: Outcome, trace_id: str
+) -> orchestrator_pb2.SimilarItemsResponse:
+    response = orchestrator_pb2.SimilarItemsResponse(versions=outcome.versions, trace_id=trace_id)
+    _fill(response, outcome)
+    return response
+
+
+def _fill(
+    response: orchestrator_pb2.RecommendResponse | orchestrator_pb2.SimilarItemsResponse,
+    outcome: Outcome,
+) -> None:
     for cand in outcome.items:
         features = cand.features
         response.items.append(
@@ -241,7 +293,6 @@ def build_response(
         response.degraded_stages.append(
             orchestrator_pb2.DegradedStage(stage=stage_to_proto(d.stage), reason=d.reason.value)
         )
-    return response
 
 
 class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer):
@@ -302,6 +353,31 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
             self._in_flight -= 1
             metrics.requests.add(1, {"rpc": "Recommend", "outcome": outcome_label})
             metrics.latency.record(self._clock() - started, {"rpc": "Recommend"})
+
+    async def SimilarItems(
+        self, request: orchestrator_pb2.SimilarItemsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.SimilarItemsResponse:
+        metrics = self._pipeline.metrics
+        if self._in_flight >= self._settings.max_in_flight:
+            metrics.shed.add(1, {"rpc": "SimilarItems"})
+            raise ResourceExhausted("too many requests in flight; retry with backoff")
+        started = self._clock()
+        outcome_label = "ok"
+        self._in_flight += 1
+        try:
+            query = validate_similar(request, self._settings)
+            budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
+            outcome = await _within(budget, self._pipeline.similar(query, budget))
+            if outcome.degraded:
+                outcome_label = "degraded"
+            return build_similar_response(outcome, current_trace_id())
+        except ServiceError as exc:
+            outcome_label = exc.code.name.lower()
+            raise
+        finally:
+            self._in_flight -= 1
+            metrics.requests.add(1, {"rpc": "SimilarItems", "outcome": outcome_label})
+            metrics.latency.record(self._clock() - started, {"rpc": "SimilarItems"})
 
     def _read_page(self, token: str, binding: str) -> Page:
         if not token:

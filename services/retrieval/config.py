@@ -35,6 +35,12 @@ class RetrievalSettings(ServiceSettings):
     max_request_ids: int = Field(
         1000, ge=1, description="Most item ids one request may carry in a list."
     )
+    max_live_items: int = Field(
+        50_000,
+        ge=0,
+        description="Most items UpsertItems may add beyond the trained version; each change "
+        "rebuilds their exact index, so retrain (which folds them in) well before this.",
+    )
     reload_interval_s: float = Field(
         0.0, ge=0, description="Poll LATEST this often and hot-swap when it changes; 0 = off."
     )

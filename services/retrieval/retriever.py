@@ -8,15 +8,17 @@ in-flight requests finish on the old index and none sees a half-built one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from services.retrieval.index import CandidateIndex, HnswParams, build_index
+from services.retrieval.live import EMPTY_LAYER, LiveCatalog, LiveLayer
 from shared.artefacts.retrieval import (
     ColdStartError,
     RetrievalArtefact,
@@ -31,17 +33,64 @@ class NotLoaded(RuntimeError):
     """No index version has been loaded yet."""
 
 
+class UnknownItem(LookupError):
+    """The index does not hold the item, or it was withdrawn."""
+
+
 @dataclass(frozen=True)
 class ServedIndex:
-    """One loaded version, never mutated after construction."""
+    """One loaded version plus the live catalog's snapshot over it, never mutated after
+    construction: a catalog change builds a new ServedIndex with a new ``live`` layer."""
 
     version: str
     artefact: RetrievalArtefact
     index: CandidateIndex
+    live: LiveLayer = field(default=EMPTY_LAYER)
 
     @property
     def kind(self) -> str:
         return self.index.kind
+
+    @property
+    def size(self) -> int:
+        """Items the version or the live catalog holds, withdrawn ones included."""
+        return self.index.size + len(self.live.item_ids)
+
+    def vector(self, item_id: str, *, withdrawn: bool = False) -> np.ndarray | None:
+        """The item's vector; None for an item neither held nor added, or withdrawn (unless
+        ``withdrawn``: a withdrawn item still describes itself, e.g. as a similarity seed)."""
+        if item_id in self.live.removed and not withdrawn:
+            return None
+        row = self.artefact.row(item_id)
+        if row is not None:
+            return self.artefact.item_vectors[row]
+        return self.live.vectors.get(item_id)
+
+    def user_vector(self, history: Sequence[str]) -> np.ndarray:
+        """The user tower over trained and added items; withdrawn items still describe the
+        shopper's taste, so they count here (they are only never returned)."""
+        return self.artefact.user_vector(history, self.live.vectors)
+
+    def search(
+        self, vector: np.ndarray, n: int, exclude: Collection[str] = ()
+    ) -> list[tuple[str, float]]:
+        """Best ``n`` of the version's index and the added items together, never an excluded
+        or withdrawn one."""
+        skip = set(exclude) | self.live.removed
+        found = self.index.search(vector, n, skip)
+        if self.live.index is not None:
+            found += self.live.search(vector, n, skip)
+            found.sort(key=lambda pair: (-pair[1], pair[0]))
+        return found[:n]
+
+
+def with_live(
+    served: ServedIndex, catalog: LiveCatalog, *, incremental: bool = False
+) -> ServedIndex:
+    """``served`` with ``catalog``'s snapshot projected with its version's title tower;
+    ``incremental``: reuse ``served``'s own live vectors for unchanged items (same version)."""
+    previous = served.live if incremental else None
+    return dataclasses.replace(served, live=catalog.layer_for(served.artefact, previous))
 
 
 @dataclass(frozen=True)
@@ -72,11 +121,7 @@ def _with_embeddings(
 ) -> list[tuple[str, float, np.ndarray | None]]:
     out: list[tuple[str, float, np.ndarray | None]] = []
     for item, score in scored:
-        vec = None
-        if include:
-            row = served.artefact.row(item)
-            vec = served.artefact.item_vectors[row] if row is not None else None
-        out.append((item, score, vec))
+        out.append((item, score, served.vector(item) if include else None))
     return out
 
 
@@ -91,13 +136,13 @@ def retrieve_for_history(
     answer: the catalog in item-id order, every score 0. The artefact's training counts are
     raw (never noised), so they neither choose, order nor score these items; the orchestrator
     replaces this list by the DP popularity release when one exists."""
-    excluded = set(exclude)
+    excluded = set(exclude) | served.live.removed
     try:
-        vector = served.artefact.user_vector(history)
+        vector = served.user_vector(history)
     except ColdStartError:
         scored = [(item, 0.0) for item in served.artefact.catalog_items(n, excluded)]
         return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, True)
-    scored = served.index.search(vector, n, excluded)
+    scored = served.search(vector, n, excluded)
     return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
 
 
@@ -109,7 +154,25 @@ def retrieve_for_vector(
     include_embeddings: bool = False,
 ) -> Retrieval:
     """Candidates nearest to a ready user vector in the index's embedding space."""
-    scored = served.index.search(vector, n, set(exclude))
+    scored = served.search(vector, n, set(exclude))
+    return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
+
+
+def retrieve_similar(
+    served: ServedIndex,
+    item_id: str,
+    n: int,
+    exclude: Collection[str] = (),
+    include_embeddings: bool = False,
+) -> Retrieval:
+    """The ``n`` items nearest to ``item_id``'s own vector (inner product of unit vectors,
+    i.e. cosine), the item itself and withdrawn items left out. A withdrawn seed still has
+    neighbours (the product page of an item out of stock shows what is in stock); raises
+    UnknownItem for an item the index never held."""
+    vector = served.vector(item_id, withdrawn=True)
+    if vector is None:
+        raise UnknownItem(item_id)
+    scored = served.search(vector, n, {*exclude, item_id})
     return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
 
 

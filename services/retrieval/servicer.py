@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,14 +16,18 @@ import numpy as np
 from opentelemetry import trace
 
 from services.retrieval.config import RetrievalSettings
+from services.retrieval.live import LiveCatalog, LiveCatalogError
 from services.retrieval.retriever import (
     NotLoaded,
     Retrieval,
     Retriever,
     ServedIndex,
+    UnknownItem,
     load_served,
     retrieve_for_history,
     retrieve_for_vector,
+    retrieve_similar,
+    with_live,
 )
 from shared.artefacts.retrieval import LATEST, ArtefactError, ArtefactNotFound, InvalidVersionName
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -44,7 +50,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._executor = executor
         self._on_ready = on_ready
         self._retriever = Retriever()
-        # One load at a time: two concurrent swaps would race to the final reference.
+        # Items added and withdrawn since training, re-applied to every version loaded.
+        self._live = LiveCatalog()
+        # One load or catalog change at a time: two concurrent swaps would race to the
+        # final reference, and a change must not be lost to a version swap.
         self._load_lock = asyncio.Lock()
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -78,6 +87,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 raise FailedPrecondition(
                     f"index version {version or LATEST!r} is not a valid artefact"
                 ) from exc
+            try:
+                served = await self._run(with_live, served, self._live)
+            except LiveCatalogError as exc:
+                # A version without a title tower cannot serve the added items: keep the
+                # served version rather than drop them.
+                raise FailedPrecondition(str(exc)) from exc
             previous = self._retriever.swap(served)
         if self._on_ready is not None:
             await self._on_ready(True)
@@ -183,14 +198,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         served = self._served()
         response = retrieval_pb2.GetItemEmbeddingsResponse(index_version=served.version)
         for item in request.item_ids:
-            row = served.artefact.row(item)
-            if row is None:
+            vector = served.vector(item)
+            if vector is None:
                 response.missing_item_ids.append(item)
             else:
                 response.embeddings.append(
-                    retrieval_pb2.ItemEmbedding(
-                        item_id=item, values=served.artefact.item_vectors[row].tolist()
-                    )
+                    retrieval_pb2.ItemEmbedding(item_id=item, values=vector.tolist())
                 )
         return response
 
@@ -203,8 +216,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return retrieval_pb2.GetIndexInfoResponse(
             index_version=served.version,
             index_type=served.kind,
-            item_count=served.index.size,
+            item_count=served.size,
             dimension=served.index.dimension,
+            live_item_count=len(served.live.item_ids),
+            removed_item_count=len(served.live.removed),
         )
 
     async def LoadIndexVersion(
@@ -215,4 +230,100 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         previous, current = await self.load(request.index_version)
         return retrieval_pb2.LoadIndexVersionResponse(
             previous_version=previous, index_version=current
+        )
+
+    async def GetSimilarItems(
+        self,
+        request: retrieval_pb2.GetSimilarItemsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.GetSimilarItemsResponse:
+        if not request.item_id:
+            raise InvalidArgument("item_id is required")
+        self._check_n(request.n)
+        self._check_ids("excluded_item_ids", request.excluded_item_ids)
+        served = self._served()
+        try:
+            result = await self._run(
+                retrieve_similar,
+                served,
+                request.item_id,
+                request.n,
+                list(request.excluded_item_ids),
+                request.include_embeddings,
+            )
+        except UnknownItem:
+            raise NotFound("the retrieval index holds no such item") from None
+        span = trace.get_current_span()
+        span.set_attribute("recsys.retrieval.n", request.n)
+        span.set_attribute("recsys.retrieval.candidates", len(result.items))
+        span.set_attribute("recsys.index_version", result.version)
+        return retrieval_pb2.GetSimilarItemsResponse(
+            candidates=[
+                retrieval_pb2.Candidate(
+                    item_id=item, score=score, embedding=vec.tolist() if vec is not None else []
+                )
+                for item, score, vec in result.items
+            ],
+            index_version=result.version,
+        )
+
+    async def UpsertItems(
+        self,
+        request: retrieval_pb2.UpsertItemsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.UpsertItemsResponse:
+        if not request.items:
+            raise InvalidArgument("items must not be empty")
+        self._check_ids("items", request.items)
+        items = [(it.item_id, list(it.title_embedding)) for it in request.items]
+        async with self._load_lock:
+            served = self._served()
+            catalog = LiveCatalog(dict(self._live.titles), set(self._live.removed))
+            try:
+                added, updated, restored = catalog.upsert(served.artefact, items)
+            except LiveCatalogError as exc:
+                raise InvalidArgument(str(exc)) from None
+            new = sum(1 for i in catalog.titles if served.artefact.row(i) is None)
+            if new > self._settings.max_live_items:
+                raise FailedPrecondition(
+                    f"{new} added items would exceed max_live_items "
+                    f"({self._settings.max_live_items}): retrain to fold them in"
+                )
+            swapped = await self._run(partial(with_live, served, catalog, incremental=True))
+            self._live = catalog
+            self._retriever.swap(swapped)
+        span = trace.get_current_span()
+        span.set_attribute("recsys.retrieval.added", added)
+        span.set_attribute("recsys.retrieval.live_items", len(swapped.live.item_ids))
+        return retrieval_pb2.UpsertItemsResponse(
+            added_count=added,
+            updated_count=updated,
+            restored_count=restored,
+            index_version=swapped.version,
+        )
+
+    async def RemoveItems(
+        self,
+        request: retrieval_pb2.RemoveItemsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> retrieval_pb2.RemoveItemsResponse:
+        if not request.item_ids:
+            raise InvalidArgument("item_ids must not be empty")
+        self._check_ids("item_ids", request.item_ids)
+        async with self._load_lock:
+            served = self._served()
+            catalog = LiveCatalog(dict(self._live.titles), set(self._live.removed))
+            try:
+                removed = catalog.remove(served.artefact, list(request.item_ids))
+            except LiveCatalogError as exc:
+                raise InvalidArgument(str(exc)) from None
+            # The added items' vectors and index are unchanged: only the withdrawn set moves.
+            swapped = dataclasses.replace(
+                served, live=dataclasses.replace(served.live, removed=frozenset(catalog.removed))
+            )
+            self._live = catalog
+            self._retriever.swap(swapped)
+        trace.get_current_span().set_attribute("recsys.retrieval.removed", removed)
+        return retrieval_pb2.RemoveItemsResponse(
+            removed_count=removed, index_version=swapped.version
         )

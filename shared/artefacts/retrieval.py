@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,23 +89,32 @@ class RetrievalArtefact:
     def known(self, item_ids: Sequence[str]) -> list[str]:
         return [i for i in item_ids if i in self._row]
 
-    def user_vector(self, history_item_ids: Sequence[str]) -> np.ndarray:
+    def user_vector(
+        self,
+        history_item_ids: Sequence[str],
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Unit user vector from a history, most recent first; unknown items are skipped.
 
-        Raises ColdStartError when no item of the history is known.
+        ``extra``: vectors of items added after training (the retrieval service's live
+        catalog), used for ids this artefact does not hold. Raises ColdStartError when no
+        item of the history is known.
         """
-        rows: list[int] = []
+        vectors: list[np.ndarray] = []
+        last: str | None = None
         for item in history_item_ids:
             r = self._row.get(item)
+            vec = self.item_vectors[r] if r is not None else (extra or {}).get(item)
             # Consecutive repeats (view, cart, purchase of one item) count once, as in training.
-            if r is not None and (not rows or rows[-1] != r):
-                rows.append(r)
-            if len(rows) == self.max_history:
+            if vec is not None and item != last:
+                vectors.append(vec)
+                last = item
+            if len(vectors) == self.max_history:
                 break
-        if not rows:
+        if not vectors:
             raise ColdStartError("no item of the history is in the index")
-        weights = self.recency_decay ** np.arange(len(rows), dtype=np.float32)
-        pooled = weights @ self.item_vectors[rows] / weights.sum()
+        weights = self.recency_decay ** np.arange(len(vectors), dtype=np.float32)
+        pooled = weights @ np.stack(vectors) / weights.sum()
         return normalise(self.user_weight @ pooled + self.user_bias)
 
     def catalog_items(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:

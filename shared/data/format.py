@@ -321,18 +321,8 @@ def load_folder(
         raise DataFormatError(f"{root}: not a folder with an items and an events file")
     report = LoadReport()
     items_path, events_path = find_file(root, "items"), find_file(root, "events")
-
-    items, icols = _check_table(items_path, ItemRow)
+    items, icols = _checked_items(items_path, skip_bad_rows, report)
     ids = icols["item_id"]
-    candidates = ids.where(items.good)
-    repeated = candidates.notna() & candidates.duplicated(keep="first")
-    firsts = ids[items.good & ~repeated]
-    first_line = {v: items.line(p) for p, v in zip(firsts.index, firsts, strict=True)}
-    items.flag(
-        repeated,
-        lambda p: f'item_id "{ids.iloc[p]}" is repeated (first on line {first_line[ids.iloc[p]]})',
-    )
-    _fail_or_count(items, skip_bad_rows, report)
 
     events, ecols = _check_table(events_path, EventRow)
     known = set(ids[items.good])
@@ -350,6 +340,31 @@ def load_folder(
         notes={"source": str(root), "load": report.summary()},
     )
     return dataset, report
+
+
+def _checked_items(
+    path: Path, skip_bad_rows: bool, report: LoadReport
+) -> tuple[_Table, dict[str, Any]]:
+    """An items file checked row by row, a repeated item id being a bad row."""
+    items, icols = _check_table(path, ItemRow)
+    ids = icols["item_id"]
+    candidates = ids.where(items.good)
+    repeated = candidates.notna() & candidates.duplicated(keep="first")
+    firsts = ids[items.good & ~repeated]
+    first_line = {v: items.line(p) for p, v in zip(firsts.index, firsts, strict=True)}
+    items.flag(
+        repeated,
+        lambda p: f'item_id "{ids.iloc[p]}" is repeated (first on line {first_line[ids.iloc[p]]})',
+    )
+    _fail_or_count(items, skip_bad_rows, report)
+    return items, icols
+
+
+def load_items(path: Path | str) -> dict[str, CatalogItem]:
+    """One items file of the format on its own (a catalog change: new products, new titles),
+    checked as ``load_folder`` checks it; raises DataFormatError on the first bad row."""
+    table, cols = _checked_items(Path(path), False, LoadReport())
+    return _catalog(table, cols)
 
 
 def _catalog(table: _Table, cols: dict[str, Any]) -> dict[str, CatalogItem]:

@@ -611,3 +611,41 @@ async def test_acknowledged_events_survive_a_killed_process(tmp_path: Path) -> N
     assert stored == 20
     assert features.event_count == 20
     assert features.recent_item_ids == ["SKU1", "SKU0", "SKU2"]
+
+
+async def test_item_availability_over_grpc(
+    stub: feature_store_pb2_grpc.FeatureStoreServiceStub,
+) -> None:
+    ids = [it.item_id for it in _catalog()]
+    done = await stub.SetItemAvailability(
+        feature_store_pb2.SetItemAvailabilityRequest(item_ids=[ids[0], "nope"], available=False)
+    )
+    assert (done.updated_count, list(done.missing_item_ids)) == (1, ["nope"])
+    got = await stub.GetItemFeatures(feature_store_pb2.GetItemFeaturesRequest(item_ids=ids[:2]))
+    assert [(f.item_id, f.HasField("available"), f.available) for f in got.items] == [
+        (ids[0], True, False),
+        (ids[1], True, True),
+    ]
+    popular = await stub.GetPopularItems(feature_store_pb2.GetPopularItemsRequest(limit=100))
+    assert ids[0] not in {f.item_id for f in popular.items}
+    # A load that states availability writes it; one that does not keeps it.
+    item = _catalog()[0]
+    item.title = "renamed"
+    await stub.LoadCatalog(feature_store_pb2.LoadCatalogRequest(items=[item]))
+    again = await stub.GetItemFeatures(feature_store_pb2.GetItemFeaturesRequest(item_ids=ids[:1]))
+    assert (again.items[0].title, again.items[0].available) == ("renamed", False)
+    item.available = True
+    await stub.LoadCatalog(feature_store_pb2.LoadCatalogRequest(items=[item]))
+    back = await stub.GetItemFeatures(feature_store_pb2.GetItemFeaturesRequest(item_ids=ids[:1]))
+    assert back.items[0].available
+
+    assert await _code(
+        stub.SetItemAvailability(feature_store_pb2.SetItemAvailabilityRequest(item_ids=[]))
+    ) == (grpc.StatusCode.INVALID_ARGUMENT, "item_ids must not be empty")
+    code, message = await _code(
+        stub.SetItemAvailability(
+            feature_store_pb2.SetItemAvailabilityRequest(item_ids=[f"x{i}" for i in range(501)])
+        )
+    )
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "at most 500" in message

@@ -119,7 +119,7 @@ def test_load_catalog_upserts_and_counts(store: FeatureStore) -> None:
     assert (result.inserted, result.updated) == (1, 1)
     got = store.get_item_features(["I001", "NEW"]).items
     # dp_popularity is only ever set by a privacy release, never by a catalog load.
-    assert got[0] == Item("I001", "renamed", ("toys", "new"), 9.5, "emb-2", 0.0)
+    assert got[0] == Item("I001", "renamed", ("toys", "new"), 9.5, "emb-2", 0.0, available=True)
     assert got[1].category_path == ("home",)
 
 
@@ -151,7 +151,9 @@ def test_item_features_keep_request_order_and_report_missing(store: FeatureStore
     lookup = store.get_item_features(["I005", "nope", "I001", "I005", "gone"])
     assert [it.item_id for it in lookup.items] == ["I005", "I001", "I005"]
     assert lookup.missing_item_ids == ["nope", "gone"]
-    assert lookup.items[0] == Item("I005", "item number 5", ("grocery", "sub1"), 6.0, "emb-1", 0.0)
+    assert lookup.items[0] == Item(
+        "I005", "item number 5", ("grocery", "sub1"), 6.0, "emb-1", 0.0, available=True
+    )
     assert store.get_item_features([]).items == []
     with pytest.raises(InvalidArgument, match=r"item_ids\[1\] is empty"):
         store.get_item_features(["I000", ""])

@@ -74,7 +74,7 @@ def test_migration_0002_keeps_the_events_logged_before_it(db_url: str) -> None:
     store = FeatureStore(engine)
     store.database.migrate()
     with engine.connect() as conn:
-        assert db.current_revision(conn) == db.head_revision() == "0002_attribution"
+        assert db.current_revision(conn) == db.head_revision() == "0003_item_availability"
         old = conn.execute(
             sa.text("SELECT recommendation_id, position FROM events WHERE event_id = 'old'")
         ).one()

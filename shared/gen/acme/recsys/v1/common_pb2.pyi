@@ -78,20 +78,22 @@ class ExperimentAssignment(_message.Message):
     def __init__(self, experiment: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class ItemFeatures(_message.Message):
-    __slots__ = ("item_id", "title", "category_path", "price", "embedding_version", "dp_popularity")
+    __slots__ = ("item_id", "title", "category_path", "price", "embedding_version", "dp_popularity", "available")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_VERSION_FIELD_NUMBER: _ClassVar[int]
     DP_POPULARITY_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     title: str
     category_path: _containers.RepeatedScalarFieldContainer[str]
     price: float
     embedding_version: str
     dp_popularity: float
-    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., embedding_version: _Optional[str] = ..., dp_popularity: _Optional[float] = ...) -> None: ...
+    available: bool
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., embedding_version: _Optional[str] = ..., dp_popularity: _Optional[float] = ..., available: _Optional[bool] = ...) -> None: ...
 
 class CategoryAffinity(_message.Message):
     __slots__ = ("category", "score")

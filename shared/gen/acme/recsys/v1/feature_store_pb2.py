@@ -26,15 +26,15 @@ from shared.gen.acme.recsys.v1 import common_pb2 as acme_dot_recsys_dot_v1_dot_c
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"acme/recsys/v1/feature_store.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x16GetUserFeaturesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x18\n\x10max_recent_items\x18\x02 \x01(\x05\"]\n\x17GetUserFeaturesResponse\x12.\n\x08\x66\x65\x61tures\x18\x01 \x01(\x0b\x32\x1c.acme.recsys.v1.UserFeatures\x12\x12\n\nknown_user\x18\x02 \x01(\x08\"*\n\x16GetItemFeaturesRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"`\n\x17GetItemFeaturesResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\"<\n\x13IngestEventsRequest\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.acme.recsys.v1.Event\"G\n\x14IngestEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"A\n\x12LoadCatalogRequest\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\"D\n\x13LoadCatalogResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\"B\n\x16GetPopularItemsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x02 \x03(\t\"\x8c\x01\n\x17GetPopularItemsResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\x12\x12\n\nrelease_id\x18\x02 \x01(\t\x12\x30\n\x0crelease_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n#GetContributionBoundedCountsRequest\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\"\n\x1amax_contributions_per_user\x18\x02 \x01(\x05\x12\x31\n\x0c\x65vent_window\x18\x03 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"k\n\x0b\x45ventWindow\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"&\n\x08KeyCount\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\"P\n$GetContributionBoundedCountsResponse\x12(\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\"^\n\x18SetItemPopularityRequest\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12.\n\x0cpopularities\x18\x02 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\"2\n\x19SetItemPopularityResponse\x12\x15\n\rupdated_count\x18\x01 \x01(\x05\"\xb7\x01\n\nServedList\x12\x19\n\x11recommendation_id\x18\x01 \x01(\t\x12/\n\x0bserved_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x12\n\nitem_count\x18\x04 \x01(\x05\x12\x39\n\x0b\x61ssignments\x18\x05 \x03(\x0b\x32$.acme.recsys.v1.ExperimentAssignment\"L\n\x18RecordServedListsRequest\x12\x30\n\x0cserved_lists\x18\x01 \x03(\x0b\x32\x1a.acme.recsys.v1.ServedList\"L\n\x19RecordServedListsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"L\n\x0cRateEstimate\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0c\n\x04rate\x18\x02 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x03 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x04 \x01(\x01\"\xd6\x01\n\tMetricRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12,\n\x06\x63licks\x18\x03 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12\x32\n\x0c\x61\x64\x64_to_carts\x18\x04 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12/\n\tpurchases\x18\x05 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12\x14\n\x0cserved_lists\x18\x06 \x01(\x03\"F\n\x17GetOnlineMetricsRequest\x12+\n\x06window\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"\xf0\x01\n\x18GetOnlineMetricsResponse\x12.\n\x0b\x62y_position\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12,\n\tby_method\x18\x02 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12-\n\nby_variant\x18\x03 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12(\n\x05total\x18\x04 \x01(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12\x1d\n\x15unmatched_event_count\x18\x05 \x01(\x03\"v\n\x1aGetExperimentReportRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12+\n\x06window\x18\x02 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\x12\x17\n\x0f\x63ontrol_variant\x18\x03 \x01(\t\"E\n\x0eRateDifference\x12\x12\n\ndifference\x18\x01 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x02 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x03 \x01(\x01\"\xf2\x01\n\rVariantReport\x12*\n\x07metrics\x18\x01 \x01(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12\x38\n\x10\x63lick_difference\x18\x02 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\x12>\n\x16\x61\x64\x64_to_cart_difference\x18\x03 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\x12;\n\x13purchase_difference\x18\x04 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\"{\n\x1bGetExperimentReportResponse\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontrol_variant\x18\x02 \x01(\t\x12/\n\x08variants\x18\x03 \x03(\x0b\x32\x1d.acme.recsys.v1.VariantReport*v\n\rAggregateKind\x12\x1e\n\x1a\x41GGREGATE_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41GGREGATE_KIND_ITEM_POPULARITY\x10\x01\x12!\n\x1d\x41GGREGATE_KIND_CATEGORY_TREND\x10\x02\x32\xab\x08\n\x13\x46\x65\x61tureStoreService\x12\x62\n\x0fGetUserFeatures\x12&.acme.recsys.v1.GetUserFeaturesRequest\x1a\'.acme.recsys.v1.GetUserFeaturesResponse\x12\x62\n\x0fGetItemFeatures\x12&.acme.recsys.v1.GetItemFeaturesRequest\x1a\'.acme.recsys.v1.GetItemFeaturesResponse\x12Y\n\x0cIngestEvents\x12#.acme.recsys.v1.IngestEventsRequest\x1a$.acme.recsys.v1.IngestEventsResponse\x12V\n\x0bLoadCatalog\x12\".acme.recsys.v1.LoadCatalogRequest\x1a#.acme.recsys.v1.LoadCatalogResponse\x12\x62\n\x0fGetPopularItems\x12&.acme.recsys.v1.GetPopularItemsRequest\x1a\'.acme.recsys.v1.GetPopularItemsResponse\x12\x89\x01\n\x1cGetContributionBoundedCounts\x12\x33.acme.recsys.v1.GetContributionBoundedCountsRequest\x1a\x34.acme.recsys.v1.GetContributionBoundedCountsResponse\x12h\n\x11SetItemPopularity\x12(.acme.recsys.v1.SetItemPopularityRequest\x1a).acme.recsys.v1.SetItemPopularityResponse\x12h\n\x11RecordServedLists\x12(.acme.recsys.v1.RecordServedListsRequest\x1a).acme.recsys.v1.RecordServedListsResponse\x12\x65\n\x10GetOnlineMetrics\x12\'.acme.recsys.v1.GetOnlineMetricsRequest\x1a(.acme.recsys.v1.GetOnlineMetricsResponse\x12n\n\x13GetExperimentReport\x12*.acme.recsys.v1.GetExperimentReportRequest\x1a+.acme.recsys.v1.GetExperimentReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"acme/recsys/v1/feature_store.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x16GetUserFeaturesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x18\n\x10max_recent_items\x18\x02 \x01(\x05\"]\n\x17GetUserFeaturesResponse\x12.\n\x08\x66\x65\x61tures\x18\x01 \x01(\x0b\x32\x1c.acme.recsys.v1.UserFeatures\x12\x12\n\nknown_user\x18\x02 \x01(\x08\"*\n\x16GetItemFeaturesRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"`\n\x17GetItemFeaturesResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\"<\n\x13IngestEventsRequest\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.acme.recsys.v1.Event\"G\n\x14IngestEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"A\n\x12LoadCatalogRequest\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\"D\n\x13LoadCatalogResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\"A\n\x1aSetItemAvailabilityRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\"N\n\x1bSetItemAvailabilityResponse\x12\x15\n\rupdated_count\x18\x01 \x01(\x05\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\"B\n\x16GetPopularItemsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x02 \x03(\t\"\x8c\x01\n\x17GetPopularItemsResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ItemFeatures\x12\x12\n\nrelease_id\x18\x02 \x01(\t\x12\x30\n\x0crelease_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n#GetContributionBoundedCountsRequest\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.acme.recsys.v1.AggregateKind\x12\"\n\x1amax_contributions_per_user\x18\x02 \x01(\x05\x12\x31\n\x0c\x65vent_window\x18\x03 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"k\n\x0b\x45ventWindow\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"&\n\x08KeyCount\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\"P\n$GetContributionBoundedCountsResponse\x12(\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\"^\n\x18SetItemPopularityRequest\x12\x12\n\nrelease_id\x18\x01 \x01(\t\x12.\n\x0cpopularities\x18\x02 \x03(\x0b\x32\x18.acme.recsys.v1.KeyCount\"2\n\x19SetItemPopularityResponse\x12\x15\n\rupdated_count\x18\x01 \x01(\x05\"\xb7\x01\n\nServedList\x12\x19\n\x11recommendation_id\x18\x01 \x01(\t\x12/\n\x0bserved_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x12\n\nitem_count\x18\x04 \x01(\x05\x12\x39\n\x0b\x61ssignments\x18\x05 \x03(\x0b\x32$.acme.recsys.v1.ExperimentAssignment\"L\n\x18RecordServedListsRequest\x12\x30\n\x0cserved_lists\x18\x01 \x03(\x0b\x32\x1a.acme.recsys.v1.ServedList\"L\n\x19RecordServedListsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"L\n\x0cRateEstimate\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0c\n\x04rate\x18\x02 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x03 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x04 \x01(\x01\"\xd6\x01\n\tMetricRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12,\n\x06\x63licks\x18\x03 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12\x32\n\x0c\x61\x64\x64_to_carts\x18\x04 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12/\n\tpurchases\x18\x05 \x01(\x0b\x32\x1c.acme.recsys.v1.RateEstimate\x12\x14\n\x0cserved_lists\x18\x06 \x01(\x03\"F\n\x17GetOnlineMetricsRequest\x12+\n\x06window\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\"\xf0\x01\n\x18GetOnlineMetricsResponse\x12.\n\x0b\x62y_position\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12,\n\tby_method\x18\x02 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12-\n\nby_variant\x18\x03 \x03(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12(\n\x05total\x18\x04 \x01(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12\x1d\n\x15unmatched_event_count\x18\x05 \x01(\x03\"v\n\x1aGetExperimentReportRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12+\n\x06window\x18\x02 \x01(\x0b\x32\x1b.acme.recsys.v1.EventWindow\x12\x17\n\x0f\x63ontrol_variant\x18\x03 \x01(\t\"E\n\x0eRateDifference\x12\x12\n\ndifference\x18\x01 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x02 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x03 \x01(\x01\"\xf2\x01\n\rVariantReport\x12*\n\x07metrics\x18\x01 \x01(\x0b\x32\x19.acme.recsys.v1.MetricRow\x12\x38\n\x10\x63lick_difference\x18\x02 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\x12>\n\x16\x61\x64\x64_to_cart_difference\x18\x03 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\x12;\n\x13purchase_difference\x18\x04 \x01(\x0b\x32\x1e.acme.recsys.v1.RateDifference\"{\n\x1bGetExperimentReportResponse\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontrol_variant\x18\x02 \x01(\t\x12/\n\x08variants\x18\x03 \x03(\x0b\x32\x1d.acme.recsys.v1.VariantReport*v\n\rAggregateKind\x12\x1e\n\x1a\x41GGREGATE_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41GGREGATE_KIND_ITEM_POPULARITY\x10\x01\x12!\n\x1d\x41GGREGATE_KIND_CATEGORY_TREND\x10\x02\x32\x9b\t\n\x13\x46\x65\x61tureStoreService\x12\x62\n\x0fGetUserFeatures\x12&.acme.recsys.v1.GetUserFeaturesRequest\x1a\'.acme.recsys.v1.GetUserFeaturesResponse\x12\x62\n\x0fGetItemFeatures\x12&.acme.recsys.v1.GetItemFeaturesRequest\x1a\'.acme.recsys.v1.GetItemFeaturesResponse\x12Y\n\x0cIngestEvents\x12#.acme.recsys.v1.IngestEventsRequest\x1a$.acme.recsys.v1.IngestEventsResponse\x12V\n\x0bLoadCatalog\x12\".acme.recsys.v1.LoadCatalogRequest\x1a#.acme.recsys.v1.LoadCatalogResponse\x12n\n\x13SetItemAvailability\x12*.acme.recsys.v1.SetItemAvailabilityRequest\x1a+.acme.recsys.v1.SetItemAvailabilityResponse\x12\x62\n\x0fGetPopularItems\x12&.acme.recsys.v1.GetPopularItemsRequest\x1a\'.acme.recsys.v1.GetPopularItemsResponse\x12\x89\x01\n\x1cGetContributionBoundedCounts\x12\x33.acme.recsys.v1.GetContributionBoundedCountsRequest\x1a\x34.acme.recsys.v1.GetContributionBoundedCountsResponse\x12h\n\x11SetItemPopularity\x12(.acme.recsys.v1.SetItemPopularityRequest\x1a).acme.recsys.v1.SetItemPopularityResponse\x12h\n\x11RecordServedLists\x12(.acme.recsys.v1.RecordServedListsRequest\x1a).acme.recsys.v1.RecordServedListsResponse\x12\x65\n\x10GetOnlineMetrics\x12\'.acme.recsys.v1.GetOnlineMetricsRequest\x1a(.acme.recsys.v1.GetOnlineMetricsResponse\x12n\n\x13GetExperimentReport\x12*.acme.recsys.v1.GetExperimentReportRequest\x1a+.acme.recsys.v1.GetExperimentReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.feature_store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGGREGATEKIND']._serialized_start=2969
-  _globals['_AGGREGATEKIND']._serialized_end=3087
+  _globals['_AGGREGATEKIND']._serialized_start=3116
+  _globals['_AGGREGATEKIND']._serialized_end=3234
   _globals['_GETUSERFEATURESREQUEST']._serialized_start=116
   _globals['_GETUSERFEATURESREQUEST']._serialized_end=183
   _globals['_GETUSERFEATURESRESPONSE']._serialized_start=185
@@ -51,44 +51,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADCATALOGREQUEST']._serialized_end=622
   _globals['_LOADCATALOGRESPONSE']._serialized_start=624
   _globals['_LOADCATALOGRESPONSE']._serialized_end=692
-  _globals['_GETPOPULARITEMSREQUEST']._serialized_start=694
-  _globals['_GETPOPULARITEMSREQUEST']._serialized_end=760
-  _globals['_GETPOPULARITEMSRESPONSE']._serialized_start=763
-  _globals['_GETPOPULARITEMSRESPONSE']._serialized_end=903
-  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSREQUEST']._serialized_start=906
-  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSREQUEST']._serialized_end=1075
-  _globals['_EVENTWINDOW']._serialized_start=1077
-  _globals['_EVENTWINDOW']._serialized_end=1184
-  _globals['_KEYCOUNT']._serialized_start=1186
-  _globals['_KEYCOUNT']._serialized_end=1224
-  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSRESPONSE']._serialized_start=1226
-  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSRESPONSE']._serialized_end=1306
-  _globals['_SETITEMPOPULARITYREQUEST']._serialized_start=1308
-  _globals['_SETITEMPOPULARITYREQUEST']._serialized_end=1402
-  _globals['_SETITEMPOPULARITYRESPONSE']._serialized_start=1404
-  _globals['_SETITEMPOPULARITYRESPONSE']._serialized_end=1454
-  _globals['_SERVEDLIST']._serialized_start=1457
-  _globals['_SERVEDLIST']._serialized_end=1640
-  _globals['_RECORDSERVEDLISTSREQUEST']._serialized_start=1642
-  _globals['_RECORDSERVEDLISTSREQUEST']._serialized_end=1718
-  _globals['_RECORDSERVEDLISTSRESPONSE']._serialized_start=1720
-  _globals['_RECORDSERVEDLISTSRESPONSE']._serialized_end=1796
-  _globals['_RATEESTIMATE']._serialized_start=1798
-  _globals['_RATEESTIMATE']._serialized_end=1874
-  _globals['_METRICROW']._serialized_start=1877
-  _globals['_METRICROW']._serialized_end=2091
-  _globals['_GETONLINEMETRICSREQUEST']._serialized_start=2093
-  _globals['_GETONLINEMETRICSREQUEST']._serialized_end=2163
-  _globals['_GETONLINEMETRICSRESPONSE']._serialized_start=2166
-  _globals['_GETONLINEMETRICSRESPONSE']._serialized_end=2406
-  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_start=2408
-  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_end=2526
-  _globals['_RATEDIFFERENCE']._serialized_start=2528
-  _globals['_RATEDIFFERENCE']._serialized_end=2597
-  _globals['_VARIANTREPORT']._serialized_start=2600
-  _globals['_VARIANTREPORT']._serialized_end=2842
-  _globals['_GETEXPERIMENTREPORTRESPONSE']._serialized_start=2844
-  _globals['_GETEXPERIMENTREPORTRESPONSE']._serialized_end=2967
-  _globals['_FEATURESTORESERVICE']._serialized_start=3090
-  _globals['_FEATURESTORESERVICE']._serialized_end=4157
+  _globals['_SETITEMAVAILABILITYREQUEST']._serialized_start=694
+  _globals['_SETITEMAVAILABILITYREQUEST']._serialized_end=759
+  _globals['_SETITEMAVAILABILITYRESPONSE']._serialized_start=761
+  _globals['_SETITEMAVAILABILITYRESPONSE']._serialized_end=839
+  _globals['_GETPOPULARITEMSREQUEST']._serialized_start=841
+  _globals['_GETPOPULARITEMSREQUEST']._serialized_end=907
+  _globals['_GETPOPULARITEMSRESPONSE']._serialized_start=910
+  _globals['_GETPOPULARITEMSRESPONSE']._serialized_end=1050
+  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSREQUEST']._serialized_start=1053
+  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSREQUEST']._serialized_end=1222
+  _globals['_EVENTWINDOW']._serialized_start=1224
+  _globals['_EVENTWINDOW']._serialized_end=1331
+  _globals['_KEYCOUNT']._serialized_start=1333
+  _globals['_KEYCOUNT']._serialized_end=1371
+  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSRESPONSE']._serialized_start=1373
+  _globals['_GETCONTRIBUTIONBOUNDEDCOUNTSRESPONSE']._serialized_end=1453
+  _globals['_SETITEMPOPULARITYREQUEST']._serialized_start=1455
+  _globals['_SETITEMPOPULARITYREQUEST']._serialized_end=1549
+  _globals['_SETITEMPOPULARITYRESPONSE']._serialized_start=1551
+  _globals['_SETITEMPOPULARITYRESPONSE']._serialized_end=1601
+  _globals['_SERVEDLIST']._serialized_start=1604
+  _globals['_SERVEDLIST']._serialized_end=1787
+  _globals['_RECORDSERVEDLISTSREQUEST']._serialized_start=1789
+  _globals['_RECORDSERVEDLISTSREQUEST']._serialized_end=1865
+  _globals['_RECORDSERVEDLISTSRESPONSE']._serialized_start=1867
+  _globals['_RECORDSERVEDLISTSRESPONSE']._serialized_end=1943
+  _globals['_RATEESTIMATE']._serialized_start=1945
+  _globals['_RATEESTIMATE']._serialized_end=2021
+  _globals['_METRICROW']._serialized_start=2024
+  _globals['_METRICROW']._serialized_end=2238
+  _globals['_GETONLINEMETRICSREQUEST']._serialized_start=2240
+  _globals['_GETONLINEMETRICSREQUEST']._serialized_end=2310
+  _globals['_GETONLINEMETRICSRESPONSE']._serialized_start=2313
+  _globals['_GETONLINEMETRICSRESPONSE']._serialized_end=2553
+  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_start=2555
+  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_end=2673
+  _globals['_RATEDIFFERENCE']._serialized_start=2675
+  _globals['_RATEDIFFERENCE']._serialized_end=2744
+  _globals['_VARIANTREPORT']._serialized_start=2747
+  _globals['_VARIANTREPORT']._serialized_end=2989
+  _globals['_GETEXPERIMENTREPORTRESPONSE']._serialized_start=2991
+  _globals['_GETEXPERIMENTREPORTRESPONSE']._serialized_end=3114
+  _globals['_FEATURESTORESERVICE']._serialized_start=3237
+  _globals['_FEATURESTORESERVICE']._serialized_end=4416
 # @@protoc_insertion_point(module_scope)

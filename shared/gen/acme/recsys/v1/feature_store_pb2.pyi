@@ -78,6 +78,22 @@ class LoadCatalogResponse(_message.Message):
     updated_count: int
     def __init__(self, inserted_count: _Optional[int] = ..., updated_count: _Optional[int] = ...) -> None: ...
 
+class SetItemAvailabilityRequest(_message.Message):
+    __slots__ = ("item_ids", "available")
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    available: bool
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ..., available: _Optional[bool] = ...) -> None: ...
+
+class SetItemAvailabilityResponse(_message.Message):
+    __slots__ = ("updated_count", "missing_item_ids")
+    UPDATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MISSING_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    updated_count: int
+    missing_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, updated_count: _Optional[int] = ..., missing_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GetPopularItemsRequest(_message.Message):
     __slots__ = ("limit", "excluded_item_ids")
     LIMIT_FIELD_NUMBER: _ClassVar[int]

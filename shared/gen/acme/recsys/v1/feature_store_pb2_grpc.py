@@ -55,6 +55,11 @@ class FeatureStoreServiceStub:
                 request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogRequest.SerializeToString,
                 response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogResponse.FromString,
                 _registered_method=True)
+        self.SetItemAvailability = channel.unary_unary(
+                '/acme.recsys.v1.FeatureStoreService/SetItemAvailability',
+                request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityResponse.FromString,
+                _registered_method=True)
         self.GetPopularItems = channel.unary_unary(
                 '/acme.recsys.v1.FeatureStoreService/GetPopularItems',
                 request_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.GetPopularItemsRequest.SerializeToString,
@@ -119,8 +124,15 @@ class FeatureStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetItemAvailability(self, request, context):
+        """SetItemAvailability marks catalog items available or unavailable (out of stock, retired); no answer recommends an unavailable item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPopularItems(self, request, context):
-        """GetPopularItems returns items ordered by their released differentially private popularity.
+        """GetPopularItems returns available items ordered by their released differentially private popularity.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +195,11 @@ def add_FeatureStoreServiceServicer_to_server(servicer, server):
                     servicer.LoadCatalog,
                     request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogRequest.FromString,
                     response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogResponse.SerializeToString,
+            ),
+            'SetItemAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetItemAvailability,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityResponse.SerializeToString,
             ),
             'GetPopularItems': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPopularItems,
@@ -324,6 +341,33 @@ class FeatureStoreService:
             '/acme.recsys.v1.FeatureStoreService/LoadCatalog',
             acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogRequest.SerializeToString,
             acme_dot_recsys_dot_v1_dot_feature__store__pb2.LoadCatalogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetItemAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.FeatureStoreService/SetItemAvailability',
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_feature__store__pb2.SetItemAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

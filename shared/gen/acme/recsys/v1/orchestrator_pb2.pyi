@@ -177,3 +177,36 @@ class LogEventsResponse(_message.Message):
     accepted_count: int
     duplicate_count: int
     def __init__(self, accepted_count: _Optional[int] = ..., duplicate_count: _Optional[int] = ...) -> None: ...
+
+class SimilarItemsRequest(_message.Message):
+    __slots__ = ("item_id", "k", "diversity", "excluded_item_ids", "filters")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    k: int
+    diversity: DiversitySettings
+    excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    filters: _common_pb2.Filters
+    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., diversity: _Optional[_Union[DiversitySettings, _Mapping]] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ...) -> None: ...
+
+class SimilarItemsResponse(_message.Message):
+    __slots__ = ("items", "degraded_stages", "versions", "trace_id")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_STAGES_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Recommendation]
+    degraded_stages: _containers.RepeatedCompositeFieldContainer[DegradedStage]
+    versions: _containers.ScalarMap[str, str]
+    trace_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., degraded_stages: _Optional[_Iterable[_Union[DegradedStage, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ...) -> None: ...

@@ -45,6 +45,11 @@ class RecommendationServiceStub:
                 request_serializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsRequest.SerializeToString,
                 response_deserializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsResponse.FromString,
                 _registered_method=True)
+        self.SimilarItems = channel.unary_unary(
+                '/acme.recsys.v1.RecommendationService/SimilarItems',
+                request_serializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsResponse.FromString,
+                _registered_method=True)
 
 
 class RecommendationServiceServicer:
@@ -65,6 +70,13 @@ class RecommendationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimilarItems(self, request, context):
+        """SimilarItems returns k available items close to one item in the embedding space, diversified by the reranker, for product pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommendationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
                     servicer.LogEvents,
                     request_deserializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsRequest.FromString,
                     response_serializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsResponse.SerializeToString,
+            ),
+            'SimilarItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimilarItems,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class RecommendationService:
             '/acme.recsys.v1.RecommendationService/LogEvents',
             acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsRequest.SerializeToString,
             acme_dot_recsys_dot_v1_dot_orchestrator__pb2.LogEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimilarItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.RecommendationService/SimilarItems',
+            acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_orchestrator__pb2.SimilarItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

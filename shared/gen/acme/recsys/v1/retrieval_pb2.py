@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\">\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"h\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t2\xab\x03\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\">\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\x9d\x01\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x17\n\x0flive_item_count\x18( \x01(\x03\x12\x1a\n\x12removed_item_count\x18) \x01(\x03\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t\"k\n\x16GetSimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x04 \x01(\x08\"_\n\x17GetSimilarItemsResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\"4\n\x08LiveItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x17\n\x0ftitle_embedding\x18\x02 \x03(\x02\"=\n\x12UpsertItemsRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.acme.recsys.v1.LiveItem\"p\n\x13UpsertItemsResponse\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\x12\x16\n\x0erestored_count\x18\x03 \x01(\x05\x12\x15\n\rindex_version\x18\x04 \x01(\t\"&\n\x12RemoveItemsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"C\n\x13RemoveItemsResponse\x12\x15\n\rremoved_count\x18\x01 \x01(\x05\x12\x15\n\rindex_version\x18\x02 \x01(\t2\xbf\x05\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponse\x12\x62\n\x0fGetSimilarItems\x12&.acme.recsys.v1.GetSimilarItemsRequest\x1a\'.acme.recsys.v1.GetSimilarItemsResponse\x12V\n\x0bUpsertItems\x12\".acme.recsys.v1.UpsertItemsRequest\x1a#.acme.recsys.v1.UpsertItemsResponse\x12V\n\x0bRemoveItems\x12\".acme.recsys.v1.RemoveItemsRequest\x1a#.acme.recsys.v1.RemoveItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,12 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_end=724
   _globals['_GETINDEXINFOREQUEST']._serialized_start=726
   _globals['_GETINDEXINFOREQUEST']._serialized_end=747
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=749
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=853
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=855
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=903
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=905
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=980
-  _globals['_RETRIEVALSERVICE']._serialized_start=983
-  _globals['_RETRIEVALSERVICE']._serialized_end=1410
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=750
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=907
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=909
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=957
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=959
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=1034
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=1036
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=1143
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=1145
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=1240
+  _globals['_LIVEITEM']._serialized_start=1242
+  _globals['_LIVEITEM']._serialized_end=1294
+  _globals['_UPSERTITEMSREQUEST']._serialized_start=1296
+  _globals['_UPSERTITEMSREQUEST']._serialized_end=1357
+  _globals['_UPSERTITEMSRESPONSE']._serialized_start=1359
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=1471
+  _globals['_REMOVEITEMSREQUEST']._serialized_start=1473
+  _globals['_REMOVEITEMSREQUEST']._serialized_end=1511
+  _globals['_REMOVEITEMSRESPONSE']._serialized_start=1513
+  _globals['_REMOVEITEMSRESPONSE']._serialized_end=1580
+  _globals['_RETRIEVALSERVICE']._serialized_start=1583
+  _globals['_RETRIEVALSERVICE']._serialized_end=2286
 # @@protoc_insertion_point(module_scope)

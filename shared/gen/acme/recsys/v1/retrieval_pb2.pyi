@@ -81,16 +81,20 @@ class GetIndexInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexInfoResponse(_message.Message):
-    __slots__ = ("index_version", "index_type", "item_count", "dimension")
+    __slots__ = ("index_version", "index_type", "item_count", "dimension", "live_item_count", "removed_item_count")
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    LIVE_ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     index_version: str
     index_type: str
     item_count: int
     dimension: int
-    def __init__(self, index_version: _Optional[str] = ..., index_type: _Optional[str] = ..., item_count: _Optional[int] = ..., dimension: _Optional[int] = ...) -> None: ...
+    live_item_count: int
+    removed_item_count: int
+    def __init__(self, index_version: _Optional[str] = ..., index_type: _Optional[str] = ..., item_count: _Optional[int] = ..., dimension: _Optional[int] = ..., live_item_count: _Optional[int] = ..., removed_item_count: _Optional[int] = ...) -> None: ...
 
 class LoadIndexVersionRequest(_message.Message):
     __slots__ = ("index_version",)
@@ -105,3 +109,63 @@ class LoadIndexVersionResponse(_message.Message):
     previous_version: str
     index_version: str
     def __init__(self, previous_version: _Optional[str] = ..., index_version: _Optional[str] = ...) -> None: ...
+
+class GetSimilarItemsRequest(_message.Message):
+    __slots__ = ("item_id", "n", "excluded_item_ids", "include_embeddings")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    n: int
+    excluded_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_embeddings: bool
+    def __init__(self, item_id: _Optional[str] = ..., n: _Optional[int] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., include_embeddings: _Optional[bool] = ...) -> None: ...
+
+class GetSimilarItemsResponse(_message.Message):
+    __slots__ = ("candidates", "index_version")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    index_version: str
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., index_version: _Optional[str] = ...) -> None: ...
+
+class LiveItem(_message.Message):
+    __slots__ = ("item_id", "title_embedding")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    title_embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, item_id: _Optional[str] = ..., title_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class UpsertItemsRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[LiveItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[LiveItem, _Mapping]]] = ...) -> None: ...
+
+class UpsertItemsResponse(_message.Message):
+    __slots__ = ("added_count", "updated_count", "restored_count", "index_version")
+    ADDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    added_count: int
+    updated_count: int
+    restored_count: int
+    index_version: str
+    def __init__(self, added_count: _Optional[int] = ..., updated_count: _Optional[int] = ..., restored_count: _Optional[int] = ..., index_version: _Optional[str] = ...) -> None: ...
+
+class RemoveItemsRequest(_message.Message):
+    __slots__ = ("item_ids",)
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RemoveItemsResponse(_message.Message):
+    __slots__ = ("removed_count", "index_version")
+    REMOVED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    removed_count: int
+    index_version: str
+    def __init__(self, removed_count: _Optional[int] = ..., index_version: _Optional[str] = ...) -> None: ...

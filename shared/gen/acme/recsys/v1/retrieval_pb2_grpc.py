@@ -55,6 +55,21 @@ class RetrievalServiceStub:
                 request_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionRequest.SerializeToString,
                 response_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionResponse.FromString,
                 _registered_method=True)
+        self.GetSimilarItems = channel.unary_unary(
+                '/acme.recsys.v1.RetrievalService/GetSimilarItems',
+                request_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsResponse.FromString,
+                _registered_method=True)
+        self.UpsertItems = channel.unary_unary(
+                '/acme.recsys.v1.RetrievalService/UpsertItems',
+                request_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsResponse.FromString,
+                _registered_method=True)
+        self.RemoveItems = channel.unary_unary(
+                '/acme.recsys.v1.RetrievalService/RemoveItems',
+                request_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsRequest.SerializeToString,
+                response_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -89,6 +104,27 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSimilarItems(self, request, context):
+        """GetSimilarItems returns the n items nearest to one item's embedding, the item itself left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertItems(self, request, context):
+        """UpsertItems adds items that the served version was not trained on, from their title embeddings, and makes removed items retrievable again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveItems(self, request, context):
+        """RemoveItems withdraws items from every answer of the index at once (retired or unavailable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +147,21 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.LoadIndexVersion,
                     request_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionRequest.FromString,
                     response_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionResponse.SerializeToString,
+            ),
+            'GetSimilarItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSimilarItems,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsResponse.SerializeToString,
+            ),
+            'UpsertItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertItems,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsResponse.SerializeToString,
+            ),
+            'RemoveItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveItems,
+                    request_deserializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsRequest.FromString,
+                    response_serializer=acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +273,87 @@ class RetrievalService:
             '/acme.recsys.v1.RetrievalService/LoadIndexVersion',
             acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionRequest.SerializeToString,
             acme_dot_recsys_dot_v1_dot_retrieval__pb2.LoadIndexVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSimilarItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.RetrievalService/GetSimilarItems',
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.GetSimilarItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.RetrievalService/UpsertItems',
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.UpsertItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/acme.recsys.v1.RetrievalService/RemoveItems',
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsRequest.SerializeToString,
+            acme_dot_recsys_dot_v1_dot_retrieval__pb2.RemoveItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
