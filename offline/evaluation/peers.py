@@ -347,3 +347,23 @@ def tune(
         best = max(range(len(points)), key=lambda i: (points[i][1], -i))
         out[exclude] = Tuned(points[best][0], points[best][1], points)
     return out
+
+
+_LABELS = {
+    "popularity": "popularity",
+    "repeat": "repeat purchases, then popularity",
+    "als": "ALS",
+    "bpr": "BPR",
+    "item-knn": "item-kNN",
+}
+
+
+def peer_name(family: str, exclude_history: bool) -> str:
+    """The row name of a peer in the evaluation tables."""
+    label = _LABELS[family]
+    return f"{label}, history excluded" if exclude_history else label
+
+
+def describe(params: Mapping[str, Any]) -> str:
+    """``factors=64 regularization=0.01``: a grid point as the tables print it."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
