@@ -1,33 +1,38 @@
-"""Offline evaluation of the whole pipeline, stage by stage, on one temporal split.
+"""Offline evaluation of the whole pipeline, stage by stage, against reference peers.
 
     python scripts/evaluate.py --data FOLDER|online-retail|synthetic   # or
     python -m offline.evaluation.pipeline ...
-        [--catalog cut|full] [--retrieval-dir DIR] [--ranker-dir DIR] [--users 150]
-        [--candidates 100]
-        [--tradeoffs 0.25,0.5,0.75] [--record docs/evaluation.md]
+        [--methods all|retrieval|peers] [--catalog cut|full] [--retrieval-dir DIR]
+        [--ranker-dir DIR] [--users 0] [--candidates 100] [--tradeoffs 0.25,0.5,0.75]
+        [--validate-pipeline] [--resamples 1000] [--record docs/evaluation.md]
 
-Protocol: global temporal split at the 80% time quantile; a shopper's TRAIN history (most
-recent first) drives every method; the truth is the set of items the shopper interacted with
-in the TEST period; retrieval ranks the evaluation catalog (FAISS, exact): by default the
-catalog as known at the cut (items listed, by ``first_seen``, or interacted with before it),
-with --catalog full every item of the data, including ones first seen after the cut; the
-table says which. Test items outside the catalog stay in the truth, as misses no method can
-avoid. Users with both train
-history and test items, a seeded sample of --users of them. Compared on the same users:
+Protocol (offline.evaluation.protocol; docs/evaluation.md): global temporal split at the 80%
+time quantile; inside the training period a validation cut at ITS 80% time quantile. Every
+choice is made on the validation cut: the peers' hyperparameters (fit on its early part,
+NDCG@10 on its late part) and the best baseline; with --validate-pipeline the pipeline rows
+are scored there too. The test period is read once: every eligible test shopper (training
+history and test items; --users N only samples for smoke runs, and the note says so). A
+shopper's TRAIN history (most recent first) drives every method; the truth is the set of
+items the shopper interacted with in the TEST period; retrieval ranks the evaluation catalog
+(FAISS, exact): by default the catalog as known at the cut, with --catalog full every item.
+Test items outside the catalog stay in the truth, as misses no method can avoid. Compared on
+the same shoppers:
 
-- popularity           training-period popularity (the fallback list)
-- retrieval            two-tower + FAISS order
+- peers                popularity, repeat purchases, implicit ALS / BPR / item-kNN, each with
+                       history allowed and excluded (offline.evaluation.peers)
+- retrieval            two-tower + FAISS order                 (--methods retrieval or all)
 - + BERT ranker        the top --candidates retrieval candidates ordered by the cross-encoder
 - + BERT blend(w)      ordered by w * z(BERT) + (1 - w) * z(retrieval score)
 - + DPP(t) / + MMR(t)  the blended relevance at --ranker-weight (the orchestrator's default)
-                       diversified at trade-off t (services.reranker)
+                       diversified at trade-off t (services.reranker)      (--methods all)
 
-Metrics (shared.metrics): Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10,
-ILD@10 over MiniLM title embeddings (independent of the retrieval vectors the reranker uses),
-category coverage@10 (leaf categories; derived from titles on Online Retail), novelty@10.
-Writes a Markdown table (with --record) and a PNG of NDCG@10 against ILD@10 to docs/figures/.
-The artefacts must have been trained on the same dataset: scripts/train_retrieval.py and
-scripts/train_ranker.py.
+Each row: NDCG@10 with the paired bootstrap 95% CI (offline.evaluation.stats) of its
+difference to retrieval order and to the best baseline, its validation NDCG@10, and (shared.
+metrics) Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10, ILD@10 over MiniLM
+title embeddings, category coverage@10 (leaf categories; derived from titles on Online
+Retail), near-duplicates@10 (same-leaf pairs), novelty@10. Writes a Markdown table (with
+--record) and a PNG of NDCG@10 against ILD@10 to docs/figures/. The artefacts must have been
+trained on the same dataset: scripts/train_retrieval.py and scripts/train_ranker.py.
 """
 
 from __future__ import annotations
