@@ -98,6 +98,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
             "smoke",
             "--resamples",
             "200",
+            "--validate-pipeline",
             "--json",
             str(out),
             "--figure",
@@ -106,6 +107,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     )
     report = json.loads(out.read_text())
     assert report["info"]["catalog"].startswith("catalog known at the cut")
+    assert report["info"]["validation_users"] == 5
     # A sample says so, in the table's note too.
     assert report["info"]["scope"].startswith("a SAMPLE of 5 of ")
     assert "a SAMPLE of 5" in result.stdout
@@ -122,6 +124,8 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
         for key in ("ndcg@10", "recall@50", "coverage@10", "ild@10", "catcov@10"):
             assert 0.0 <= row[key] <= 1.0, (row["method"], key, row[key])
         assert 0.0 <= row["near_dup@10"] <= 45.0
+        # --validate-pipeline: every row, peers and stages, has its validation figure.
+        assert 0.0 <= row["validation_ndcg@10"] <= 1.0, row["method"]
     # Every stage after retrieval reorders the same candidates: recall@50 of a 50-item list
     # cannot change, so a difference would mean items were lost or invented.
     assert rows["+ BERT"]["recall@50"] == pytest.approx(rows["retrieval"]["recall@50"])
