@@ -283,6 +283,13 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     valid = validation_cut(held.before, VALIDATION_FRACTION)
     catalog, catalog_note = evaluation_catalog(data, ns.catalog, TRAIN_FRACTION)
     outside = set(data.items) - set(catalog)
+    if not held.users:
+        raise SystemExit("no shopper has both training history and test items: nothing to score")
+    if not valid.users:
+        raise SystemExit(
+            "the validation cut (the last 20% of the training period) has no shopper with "
+            "history before it and items after it: too little training data to choose on"
+        )
     ctx = _load_stages(ns, data, Context(data, catalog, outside))
     users = sample(held.users, ns.users, ns.seed)
     valid_users = sample(valid.users, ns.users, ns.seed)
