@@ -35,10 +35,6 @@ class Difference:
         """True when the whole interval lies on one side of 0."""
         return self.low > 0.0 or self.high < 0.0
 
-    def format(self, digits: int = 4) -> str:
-        """``+0.0123 [+0.0040, +0.0210]``, the form the evaluation tables print."""
-        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
-
 
 def bootstrap_means(values: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """Means of ``resamples`` bootstrap resamples (with replacement, size n) of ``values``."""

@@ -99,6 +99,8 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
             "--resamples",
             "200",
             "--validate-pipeline",
+            "--blend-weights",
+            "0.25,0.5",
             "--json",
             str(out),
             "--figure",
@@ -116,6 +118,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
         *PEER_ROWS,
         "retrieval",
         "+ BERT",
+        "+ BERT blend(0.25)",
         "+ BERT blend(0.5)",
         "+ BERT blend(0.5) + DPP(0.5)",
         "+ BERT blend(0.5) + MMR(0.5)",
@@ -147,6 +150,11 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     assert "Δ vs best baseline [95% CI]" in result.stdout
     for name in PEER_ROWS:
         assert f"| {name} |" in result.stdout
+    # The blend weight is the one the validation cut prefers, not the test period.
+    blends = ["+ BERT blend(0.25)", "+ BERT blend(0.5)"]
+    chosen = report["info"]["chosen_blend"]
+    assert chosen == max(blends, key=lambda b: rows[b]["validation_ndcg@10"])
+    assert f"blend chosen on validation: {chosen}" in result.stdout
     assert (tmp_path / "fig.png").stat().st_size > 1000
 
 
