@@ -1,33 +1,38 @@
-"""Offline evaluation of the whole pipeline, stage by stage, on one temporal split.
+"""Offline evaluation of the whole pipeline, stage by stage, against reference peers.
 
     python scripts/evaluate.py --data FOLDER|online-retail|synthetic   # or
     python -m offline.evaluation.pipeline ...
-        [--catalog cut|full] [--retrieval-dir DIR] [--ranker-dir DIR] [--users 150]
-        [--candidates 100]
-        [--tradeoffs 0.25,0.5,0.75] [--record docs/evaluation.md]
+        [--methods all|retrieval|peers] [--catalog cut|full] [--retrieval-dir DIR]
+        [--ranker-dir DIR] [--users 0] [--candidates 100] [--tradeoffs 0.25,0.5,0.75]
+        [--validate-pipeline] [--resamples 1000] [--record docs/evaluation.md]
 
-Protocol: global temporal split at the 80% time quantile; a shopper's TRAIN history (most
-recent first) drives every method; the truth is the set of items the shopper interacted with
-in the TEST period; retrieval ranks the evaluation catalog (FAISS, exact): by default the
-catalog as known at the cut (items listed, by ``first_seen``, or interacted with before it),
-with --catalog full every item of the data, including ones first seen after the cut; the
-table says which. Test items outside the catalog stay in the truth, as misses no method can
-avoid. Users with both train
-history and test items, a seeded sample of --users of them. Compared on the same users:
+Protocol (offline.evaluation.protocol; docs/evaluation.md): global temporal split at the 80%
+time quantile; inside the training period a validation cut at ITS 80% time quantile. Every
+choice is made on the validation cut: the peers' hyperparameters (fit on its early part,
+NDCG@10 on its late part) and the best baseline; with --validate-pipeline the pipeline rows
+are scored there too. The test period is read once: every eligible test shopper (training
+history and test items; --users N only samples for smoke runs, and the note says so). A
+shopper's TRAIN history (most recent first) drives every method; the truth is the set of
+items the shopper interacted with in the TEST period; retrieval ranks the evaluation catalog
+(FAISS, exact): by default the catalog as known at the cut, with --catalog full every item.
+Test items outside the catalog stay in the truth, as misses no method can avoid. Compared on
+the same shoppers:
 
-- popularity           training-period popularity (the fallback list)
-- retrieval            two-tower + FAISS order
+- peers                popularity, repeat purchases, implicit ALS / BPR / item-kNN, each with
+                       history allowed and excluded (offline.evaluation.peers)
+- retrieval            two-tower + FAISS order                 (--methods retrieval or all)
 - + BERT ranker        the top --candidates retrieval candidates ordered by the cross-encoder
 - + BERT blend(w)      ordered by w * z(BERT) + (1 - w) * z(retrieval score)
 - + DPP(t) / + MMR(t)  the blended relevance at --ranker-weight (the orchestrator's default)
-                       diversified at trade-off t (services.reranker)
+                       diversified at trade-off t (services.reranker)      (--methods all)
 
-Metrics (shared.metrics): Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10,
-ILD@10 over MiniLM title embeddings (independent of the retrieval vectors the reranker uses),
-category coverage@10 (leaf categories; derived from titles on Online Retail), novelty@10.
-Writes a Markdown table (with --record) and a PNG of NDCG@10 against ILD@10 to docs/figures/.
-The artefacts must have been trained on the same dataset: scripts/train_retrieval.py and
-scripts/train_ranker.py.
+Each row: NDCG@10 with the paired bootstrap 95% CI (offline.evaluation.stats) of its
+difference to retrieval order and to the best baseline, its validation NDCG@10, and (shared.
+metrics) Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10, ILD@10 over MiniLM
+title embeddings, category coverage@10 (leaf categories; derived from titles on Online
+Retail), near-duplicates@10 (same-leaf pairs), novelty@10. Writes a Markdown table (with
+--record) and a PNG of NDCG@10 against ILD@10 to docs/figures/. The artefacts must have been
+trained on the same dataset: scripts/train_retrieval.py and scripts/train_ranker.py.
 """
 
 from __future__ import annotations
@@ -36,17 +41,38 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from offline.evaluation.peers import (
+    FAMILIES,
+    GRIDS,
+    SMOKE_GRIDS,
+    TUNED,
+    InteractionMatrix,
+    describe,
+    make_peer,
+    modes,
+    peer_name,
+    tune,
+)
+from offline.evaluation.protocol import (
+    TRAIN_FRACTION,
+    VALIDATION_FRACTION,
+    Cut,
+    holdout_cut,
+    per_user,
+    sample,
+    validation_cut,
+)
+from offline.evaluation.stats import paired_bootstrap
 from offline.ranker.training import candidate_text, shopper_context
-from offline.retrieval.evaluation import holdout_truth
 from offline.retrieval.text import title_embeddings
 from services.orchestrator.blend import blend
 from services.orchestrator.config import OrchestratorSettings
@@ -56,11 +82,11 @@ from services.retrieval.index import build_index
 from shared import metrics
 from shared.artefacts.retrieval import ColdStartError, artefact_dir
 from shared.artefacts.retrieval import load_artefact as load_retrieval
-from shared.data import temporal_split
 from shared.data.datasets import add_data_arguments, data_from_args
-from shared.data.types import CATALOGS, evaluation_catalog
+from shared.data.types import CATALOGS, CatalogItem, Dataset, Interaction, evaluation_catalog
 
 KS = (10, 50)
+METHODS = ("all", "retrieval", "peers")
 
 
 def _check_dataset(meta: dict[str, Any], dataset: str, what: str) -> None:
@@ -88,65 +114,114 @@ def _beyond_accuracy(
     }
 
 
-def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    t0 = time.perf_counter()
-    data = data_from_args(ns)
-    train, test = temporal_split(data, 0.8)
-    catalog, catalog_note = evaluation_catalog(data, ns.catalog, 0.8)
-    outside = set(data.items) - set(catalog)
-    retrieval = load_retrieval(artefact_dir(ns.retrieval_dir))
-    _check_dataset(retrieval.meta, data.name, "retrieval")
-    ranker = load_artefact(ns.ranker_dir)
-    _check_dataset(ranker.meta, data.name, "ranker")
-    index = build_index(retrieval, "flat")
-    histories, truth = holdout_truth(train, test)
-    users = sorted(histories)
-    random.Random(ns.seed).shuffle(users)
-    users = sorted(users[: ns.users])
-    print(f"{len(users)} users, {catalog_note}; scoring with BERT ...", flush=True)
+@dataclass(frozen=True)
+class Context:
+    """What every method's lists are built from: the data, the evaluation catalog, and the
+    stage artefacts (None where ``--methods`` does not need them)."""
 
-    train_users: dict[str, set[str]] = {}
-    for x in train:
-        train_users.setdefault(x.item_id, set()).add(x.user_id)
-    n_train_users = len({x.user_id for x in train})
-    share = {i: len(u) / n_train_users for i, u in train_users.items()}
-    category = {i: it.leaf_category for i, it in catalog.items()}
-    ids = list(catalog)
-    vecs = title_embeddings([catalog[i].title for i in ids])
-    title_vec = dict(zip(ids, vecs, strict=True))
+    data: Dataset
+    catalog: dict[str, CatalogItem]
+    outside: set[str]
+    retrieval: Any = None
+    index: Any = None
+    ranker: Any = None
 
-    popular = [i for i in retrieval.popular_items(max(KS) + len(outside)) if i in catalog]
-    popular = popular[: max(KS)]
-    lists: dict[str, dict[str, list[str]]] = {"popularity": {}, "retrieval": {}, "+ BERT": {}}
-    for w in ns.blend_weights:
-        lists[f"+ BERT blend({w:g})"] = {}
-    diversified = [(m, t) for m in (Method.DPP, Method.MMR) for t in ns.tradeoffs]
+
+def peer_lists(
+    ns: argparse.Namespace,
+    train: list[Interaction],
+    valid: Cut,
+    valid_users: list[str],
+    users: list[str],
+    catalog: dict[str, CatalogItem],
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, Any]]]:
+    """Every peer row's test lists and its choice on the validation cut.
+
+    Hyperparameters are chosen per (family, history mode) on the validation cut (fit on its
+    early part, NDCG@10 on its late part), then the peer is refitted on the whole training
+    period and recommends for the test shoppers.
+    """
+    grids = SMOKE_GRIDS if ns.peer_grid == "smoke" else GRIDS
+    fit_items = {x.item_id for x in valid.before}
+    train_items = {x.item_id for x in train}
+    # Columns in catalog order, so popularity ties break as the artefact's fallback does.
+    fit_on = InteractionMatrix.build(valid.before, [i for i in catalog if i in fit_items])
+    full = InteractionMatrix.build(train, [i for i in catalog if i in train_items])
+    truth = {u: valid.truth[u] for u in valid_users}
+    n = max(KS)
+    lists: dict[str, dict[str, list[str]]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    for family in FAMILIES:
+        grid = grids[family] if family in TUNED else [{}]
+        tuned = tune(family, grid, fit_on, truth, seed=ns.seed, threads=ns.threads)
+        fitted: dict[str, Any] = {}
+        for exclude in modes(family):
+            best = tuned[exclude]
+            key = describe(best.params)
+            if key not in fitted:
+                fitted[key] = make_peer(family, best.params, seed=ns.seed, threads=ns.threads).fit(
+                    full
+                )
+            name = peer_name(family, exclude)
+            lists[name] = fitted[key].recommend(users, n, exclude_history=exclude)
+            chosen[name] = {
+                "family": family,
+                "exclude_history": exclude,
+                "params": best.params,
+                "validation_ndcg@10": best.score,
+                "grid_points": len(best.tried),
+            }
+        print(f"  peers: {family} tuned and refitted", flush=True)
+    return lists, chosen
+
+
+def _diversified_names(ns: argparse.Namespace) -> tuple[str, list[tuple[Method, float]]]:
     stage = "+ BERT" if ns.ranker_weight == 1.0 else f"+ BERT blend({ns.ranker_weight:g})"
-    for m, t in diversified:
-        lists[f"{stage} + {m.name}({t:g})"] = {}
+    return stage, [(m, t) for m in (Method.DPP, Method.MMR) for t in ns.tradeoffs]
+
+
+def pipeline_lists(
+    ns: argparse.Namespace,
+    ctx: Context,
+    users: list[str],
+    histories: dict[str, list[str]],
+) -> dict[str, dict[str, list[str]]]:
+    """The product's own rows for ``users``: retrieval order, and with ``--methods all`` the
+    BERT ranker, the blends and the diversified lists."""
+    retrieval, catalog = ctx.retrieval, ctx.catalog
+    lists: dict[str, dict[str, list[str]]] = {"retrieval": {}}
+    full = ns.methods == "all"
+    stage, diversified = _diversified_names(ns)
+    if full:
+        lists["+ BERT"] = {}
+        for w in ns.blend_weights:
+            lists[f"+ BERT blend({w:g})"] = {}
+        for m, t in diversified:
+            lists[f"{stage} + {m.name}({t:g})"] = {}
     for n_done, user in enumerate(users, 1):
-        lists["popularity"][user] = popular
         try:
             vector = retrieval.user_vector(histories[user])
-            found = index.search(vector, ns.candidates, exclude=outside)
+            found = ctx.index.search(vector, ns.candidates, exclude=ctx.outside)
         except ColdStartError:
-            popular_cands = retrieval.popular_items(ns.candidates + len(outside))
+            popular_cands = retrieval.popular_items(ns.candidates + len(ctx.outside))
             found = [(c, -float(r)) for r, c in enumerate(popular_cands)]
         found = [(c, s) for c, s in found if c in catalog][: ns.candidates]
         cands = [c for c, _ in found]
         prior = [s for _, s in found]
         lists["retrieval"][user] = cands
-        ctx = shopper_context(histories[user], data.items)
+        if not full:
+            continue
+        text = shopper_context(histories[user], ctx.data.items)
         scores = []
         for start in range(0, len(cands), 64):
             chunk = cands[start : start + 64]
             arrays = encode_pairs(
-                ranker.tokenizer,
-                [ctx] * len(chunk),
-                [candidate_text(data.items[c]) for c in chunk],
-                ranker.max_length,
+                ctx.ranker.tokenizer,
+                [text] * len(chunk),
+                [candidate_text(ctx.data.items[c]) for c in chunk],
+                ctx.ranker.max_length,
             )
-            scores.extend(score_arrays(ranker.model, arrays).tolist())
+            scores.extend(score_arrays(ctx.ranker.model, arrays).tolist())
         rel = np.asarray(scores)
         lists["+ BERT"][user] = [cands[i] for i in np.argsort(-rel, kind="stable")]
         for w in ns.blend_weights:
@@ -158,29 +233,140 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         emb = retrieval.item_vectors[[r for r in rows_ if r is not None]]
         if len(emb) != len(cands):
             raise SystemExit("a candidate has no retrieval vector; artefacts disagree")
-        cats = [data.items[c].top_category for c in cands]
+        cats = [ctx.data.items[c].top_category for c in cands]
         relevance = blend(rel, prior, ns.ranker_weight)  # what the orchestrator sends
         for m, t in diversified:
             sel = rerank(relevance, emb, cats, RerankParams(k=max(KS), method=m, tradeoff=t))
             lists[f"{stage} + {m.name}({t:g})"][user] = [cands[i] for i in sel.indices]
-        if n_done % 25 == 0:
+        if n_done % 100 == 0:
             print(f"  {n_done}/{len(users)} users", flush=True)
-    truth_s = {u: truth[u] for u in users}
-    rows = []
-    for name, per_user in lists.items():
-        row: dict[str, Any] = {"method": name}
-        row.update(metrics.evaluate_lists(per_user, truth_s, KS))
-        row.update(_beyond_accuracy(per_user, title_vec, category, share, len(catalog)))
+    return lists
+
+
+def _load_stages(ns: argparse.Namespace, data: Dataset, ctx: Context) -> Context:
+    if ns.methods == "peers":
+        return ctx
+    retrieval = load_retrieval(artefact_dir(ns.retrieval_dir))
+    _check_dataset(retrieval.meta, data.name, "retrieval")
+    ranker = None
+    if ns.methods == "all":
+        ranker = load_artefact(ns.ranker_dir)
+        _check_dataset(ranker.meta, data.name, "ranker")
+    index = build_index(retrieval, "flat")
+    return Context(data, ctx.catalog, ctx.outside, retrieval, index, ranker)
+
+
+def compare(
+    rows: list[dict[str, Any]],
+    per_shopper: dict[str, np.ndarray],
+    reference: str | None,
+    key: str,
+    *,
+    resamples: int,
+    seed: int,
+) -> None:
+    """Set ``row[key]`` to the paired bootstrap difference of NDCG@10 to ``reference``."""
+    for row in rows:
+        if reference is None or row["method"] == reference:
+            row[key] = None
+            continue
+        diff = paired_bootstrap(
+            per_shopper[row["method"]], per_shopper[reference], resamples=resamples, seed=seed
+        )
+        row[key] = {"mean": diff.mean, "low": diff.low, "high": diff.high}
+
+
+def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    t0 = time.perf_counter()
+    data = data_from_args(ns)
+    held = holdout_cut(data, TRAIN_FRACTION)
+    valid = validation_cut(held.before, VALIDATION_FRACTION)
+    catalog, catalog_note = evaluation_catalog(data, ns.catalog, TRAIN_FRACTION)
+    outside = set(data.items) - set(catalog)
+    if not held.users:
+        raise SystemExit("no shopper has both training history and test items: nothing to score")
+    if not valid.users:
+        raise SystemExit(
+            "the validation cut (the last 20% of the training period) has no shopper with "
+            "history before it and items after it: too little training data to choose on"
+        )
+    ctx = _load_stages(ns, data, Context(data, catalog, outside))
+    users = sample(held.users, ns.users, ns.seed)
+    valid_users = sample(valid.users, ns.users, ns.seed)
+    scope = (
+        f"all {len(users)} eligible test shoppers"
+        if len(users) == len(held.users)
+        else f"a SAMPLE of {len(users)} of {len(held.users)} eligible test shoppers "
+        f"(--users {ns.users}, seed {ns.seed}: a smoke run, not a result)"
+    )
+    print(
+        f"{scope}; {len(valid_users)} validation shoppers; {catalog_note}; tuning peers ...",
+        flush=True,
+    )
+    lists, chosen = peer_lists(ns, held.before, valid, valid_users, users, catalog)
+    validation = {name: c["validation_ndcg@10"] for name, c in chosen.items()}
+    if ns.methods != "peers":
+        print(f"  scoring the pipeline ({ns.methods}) ...", flush=True)
+        lists.update(pipeline_lists(ns, ctx, users, held.histories))
+        if ns.validate_pipeline:
+            on_valid = pipeline_lists(ns, ctx, valid_users, valid.histories)
+            truth_v = {u: valid.truth[u] for u in valid_users}
+            for name, per_user_v in on_valid.items():
+                validation[name] = float(np.mean(per_user(per_user_v, truth_v, valid_users)))
+    blends = [f"+ BERT blend({w:g})" for w in ns.blend_weights]
+    scored = [b for b in blends if b in validation]
+    # The blend weight the validation cut prefers (only with --validate-pipeline).
+    chosen_blend = max(scored, key=lambda b: validation[b]) if scored else None
+
+    title_vec = dict(
+        zip(catalog, title_embeddings([it.title for it in catalog.values()]), strict=True)
+    )
+    n_train_users = len({x.user_id for x in held.before})
+    train_users: dict[str, set[str]] = {}
+    for x in held.before:
+        train_users.setdefault(x.item_id, set()).add(x.user_id)
+    share = {i: len(u) / n_train_users for i, u in train_users.items()}
+    category = {i: it.leaf_category for i, it in catalog.items()}
+    paths = {i: it.category_path for i, it in catalog.items()}
+    truth = {u: held.truth[u] for u in users}
+    rows: list[dict[str, Any]] = []
+    per_shopper: dict[str, np.ndarray] = {}
+    for name, per_user_lists in lists.items():
+        row: dict[str, Any] = {"method": name, "validation_ndcg@10": validation.get(name)}
+        row.update(metrics.evaluate_lists(per_user_lists, truth, KS))
+        row.update(_beyond_accuracy(per_user_lists, title_vec, category, share, len(catalog)))
+        row["near_dup@10"] = float(
+            np.mean([metrics.near_duplicates(r, paths, 10) for r in per_user_lists.values()])
+        )
+        if name in chosen:
+            row["params"] = describe(chosen[name]["params"])
+        per_shopper[name] = per_user(per_user_lists, truth, users)
         rows.append(row)
+    # The best baseline is chosen on validation, like everything else.
+    best = max(chosen, key=lambda name: chosen[name]["validation_ndcg@10"])
+    reference = "retrieval" if "retrieval" in lists else None
+    compare(rows, per_shopper, reference, "vs_retrieval", resamples=ns.resamples, seed=ns.seed)
+    compare(rows, per_shopper, best, "vs_best_baseline", resamples=ns.resamples, seed=ns.seed)
     info = {
         "dataset": data.name,
         "catalog": catalog_note,
         "users": len(users),
+        "eligible_users": len(held.users),
+        "scope": scope,
+        "validation_users": len(valid_users),
+        "validation_cut": f"{valid.after[0].timestamp:%Y-%m-%d %H:%M}",
+        "test_cut": f"{held.after[0].timestamp:%Y-%m-%d %H:%M}",
+        "best_baseline": best,
+        "chosen_blend": chosen_blend,
+        "methods": ns.methods,
+        "peer_grid": ns.peer_grid,
+        "peers": chosen,
+        "resamples": ns.resamples,
         "items": len(catalog),
-        "train": len(train),
-        "test": len(test),
-        "retrieval": retrieval.version or str(ns.retrieval_dir),
-        "ranker": ranker.version,
+        "train": len(held.before),
+        "test": len(held.after),
+        "retrieval": (ctx.retrieval.version or str(ns.retrieval_dir)) if ctx.retrieval else None,
+        "ranker": ctx.ranker.version if ctx.ranker else None,
         "seconds": time.perf_counter() - t0,
     }
     return rows, info
@@ -198,18 +384,45 @@ COLUMNS = [
     ("coverage@10", "cov@10"),
     ("ild@10", "ILD@10"),
     ("catcov@10", "catcov@10"),
+    ("near_dup@10", "near-dup@10"),
     ("novelty@10", "novelty@10"),
 ]
 
 
+def _ci(value: dict[str, float] | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value['mean']:+.4f} [{value['low']:+.4f}, {value['high']:+.4f}]"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    head = "| method | " + " | ".join(label for _, label in COLUMNS) + " |"
-    rule = "|---|" + "---:|" * len(COLUMNS)
-    body = [
-        f"| {r['method']} | " + " | ".join(f"{r[key]:.4f}" for key, _ in COLUMNS) + " |"
-        for r in rows
-    ]
+    """The Markdown table: validation NDCG@10 (what choices were made on), test NDCG@10 and its
+    paired 95% CIs of the difference to retrieval order and to the best baseline, the rest."""
+    labels = ["NDCG@10", "Δ vs retrieval [95% CI]", "Δ vs best baseline [95% CI]", "val NDCG@10"]
+    rest = COLUMNS[1:]
+    head = "| method | " + " | ".join(labels + [label for _, label in rest]) + " |"
+    rule = "|---|" + "---:|" * (len(labels) + len(rest))
+    body = []
+    for r in rows:
+        val = r.get("validation_ndcg@10")
+        cells = [
+            f"{r['ndcg@10']:.4f}",
+            _ci(r.get("vs_retrieval")),
+            _ci(r.get("vs_best_baseline")),
+            "—" if val is None else f"{val:.4f}",
+            *(f"{r[key]:.4f}" for key, _ in rest),
+        ]
+        body.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *body])
+
+
+def choices(info: dict[str, Any]) -> str:
+    """The peers' hyperparameters chosen on the validation cut, as a Markdown table."""
+    lines = ["| peer | chosen on validation | val NDCG@10 | grid points |", "|---|---|---:|---:|"]
+    for name, c in info["peers"].items():
+        params = describe(c["params"]) or "(none)"
+        lines.append(f"| {name} | {params} | {c['validation_ndcg@10']:.4f} | {c['grid_points']} |")
+    return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -252,9 +465,22 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         default="cut",
         help="cut: the items known at the split's time cut (default); full: every item",
     )
+    p.add_argument(
+        "--methods",
+        choices=METHODS,
+        default="all",
+        help="all: peers and every pipeline stage (needs both artefacts); retrieval: peers and "
+        "retrieval order (needs the retrieval artefact); peers: the peers only (no artefact)",
+    )
     p.add_argument("--retrieval-dir", default="var/models/retrieval")
     p.add_argument("--ranker-dir", default="var/models/ranker")
-    p.add_argument("--users", type=int, default=150)
+    p.add_argument(
+        "--users",
+        type=int,
+        default=0,
+        help="0 (default): every eligible shopper. N > 0: a seeded sample of N test (and N "
+        "validation) shoppers, for smoke runs only; the table says it is a sample.",
+    )
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--tradeoffs", default="0.25,0.5,0.75")
     p.add_argument(
@@ -270,6 +496,22 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         help="Also rank by w * z(BERT) + (1 - w) * z(retrieval score) for each w "
         "(services.orchestrator.blend, the orchestrator's RANKER_WEIGHT); '' for none.",
     )
+    p.add_argument(
+        "--validate-pipeline",
+        action="store_true",
+        help="Also score the pipeline rows on the validation cut (their val NDCG@10 column), "
+        "to choose a blend weight there. The artefacts were trained on the whole training "
+        "period, validation included, so those figures are optimistic.",
+    )
+    p.add_argument(
+        "--peer-grid",
+        choices=("full", "smoke"),
+        default="full",
+        help="full: the grids of offline.evaluation.peers.GRIDS; smoke: one or two points per "
+        "peer, for tests",
+    )
+    p.add_argument("--resamples", type=int, default=1000, help="Bootstrap resamples per CI.")
+    p.add_argument("--threads", type=int, default=1, help="Threads of the implicit models.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", type=Path, default=None, help="Append the table to this file.")
     p.add_argument("--figure", type=Path, default=None, help="PNG path; default docs/figures.")
@@ -279,30 +521,48 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     ns.blend_weights = [float(w) for w in ns.blend_weights.split(",") if w]
     if any(not 0.0 <= w <= 1.0 for w in [*ns.blend_weights, ns.ranker_weight]):
         p.error("blend weights must be in [0, 1]")
-    if ns.users < 1 or ns.candidates < max(KS):
-        p.error(f"--users must be >= 1 and --candidates >= {max(KS)}")
+    if ns.users < 0 or ns.candidates < max(KS):
+        p.error(f"--users must be >= 0 (0: all) and --candidates >= {max(KS)}")
     if any(not 0.0 <= t <= 1.0 for t in ns.tradeoffs):
         p.error("trade-offs must be in [0, 1]")
+    if ns.resamples < 100 or ns.threads < 1:
+        p.error("--resamples must be >= 100 and --threads >= 1")
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     rows, info = run(ns)
     text = table(rows)
+    peers_text = choices(info)
+    note = (
+        f"{info['scope']}; {info['catalog']}; test from {info['test_cut']}, validation cut "
+        f"{info['validation_cut']} ({info['validation_users']} validation shoppers); best "
+        f"baseline on validation: {info['best_baseline']}; CIs: paired bootstrap over "
+        f"shoppers, {info['resamples']} resamples, seed {ns.seed}"
+    )
+    if info["chosen_blend"]:
+        note += f"; blend chosen on validation: {info['chosen_blend']} (optimistic artefacts)"
+    print(note)
     print(text)
-    print(json.dumps(info))
+    print(peers_text)
+    print(json.dumps({k: v for k, v in info.items() if k != "peers"}))
     figure = ns.figure or root / "docs" / "figures" / f"evaluation_{info['dataset']}.png"
     plot(rows, figure, f"{info['dataset']}: relevance vs diversity, {info['users']} users")
     if ns.json:
         ns.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     if ns.record:
         cmd = "python scripts/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        stages = ""
+        if info["retrieval"]:
+            stages += f", {ns.candidates} retrieval candidates, retrieval `{info['retrieval']}`"
+        if info["ranker"]:
+            stages += f", ranker `{info['ranker']}`"
         with ns.record.open("a") as f:
             f.write(
                 f"\n### {info['dataset']}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
                 f"{platform.machine()} CPU ({os.cpu_count()} cores)\n\n"
-                f"Command: `{cmd.strip()}`; {info['users']} users, {info['catalog']}, "
-                f"{ns.candidates} retrieval candidates, retrieval `{info['retrieval']}`, "
-                f"ranker `{info['ranker']}`; {info['seconds']:.0f} s.\n\n{text}\n\n"
+                f"Command: `{cmd.strip()}`; {note}{stages}; {info['seconds']:.0f} s.\n\n"
+                f"{text}\n\nPeers' hyperparameters (chosen on the validation cut, then refitted "
+                f"on the whole training period):\n\n{peers_text}\n\n"
                 f"![NDCG vs ILD](figures/{figure.name})\n"
             )
     return 0

@@ -18,6 +18,18 @@ from tests.integration.local_stack import running_stack
 
 pytestmark = pytest.mark.slow
 
+PEER_ROWS = (
+    "popularity",
+    "popularity, history excluded",
+    "repeat purchases, then popularity",
+    "ALS",
+    "ALS, history excluded",
+    "BPR",
+    "BPR, history excluded",
+    "item-kNN",
+    "item-kNN, history excluded",
+)
+
 
 def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
@@ -67,7 +79,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
         model, tokenizer, tmp_path / "ranker", "smoke", {"max_length": 32, "dataset": "shop"}
     )
     out = tmp_path / "eval.json"
-    _run(
+    result = _run(
         [
             "scripts/evaluate.py",
             "--data",
@@ -82,6 +94,13 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
             "50",
             "--tradeoffs",
             "0.5",
+            "--peer-grid",
+            "smoke",
+            "--resamples",
+            "200",
+            "--validate-pipeline",
+            "--blend-weights",
+            "0.25,0.5",
             "--json",
             str(out),
             "--figure",
@@ -90,11 +109,16 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     )
     report = json.loads(out.read_text())
     assert report["info"]["catalog"].startswith("catalog known at the cut")
+    assert report["info"]["validation_users"] == 5
+    # A sample says so, in the table's note too.
+    assert report["info"]["scope"].startswith("a SAMPLE of 5 of ")
+    assert "a SAMPLE of 5" in result.stdout
     rows = {r["method"]: r for r in report["rows"]}
     assert set(rows) == {
-        "popularity",
+        *PEER_ROWS,
         "retrieval",
         "+ BERT",
+        "+ BERT blend(0.25)",
         "+ BERT blend(0.5)",
         "+ BERT blend(0.5) + DPP(0.5)",
         "+ BERT blend(0.5) + MMR(0.5)",
@@ -102,11 +126,79 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     for row in rows.values():
         for key in ("ndcg@10", "recall@50", "coverage@10", "ild@10", "catcov@10"):
             assert 0.0 <= row[key] <= 1.0, (row["method"], key, row[key])
+        assert 0.0 <= row["near_dup@10"] <= 45.0
+        # --validate-pipeline: every row, peers and stages, has its validation figure.
+        assert 0.0 <= row["validation_ndcg@10"] <= 1.0, row["method"]
     # Every stage after retrieval reorders the same candidates: recall@50 of a 50-item list
     # cannot change, so a difference would mean items were lost or invented.
     assert rows["+ BERT"]["recall@50"] == pytest.approx(rows["retrieval"]["recall@50"])
     assert rows["+ BERT blend(0.5)"]["recall@50"] == pytest.approx(rows["retrieval"]["recall@50"])
+    # Every row but the reference carries its paired CI to retrieval order and to the best
+    # baseline (chosen on validation), and the printed table shows them.
+    best = report["info"]["best_baseline"]
+    assert best in PEER_ROWS
+    for name, row in rows.items():
+        for key, reference in (("vs_retrieval", "retrieval"), ("vs_best_baseline", best)):
+            ci = row[key]
+            if name == reference:
+                assert ci is None
+                continue
+            assert ci["low"] <= ci["mean"] <= ci["high"], (name, key, ci)
+            gap = row["ndcg@10"] - rows[reference]["ndcg@10"]
+            assert ci["mean"] == pytest.approx(gap)
+    assert "Δ vs retrieval [95% CI]" in result.stdout
+    assert "Δ vs best baseline [95% CI]" in result.stdout
+    for name in PEER_ROWS:
+        assert f"| {name} |" in result.stdout
+    # The blend weight is the one the validation cut prefers, not the test period.
+    blends = ["+ BERT blend(0.25)", "+ BERT blend(0.5)"]
+    chosen = report["info"]["chosen_blend"]
+    assert chosen == max(blends, key=lambda b: rows[b]["validation_ndcg@10"])
+    assert f"blend chosen on validation: {chosen}" in result.stdout
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) -> None:
+    from shared.data import synthetic
+    from shared.data.format import write_folder
+
+    shop = write_folder(synthetic.generate(n_items=150, n_users=50), tmp_path / "shop")
+    record = tmp_path / "evaluation.md"
+    out = tmp_path / "eval.json"
+    result = _run(
+        [
+            "scripts/evaluate.py",
+            "--data",
+            str(shop),
+            "--methods",
+            "peers",
+            "--peer-grid",
+            "smoke",
+            "--resamples",
+            "200",
+            "--json",
+            str(out),
+            "--figure",
+            str(tmp_path / "fig.png"),
+            "--record",
+            str(record),
+        ]
+    )
+    report = json.loads(out.read_text())
+    info = report["info"]
+    assert info["users"] == info["eligible_users"] > 5
+    assert info["scope"] == f"all {info['users']} eligible test shoppers"
+    assert {r["method"] for r in report["rows"]} == set(PEER_ROWS)
+    assert all(r["vs_retrieval"] is None for r in report["rows"])
+    # Validation picked the item-kNN similarity among the smoke grid's two.
+    knn = info["peers"]["item-kNN"]
+    assert knn["grid_points"] == 2
+    assert knn["params"]["similarity"] in {"cosine", "bm25"}
+    text = record.read_text()
+    assert "--methods peers" in text
+    assert f"all {info['users']} eligible test shoppers" in text
+    assert "chosen on validation" in text
+    assert "| ALS, history excluded |" in result.stdout
 
 
 def test_privacy_utility_command_fills_the_full_pipeline_column(tmp_path: Path) -> None:

@@ -1,0 +1,75 @@
+"""The validation cut of offline.evaluation.protocol never sees the test period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from offline.evaluation.protocol import holdout_cut, per_user, sample, validation_cut
+from shared.data import synthetic
+from shared.data.types import Dataset, Interaction
+
+
+def _log() -> Dataset:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    xs = [
+        Interaction(f"u{u}", f"i{(u * 7 + d) % 13}", t0 + timedelta(days=d, hours=u))
+        for d in range(50)
+        for u in range(6)
+        if (u + d) % 3
+    ]
+    return Dataset("toy", {}, xs)
+
+
+def test_the_validation_cut_lies_inside_the_training_period() -> None:
+    data = synthetic.generate(n_items=120, n_users=40)
+    test = holdout_cut(data)
+    valid = validation_cut(test.before)
+    assert valid.before
+    assert valid.after
+    # Fit, validation, test in this time order; nothing of the test period leaks backwards.
+    assert max(x.timestamp for x in valid.before) < min(x.timestamp for x in valid.after)
+    assert max(x.timestamp for x in valid.after) < min(x.timestamp for x in test.after)
+    assert sorted(valid.before + valid.after, key=id) == sorted(test.before, key=id)
+    # About 80% of the training interactions fit, 20% validate (ties at the cut go after).
+    share = len(valid.before) / len(test.before)
+    assert 0.7 < share <= 0.8
+    for user in valid.users:
+        assert valid.histories[user]
+        assert valid.truth[user]
+    fit_items = {x.item_id for x in valid.before}
+    assert {i for u in valid.users for i in valid.histories[u]} <= fit_items
+
+
+def test_histories_are_most_recent_first_and_truth_counts_repeats() -> None:
+    data = _log()
+    c = holdout_cut(data, 0.5)
+    for user in c.users:
+        own = [x for x in c.before if x.user_id == user]
+        assert c.histories[user][0] == own[-1].item_id
+        after = {x.item_id for x in c.after if x.user_id == user}
+        assert c.truth[user] == after  # items also bought before the cut stay in the truth
+
+
+def test_an_empty_training_period_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        validation_cut([])
+
+
+def test_sample_is_everyone_by_default_and_seeded_otherwise() -> None:
+    users = [f"u{i}" for i in range(20)]
+    assert sample(users, 0, seed=0) == sorted(users)
+    assert sample(users, 50, seed=0) == sorted(users)
+    five = sample(users, 5, seed=1)
+    assert len(five) == 5
+    assert five == sorted(five)
+    assert set(five) <= set(users)
+    assert five == sample(users, 5, seed=1)
+    assert five != sample(users, 5, seed=2)
+
+
+def test_per_user_scores_follow_the_user_order() -> None:
+    truth = {"a": {"x"}, "b": {"y"}}
+    lists = {"a": ["x", "z"], "b": ["z", "q"]}
+    assert per_user(lists, truth, ["b", "a"], k=2).tolist() == [0.0, 1.0]
