@@ -24,37 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\">\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"h\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t2\xab\x03\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"[\n\x0bSourceScore\x12/\n\x06source\x18\x01 \x01(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\"\xa4\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\x30\n\x07sources\x18\x46 \x03(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\x12\x32\n\rsource_scores\x18G \x03(\x0b\x32\x1b.acme.recsys.v1.SourceScore\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\x9a\x01\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x30\n\x07sources\x18\x46 \x03(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t*\x95\x01\n\x0f\x43\x61ndidateSource\x12 \n\x1c\x43\x41NDIDATE_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43\x41NDIDATE_SOURCE_TWO_TOWER\x10\x01\x12\"\n\x1e\x43\x41NDIDATE_SOURCE_COLLABORATIVE\x10\x02\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_HISTORY\x10\x03\x32\xab\x03\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USERHISTORY']._serialized_start=50
-  _globals['_USERHISTORY']._serialized_end=81
-  _globals['_USERVECTOR']._serialized_start=83
-  _globals['_USERVECTOR']._serialized_end=111
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=114
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=315
-  _globals['_CANDIDATE']._serialized_start=317
-  _globals['_CANDIDATE']._serialized_end=379
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=381
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=499
-  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_start=501
-  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_end=545
-  _globals['_ITEMEMBEDDING']._serialized_start=547
-  _globals['_ITEMEMBEDDING']._serialized_end=595
-  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_start=597
-  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_end=724
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=726
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=747
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=749
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=853
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=855
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=903
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=905
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=980
-  _globals['_RETRIEVALSERVICE']._serialized_start=983
-  _globals['_RETRIEVALSERVICE']._serialized_end=1410
+  _globals['_CANDIDATESOURCE']._serialized_start=1230
+  _globals['_CANDIDATESOURCE']._serialized_end=1379
+  _globals['_SOURCESCORE']._serialized_start=50
+  _globals['_SOURCESCORE']._serialized_end=141
+  _globals['_USERHISTORY']._serialized_start=143
+  _globals['_USERHISTORY']._serialized_end=174
+  _globals['_USERVECTOR']._serialized_start=176
+  _globals['_USERVECTOR']._serialized_end=204
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=207
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=408
+  _globals['_CANDIDATE']._serialized_start=411
+  _globals['_CANDIDATE']._serialized_end=575
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=577
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=695
+  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_start=697
+  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_end=741
+  _globals['_ITEMEMBEDDING']._serialized_start=743
+  _globals['_ITEMEMBEDDING']._serialized_end=791
+  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_start=793
+  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_end=920
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=922
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=943
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=946
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=1100
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=1102
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=1150
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=1152
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=1227
+  _globals['_RETRIEVALSERVICE']._serialized_start=1382
+  _globals['_RETRIEVALSERVICE']._serialized_end=1809
 # @@protoc_insertion_point(module_scope)
