@@ -270,6 +270,7 @@ class Pipeline:
                 relevance=c.score,
                 embedding=c.embedding,
                 stages=[Stage.RETRIEVAL],
+                retrieval_sources=c.source_scores,
             )
             for c in retrieved.candidates
         ]

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.orchestrator.clients import retrieval_from_proto
+from services.orchestrator.domain import CandidateSource
 from services.retrieval.app import RetrievalApp, build_retrieval
 from services.retrieval.config import RetrievalSettings
 from services.retrieval.servicer import RetrievalServicer
@@ -168,6 +170,10 @@ async def test_history_retrieval_is_the_exact_top_n_with_exclusions(
     assert first.score == pytest.approx(float(expected_scores[row]), rel=1e-5)
 
 
+def _label(source: int) -> str:
+    return pb.CandidateSource.Name(source).removeprefix("CANDIDATE_SOURCE_").lower()
+
+
 def _with_factors(art: RetrievalArtefact, factors: int, seed: int) -> RetrievalArtefact:
     rng = np.random.default_rng(seed)
     art.cf = CollaborativeFactors(
@@ -229,6 +235,13 @@ async def test_history_candidates_come_from_every_source_with_tags_and_scores(
     # the ALS top items (excluded ones aside) made it into the merged list
     als_top = [art.item_ids[i] for i in np.argsort(-als) if art.item_ids[i] not in excluded][:5]
     assert set(als_top) <= set(ids)
+    # The orchestrator's domain keeps every tag, score and rank (ranking features).
+    domain = retrieval_from_proto(reply)
+    for c, d in zip(reply.candidates, domain.candidates, strict=True):
+        assert [(s.source.value, s.score, s.rank) for s in d.source_scores] == [
+            (_label(s.source), s.score, s.rank) for s in c.source_scores
+        ]
+    assert {s.source for d in domain.candidates for s in d.source_scores} == set(CandidateSource)
 
 
 async def test_a_version_without_factors_serves_two_tower_and_history(svc: Running) -> None:
