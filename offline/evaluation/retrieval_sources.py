@@ -11,7 +11,9 @@
    (two-tower + ALS) and on (two-tower + ALS + history).
 2. Test (read once): retrain both models on the whole training period, and score each source
    alone, the two chosen merges and popularity with the protocol of offline.retrieval.evaluation
-   (train history -> test items, items known at the cut, nothing excluded).
+   (train history -> test items, items known at the cut, nothing excluded), with a paired
+   bootstrap 95% interval (users resampled) of each run's Recall@``--choose-k`` minus the
+   two-tower's.
 
 Prints both tables; JSON goes to var/eval/.
 """
@@ -30,12 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from offline.retrieval.cf import DEFAULT_CF_CONFIG, train_cf, validation_cut
-from offline.retrieval.evaluation import evaluate_retrieval, source_runs
+from offline.retrieval.evaluation import evaluate_retrieval, holdout_truth, source_runs
 from offline.retrieval.training import TrainConfig, train
 from services.retrieval.index import build_cf_index, build_index
 from services.retrieval.retriever import ServedIndex
 from services.retrieval.sources import DEFAULT_RRF_K, SourceWeights
+from shared import metrics
 from shared.data.datasets import add_data_arguments, data_from_args
 from shared.data.types import (
     Dataset,
@@ -77,6 +82,30 @@ def served_models(
 def best(scores: dict[str, dict[str, float]], key: str, history_on: bool) -> str:
     cells = [name for name in scores if name.endswith("-hist0") != history_on]
     return max(cells, key=lambda name: (scores[name][key], -len(name)))
+
+
+def paired_difference(
+    lists: dict[str, list[str]],
+    reference: dict[str, list[str]],
+    truth: dict[str, set[str]],
+    k: int,
+    replicates: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean per-user Recall@k of ``lists`` minus ``reference`` and its paired bootstrap 95%
+    interval (the same resampled users on both sides)."""
+    users = sorted(u for u, t in truth.items() if t)
+    diff = np.array(
+        [
+            metrics.recall_at_k(lists.get(u, []), truth[u], k)
+            - metrics.recall_at_k(reference.get(u, []), truth[u], k)
+            for u in users
+        ]
+    )
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=replicates)
+    boot = weights @ diff / len(users)
+    return float(diff.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
 
 
 def _row(name: str, m: dict[str, float], ks: Sequence[int]) -> str:
@@ -123,7 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         served.artefact, served.index, train_part, test_part, args.ks, catalog=ranked
     )
     runs = {**SINGLE, **{label: grid()[cell] for label, cell in chosen.items()}}
-    test.update(source_runs(served, train_part, test_part, runs, args.ks, catalog=ranked))
+    test_lists: dict[str, dict[str, list[str]]] = {}
+    test.update(
+        source_runs(
+            served, train_part, test_part, runs, args.ks, catalog=ranked, lists_out=test_lists
+        )
+    )
+    _, truth = holdout_truth(train_part, test_part)
+    differences = {
+        name: paired_difference(test_lists[name], test_lists["two_tower"], truth, args.choose_k)
+        for name in runs
+        if name != "two_tower"
+    }
     print(f"test done ({time.perf_counter() - start:.0f}s)\n", flush=True)
 
     header = [f"{m}@{k}" for k in args.ks for m in ("recall", "hit_rate", "ndcg")]
@@ -141,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("popularity", *runs):
         label = f"{name} ({chosen[name]})" if name in chosen else name
         print(_row(label, test[name], args.ks))
+    print(f"\n{key} minus two_tower's, paired bootstrap 95% interval over users:\n")
+    for name, (mean, low, high) in differences.items():
+        print(f"| {name} | {mean:+.4f} [{low:+.4f}, {high:+.4f}] |")
 
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
@@ -159,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation": validation,
         "chosen": chosen,
         "test": test,
+        f"test_{key}_minus_two_tower": differences,
         "seconds": round(time.perf_counter() - start, 1),
     }
     path.write_text(json.dumps(record, indent=2))

@@ -84,12 +84,14 @@ def source_runs(
     ks: Sequence[int] = (50, 100, 200),
     catalog: Collection[str] | None = None,
     history_decay: float = DEFAULT_HISTORY_DECAY,
+    lists_out: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of the served candidate list (``services.retrieval.retriever``, the code the
     service runs: every enabled source, merged) under each named ``SourceWeights``.
 
     The same protocol and users as ``evaluate_retrieval``: a user whose history holds no
     known item gets the popularity list in every run, the same list it gets there.
+    ``lists_out``, when given, receives every run's lists (for paired comparisons).
     """
     histories, truth = holdout_truth(train, test)
     n = max(ks)
@@ -109,6 +111,8 @@ def source_runs(
             )
             lists[user] = [item for item, _, _ in found.items]
         out[name] = metrics.evaluate_lists(lists, truth, ks)
+        if lists_out is not None:
+            lists_out[name] = lists
     return out
 
 
