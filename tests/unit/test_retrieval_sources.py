@@ -206,3 +206,23 @@ def test_train_cf_chooses_the_best_validation_cell_and_refits() -> None:
     before, after = validation_cut(data, 0.8)
     assert max(x.timestamp for x in before) < min(x.timestamp for x in after)
     assert record["validation"]["users"] > 0
+
+
+def test_hnsw_graphs_of_both_indexes_are_kept_apart(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    cf = CollaborativeFactors(rng.standard_normal((40, 6)).astype(np.float32), 0.3, 4.0)
+    art = _artefact(cf=cf)
+    tt = build_index(art, "hnsw", graph_dir=tmp_path)
+    als = build_cf_index(art, "hnsw", graph_dir=tmp_path)
+    assert als is not None
+    assert sorted(p.name.split("-hnsw")[0] for p in tmp_path.glob("*.faiss")) == [
+        "als-index",
+        "index",
+    ]
+    assert (tt.dimension, als.dimension) == (4, 6)
+    # A reload reads each graph back, and the ALS one still ranks by the factors.
+    again = build_cf_index(art, "hnsw", graph_dir=tmp_path)
+    assert again is not None
+    user = art.cf_user_vector(["i001", "i002"])
+    best = int(np.argmax(cf.item_factors @ user))
+    assert again.search(user, 1)[0][0] == art.item_ids[best]
