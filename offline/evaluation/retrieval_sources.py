@@ -5,8 +5,8 @@
 1. Validation (inside the training period): cut the TRAIN side of shared.data.temporal_split
    at its own 80% time quantile; train what ``offline.retrieval.publish`` trains (two-tower,
    plus implicit ALS with its own nested validation grid) on the part before that cut; score
-   the served candidate list (``services.retrieval.retriever``, every source, weighted RRF)
-   of every user with history before and items after the cut, for each cell of a small
+   the served candidate list (``services.retrieval.retriever``, every source, weighted RRF;
+   each k its own request for k candidates) of every user with history before and items after the cut, for each cell of a small
    weight grid. The best Recall@``--choose-k`` is chosen twice: with the history source off
    (two-tower + ALS) and on (two-tower + ALS + history).
 2. Test (read once): retrain both models on the whole training period, and score each source
@@ -159,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     _, truth = holdout_truth(train_part, test_part)
+    at = f"@{args.choose_k}"
     differences = {
-        name: paired_difference(test_lists[name], test_lists["two_tower"], truth, args.choose_k)
+        name: paired_difference(
+            test_lists[name + at], test_lists["two_tower" + at], truth, args.choose_k
+        )
         for name in runs
         if name != "two_tower"
     }

@@ -89,30 +89,34 @@ def source_runs(
     """Metrics of the served candidate list (``services.retrieval.retriever``, the code the
     service runs: every enabled source, merged) under each named ``SourceWeights``.
 
-    The same protocol and users as ``evaluate_retrieval``: a user whose history holds no
-    known item gets the popularity list in every run, the same list it gets there.
-    ``lists_out``, when given, receives every run's lists (for paired comparisons).
+    Each k is its own request for k candidates, as the service answers it: a fused list is
+    not a prefix of a longer one (a longer request asks every source for more items, and
+    those add to the fused scores). The same protocol and users as ``evaluate_retrieval``: a
+    user whose history holds no known item gets the popularity list in every run, the same
+    list it gets there. ``lists_out``, when given, receives every run's lists under
+    ``"<name>@<k>"`` (for paired comparisons).
     """
     histories, truth = holdout_truth(train, test)
-    n = max(ks)
     artefact = served.artefact
     known = set(catalog) if catalog is not None else set(artefact.item_ids)
     outside = {i for i in artefact.item_ids if i not in known}
-    popular = [i for i in artefact.popular_items(n + len(outside)) if i in known][:n]
+    popular = [i for i in artefact.popular_items(max(ks) + len(outside)) if i in known]
     out: dict[str, dict[str, float]] = {}
     for name, weights in runs.items():
-        lists: dict[str, list[str]] = {}
-        for user, history in histories.items():
-            if not artefact.known(history):
-                lists[user] = popular
-                continue
-            found = retrieve_for_history(
-                served, history, n, outside, weights=weights, history_decay=history_decay
-            )
-            lists[user] = [item for item, _, _ in found.items]
-        out[name] = metrics.evaluate_lists(lists, truth, ks)
-        if lists_out is not None:
-            lists_out[name] = lists
+        out[name] = {}
+        for k in ks:
+            lists: dict[str, list[str]] = {}
+            for user, history in histories.items():
+                if not artefact.known(history):
+                    lists[user] = popular[:k]
+                    continue
+                found = retrieve_for_history(
+                    served, history, k, outside, weights=weights, history_decay=history_decay
+                )
+                lists[user] = [item for item, _, _ in found.items]
+            out[name].update(metrics.evaluate_lists(lists, truth, [k]))
+            if lists_out is not None:
+                lists_out[f"{name}@{k}"] = lists
     return out
 
 
