@@ -6,9 +6,9 @@
    at its own 80% time quantile; train what ``offline.retrieval.publish`` trains (two-tower,
    plus implicit ALS with its own nested validation grid) on the part before that cut; score
    the served candidate list (``services.retrieval.retriever``, every source, weighted RRF;
-   each k its own request for k candidates) of every user with history before and items after the cut, for each cell of a small
-   weight grid. The best Recall@``--choose-k`` is chosen twice: with the history source off
-   (two-tower + ALS) and on (two-tower + ALS + history).
+   each k its own request for k candidates) of every user with history before and items
+   after the cut, for each cell of a small weight grid. The best Recall@``--choose-k`` is
+   chosen twice: with the history source off (two-tower + ALS) and on (all three).
 2. Test (read once): retrain both models on the whole training period, and score each source
    alone, the two chosen merges and popularity with the protocol of offline.retrieval.evaluation
    (train history -> test items, items known at the cut, nothing excluded), with a paired
