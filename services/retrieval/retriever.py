@@ -28,6 +28,7 @@ from services.retrieval.sources import (
     merge,
 )
 from shared.artefacts.retrieval import (
+    ColdStartError,
     RetrievalArtefact,
     load_artefact,
     resolve_version,
@@ -123,9 +124,14 @@ def source_lists(
             served.artefact.user_vector(history), n, excluded
         )
     if Source.COLLABORATIVE in wanted and served.cf_index is not None:
-        lists[Source.COLLABORATIVE] = served.cf_index.search(
-            served.artefact.cf_user_vector(history), n, excluded
-        )
+        try:
+            user = served.artefact.cf_user_vector(history)
+        except ColdStartError:
+            # No history item has ALS factors (e.g. only items added after training):
+            # the other sources still answer.
+            user = None
+        if user is not None:
+            lists[Source.COLLABORATIVE] = served.cf_index.search(user, n, excluded)
     if Source.HISTORY in wanted:
         known = served.artefact.known(history)
         lists[Source.HISTORY] = history_candidates(known, n, excluded, history_decay)
