@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from offline.retrieval.evaluation import evaluate_retrieval
+from offline.retrieval.cf import DEFAULT_CF_CONFIG, CfConfig, train_cf
+from offline.retrieval.evaluation import default_runs, evaluate_retrieval, source_runs
 from offline.retrieval.training import TrainConfig, train
-from services.retrieval.index import build_index
+from services.retrieval.index import build_cf_index, build_index
+from services.retrieval.retriever import ServedIndex
 from shared.artefacts.retrieval import RetrievalArtefact, save_artefact
 from shared.data.datasets import add_data_arguments, data_from_args
 from shared.data.types import CATALOGS, Dataset, evaluation_catalog, temporal_split
@@ -43,8 +45,12 @@ def train_and_evaluate(
     on_epoch: Callable[[int, float], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     catalog: str = "cut",
+    cf: CfConfig | None = DEFAULT_CF_CONFIG,
 ) -> RetrievalArtefact:
     """Train on the split's train side; put test-side metrics into ``meta["metrics"]``.
+
+    With ``cf`` (the default) the artefact also gets implicit-ALS item factors trained on the
+    same interactions (offline.retrieval.cf); ``cf=None`` writes a two-tower-only version.
 
     The artefact holds every item (the service may recommend all of them); the measurement
     ranks the ``catalog`` of shared.data.types.evaluation_catalog, by default the items known
@@ -62,8 +68,13 @@ def train_and_evaluate(
         on_epoch=on_epoch,
         now=now,
     )
-    results = evaluate_retrieval(
-        artefact, build_index(artefact, "flat"), train_part, test_part, ks, catalog=ranked
+    if cf is not None:
+        artefact.cf, artefact.meta["cf"] = train_cf(train_part, artefact.item_ids, cf, seed)
+    index = build_index(artefact, "flat")
+    results = evaluate_retrieval(artefact, index, train_part, test_part, ks, catalog=ranked)
+    served = ServedIndex("unsaved", artefact, index, build_cf_index(artefact, "flat"))
+    results.update(
+        source_runs(served, train_part, test_part, default_runs(served), ks, catalog=ranked)
     )
     metrics: dict[str, Any] = {
         "protocol": (
@@ -88,10 +99,17 @@ def train_and_publish(
     train_fraction: float = 0.8,
     on_epoch: Callable[[int, float], None] | None = None,
     catalog: str = "cut",
+    cf: CfConfig | None = DEFAULT_CF_CONFIG,
 ) -> Path:
     """Train, evaluate and save a new version (and point LATEST at it); returns its folder."""
     artefact = train_and_evaluate(
-        dataset, config, seed, train_fraction=train_fraction, on_epoch=on_epoch, catalog=catalog
+        dataset,
+        config,
+        seed,
+        train_fraction=train_fraction,
+        on_epoch=on_epoch,
+        catalog=catalog,
+        cf=cf,
     )
     return save_artefact(artefact, root, version, set_latest=set_latest)
 
@@ -119,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="Version name; default time-dataset-seed.")
     parser.add_argument("--no-latest", action="store_true", help="Do not move LATEST.")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--no-cf",
+        action="store_true",
+        help="Skip the implicit-ALS factors: a two-tower-only version (no collaborative source).",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -152,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         set_latest=not args.no_latest,
         on_epoch=progress,
         catalog=args.catalog,
+        cf=None if args.no_cf else CfConfig(),
     )
 
     meta = json.loads((path / "meta.json").read_text())
-    for method in ("two_tower", "popularity"):
+    for method in ("two_tower", "collaborative", "merged", "popularity"):
+        if method not in meta["metrics"]:
+            continue
         m = meta["metrics"][method]
         print(
-            f"{method:>10}: "
+            f"{method:>13}: "
             + "  ".join(f"recall@{k}={m[f'recall@{k}']:.4f}" for k in (50, 100, 200))
         )
     print(f"written {path} in {time.perf_counter() - start:.1f}s")

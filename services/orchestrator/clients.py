@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
+    CandidateSource,
     EventType,
     IngestResult,
     ItemFeatures,
@@ -32,6 +33,7 @@ from services.orchestrator.domain import (
     Scores,
     ServedList,
     ShopperContext,
+    SourceScore,
     StoredEvent,
     UserFeatures,
 )
@@ -188,12 +190,33 @@ def user_features_from_proto(response: feature_store_pb2.GetUserFeaturesResponse
     )
 
 
+_CANDIDATE_SOURCES = {
+    retrieval_pb2.CANDIDATE_SOURCE_TWO_TOWER: CandidateSource.TWO_TOWER,
+    retrieval_pb2.CANDIDATE_SOURCE_COLLABORATIVE: CandidateSource.COLLABORATIVE,
+    retrieval_pb2.CANDIDATE_SOURCE_HISTORY: CandidateSource.HISTORY,
+}
+
+
+def source_scores_from_proto(candidate: retrieval_pb2.Candidate) -> tuple[SourceScore, ...]:
+    """The candidate's per-source scores; a source this build does not know is skipped."""
+    return tuple(
+        SourceScore(_CANDIDATE_SOURCES[s.source], s.score, s.rank)
+        for s in candidate.source_scores
+        if s.source in _CANDIDATE_SOURCES
+    )
+
+
 def retrieval_from_proto(
     response: retrieval_pb2.RetrieveCandidatesResponse | retrieval_pb2.GetSimilarItemsResponse,
 ) -> RetrievalResult:
     return RetrievalResult(
         candidates=tuple(
-            RetrievedItem(item_id=c.item_id, score=c.score, embedding=tuple(c.embedding))
+            RetrievedItem(
+                item_id=c.item_id,
+                score=c.score,
+                embedding=tuple(c.embedding),
+                source_scores=source_scores_from_proto(c),
+            )
             for c in response.candidates
         ),
         index_version=response.index_version,

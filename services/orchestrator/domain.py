@@ -102,6 +102,14 @@ class AnswerPath(enum.Enum):
     CATALOG_ORDER = "catalog_order"
 
 
+class CandidateSource(enum.Enum):
+    """Which retrieval source returned a candidate; the value is the label in spans."""
+
+    TWO_TOWER = "two_tower"
+    COLLABORATIVE = "collaborative"
+    HISTORY = "history"
+
+
 class EventType(enum.Enum):
     """The kind of shopper interaction."""
 
@@ -168,12 +176,24 @@ class PopularItems:
 
 
 @dataclass(frozen=True)
+class SourceScore:
+    """What one retrieval source said about a candidate: its own score and 1-based rank
+    (features a learned ranker can use)."""
+
+    source: CandidateSource
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
 class RetrievedItem:
-    """One retrieval candidate: its similarity to the user and its normalised embedding."""
+    """One retrieval candidate: its merged retrieval score, its normalised embedding and
+    every source that returned it, strongest first."""
 
     item_id: str
     score: float
     embedding: tuple[float, ...] = ()
+    source_scores: tuple[SourceScore, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -357,6 +377,8 @@ class Candidate:
     stages: list[Stage] = field(default_factory=list)
     relevance_rank: int | None = None
     reasons: list[ItemReason] = field(default_factory=list)
+    # The retrieval sources that returned it, strongest first (empty off the retrieval path).
+    retrieval_sources: tuple[SourceScore, ...] = ()
 
     @property
     def category(self) -> str:

@@ -136,6 +136,7 @@ def _retrieved_candidates(retrieved: RetrievalResult) -> list[Candidate]:
             relevance=c.score,
             embedding=c.embedding,
             stages=[Stage.RETRIEVAL],
+            retrieval_sources=c.source_scores,
         )
         for c in retrieved.candidates
     ]

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.retrieval.sources import DEFAULT_HISTORY_DECAY, SourceWeights
 from shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from services.retrieval.index import HnswParams
+
+_FUSION = SourceWeights()
 
 
 class RetrievalSettings(ServiceSettings):
@@ -44,9 +47,37 @@ class RetrievalSettings(ServiceSettings):
     reload_interval_s: float = Field(
         0.0, ge=0, description="Poll LATEST this often and hot-swap when it changes; 0 = off."
     )
+    # Reciprocal-rank fusion of the candidate sources (services/retrieval/sources.py). The
+    # defaults, SourceWeights', were chosen on a validation cut of Online Retail
+    # (docs/retrieval.md, "Candidate sources"); 0 switches a source off.
+    weight_two_tower: float = Field(
+        _FUSION.two_tower, ge=0, description="Fusion weight of the two-tower index."
+    )
+    weight_collaborative: float = Field(
+        _FUSION.collaborative,
+        ge=0,
+        description="Fusion weight of the ALS index (versions that have one).",
+    )
+    weight_history: float = Field(
+        _FUSION.history, ge=0, description="Fusion weight of the shopper's own history items."
+    )
+    rrf_k: float = Field(
+        _FUSION.rrf_k, ge=0, description="The k of reciprocal-rank fusion, 1/(k + rank)."
+    )
+    history_decay: float = Field(
+        DEFAULT_HISTORY_DECAY,
+        gt=0,
+        le=1,
+        description="A history item scores decay**position per occurrence.",
+    )
 
     def hnsw_params(self) -> HnswParams:
         # Imported here: reading the settings (the CLI's port table) must not need FAISS.
         from services.retrieval.index import HnswParams
 
         return HnswParams(self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
+
+    def source_weights(self) -> SourceWeights:
+        return SourceWeights(
+            self.weight_two_tower, self.weight_collaborative, self.weight_history, self.rrf_k
+        )

@@ -66,9 +66,10 @@ def make_faiss_index(vectors: np.ndarray, kind: str, hnsw: HnswParams | None = N
     return index
 
 
-def hnsw_file_name(params: HnswParams) -> str:
-    """Graph file name inside a version folder; efSearch is a search-time knob, not part of it."""
-    return f"index-hnsw-m{params.m}-efc{params.ef_construction}.faiss"
+def hnsw_file_name(params: HnswParams, prefix: str = "index") -> str:
+    """Graph file name inside a version folder; efSearch is a search-time knob, not part of it.
+    ``prefix`` tells the indexes of one version apart (``index`` two-tower, ``als-index``)."""
+    return f"{prefix}-hnsw-m{params.m}-efc{params.ef_construction}.faiss"
 
 
 def _read_graph(path: Path, n: int, dim: int) -> faiss.Index | None:
@@ -103,6 +104,7 @@ class CandidateIndex:
         kind: str = "flat",
         hnsw: HnswParams | None = None,
         graph_dir: Path | None = None,
+        graph_prefix: str = "index",
     ) -> None:
         """``graph_dir``: where an HNSW graph is read from when present and saved after a build,
         because building one over 1M items takes many minutes. Only for immutable vectors."""
@@ -117,7 +119,7 @@ class CandidateIndex:
         self.dimension = int(vectors.shape[1])
         graph = None
         if self.hnsw is not None and graph_dir is not None:
-            graph = graph_dir / hnsw_file_name(self.hnsw)
+            graph = graph_dir / hnsw_file_name(self.hnsw, graph_prefix)
         index = (
             _read_graph(graph, len(item_ids), self.dimension) if graph and graph.exists() else None
         )
@@ -176,3 +178,18 @@ def build_index(
     """An index over every item vector of a trained artefact; ``graph_dir`` (normally the
     version folder) keeps the HNSW graph between starts."""
     return CandidateIndex(artefact.item_ids, artefact.item_vectors, kind, hnsw, graph_dir)
+
+
+def build_cf_index(
+    artefact: RetrievalArtefact,
+    kind: str = "flat",
+    hnsw: HnswParams | None = None,
+    graph_dir: Path | None = None,
+) -> CandidateIndex | None:
+    """An inner-product index over the artefact's ALS item factors, None when it has none.
+    The factors are not normalised: the ALS score is the raw inner product."""
+    if artefact.cf is None:
+        return None
+    return CandidateIndex(
+        artefact.item_ids, artefact.cf.item_factors, kind, hnsw, graph_dir, graph_prefix="als-index"
+    )

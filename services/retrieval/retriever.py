@@ -17,8 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from services.retrieval.index import CandidateIndex, HnswParams, build_index
+from services.retrieval.index import CandidateIndex, HnswParams, build_cf_index, build_index
 from services.retrieval.live import EMPTY_LAYER, LiveCatalog, LiveLayer
+from services.retrieval.sources import (
+    DEFAULT_HISTORY_DECAY,
+    SOURCE_ORDER,
+    MergedCandidate,
+    Source,
+    SourceHit,
+    SourceWeights,
+    history_candidates,
+    merge,
+)
 from shared.artefacts.retrieval import (
     ColdStartError,
     RetrievalArtefact,
@@ -45,6 +55,8 @@ class ServedIndex:
     version: str
     artefact: RetrievalArtefact
     index: CandidateIndex
+    # The collaborative-filtering index; None for a version without ALS factors.
+    cf_index: CandidateIndex | None = None
     live: LiveLayer = field(default=EMPTY_LAYER)
 
     @property
@@ -83,6 +95,14 @@ class ServedIndex:
             found.sort(key=lambda pair: (-pair[1], pair[0]))
         return found[:n]
 
+    def sources(self, weights: SourceWeights) -> tuple[Source, ...]:
+        """The sources this version serves under ``weights`` (a 0 weight switches one off)."""
+        return tuple(
+            s
+            for s in SOURCE_ORDER
+            if weights.of(s) > 0 and (s is not Source.COLLABORATIVE or self.cf_index is not None)
+        )
+
 
 def with_live(
     served: ServedIndex, catalog: LiveCatalog, *, incremental: bool = False
@@ -95,11 +115,13 @@ def with_live(
 
 @dataclass(frozen=True)
 class Retrieval:
-    """Candidates best first, as (item id, score, embedding or None)."""
+    """Candidates best first, as (item id, score, embedding or None); ``hits[i]`` names the
+    sources of ``items[i]`` with their own scores and ranks (empty on a cold start)."""
 
     items: list[tuple[str, float, np.ndarray | None]]
     version: str
     cold_start: bool
+    hits: list[tuple[SourceHit, ...]] = field(default_factory=list)
 
 
 def load_served(
@@ -109,11 +131,17 @@ def load_served(
     path = resolve_version(root, version)
     artefact = load_artefact(path)
     index = build_index(artefact, kind, hnsw, graph_dir=path)
+    cf_index = build_cf_index(artefact, kind, hnsw, graph_dir=path)
     log.info(
         "index built",
-        extra={"index_version": artefact.version, "kind": kind, "items": index.size},
+        extra={
+            "index_version": artefact.version,
+            "kind": kind,
+            "items": index.size,
+            "collaborative": cf_index is not None,
+        },
     )
-    return ServedIndex(artefact.version, artefact, index)
+    return ServedIndex(artefact.version, artefact, index, cf_index)
 
 
 def _with_embeddings(
@@ -125,25 +153,69 @@ def _with_embeddings(
     return out
 
 
+def source_lists(
+    served: ServedIndex,
+    history: Sequence[str],
+    user_vector: np.ndarray,
+    n: int,
+    excluded: set[str],
+    weights: SourceWeights,
+    history_decay: float = DEFAULT_HISTORY_DECAY,
+) -> dict[Source, list[tuple[str, float]]]:
+    """Each enabled source's top ``n`` for a history with at least one known item;
+    ``user_vector`` is the two-tower user vector of that history (over trained and added
+    items), ``excluded`` includes the withdrawn items."""
+    wanted = served.sources(weights)
+    lists: dict[Source, list[tuple[str, float]]] = {}
+    if Source.TWO_TOWER in wanted:
+        lists[Source.TWO_TOWER] = served.search(user_vector, n, excluded)
+    if Source.COLLABORATIVE in wanted and served.cf_index is not None:
+        try:
+            user = served.artefact.cf_user_vector(history)
+        except ColdStartError:
+            # No history item has ALS factors (e.g. only items added after training):
+            # the other sources still answer.
+            user = None
+        if user is not None:
+            lists[Source.COLLABORATIVE] = served.cf_index.search(user, n, excluded)
+    if Source.HISTORY in wanted:
+        # Trained and added items alike; withdrawn ones are in ``excluded``.
+        known = [i for i in history if served.vector(i, withdrawn=True) is not None]
+        lists[Source.HISTORY] = history_candidates(known, n, excluded, history_decay)
+    return lists
+
+
 def retrieve_for_history(
     served: ServedIndex,
     history: Sequence[str],
     n: int,
     exclude: Collection[str] = (),
     include_embeddings: bool = False,
+    weights: SourceWeights | None = None,
+    history_decay: float = DEFAULT_HISTORY_DECAY,
 ) -> Retrieval:
-    """Candidates for a history (most recent first). With no known item, the cold-start
-    answer: the catalog in item-id order, every score 0. The artefact's training counts are
-    raw (never noised), so they neither choose, order nor score these items; the orchestrator
-    replaces this list by the DP popularity release when one exists."""
+    """Candidates for a history (most recent first): every enabled source's top ``n``,
+    merged (``services.retrieval.sources.merge``) into ``n``. With no known item, the
+    cold-start answer: the catalog in item-id order, every score 0. The artefact's training
+    counts are raw (never noised), so they neither choose, order nor score these items; the
+    orchestrator replaces this list by the DP popularity release when one exists."""
     excluded = set(exclude) | served.live.removed
     try:
         vector = served.user_vector(history)
     except ColdStartError:
         scored = [(item, 0.0) for item in served.artefact.catalog_items(n, excluded)]
         return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, True)
-    scored = served.search(vector, n, excluded)
-    return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
+    weights = weights or SourceWeights()
+    merged: list[MergedCandidate] = merge(
+        source_lists(served, history, vector, n, excluded, weights, history_decay), weights, n
+    )
+    scored = [(c.item_id, c.score) for c in merged]
+    return Retrieval(
+        _with_embeddings(served, scored, include_embeddings),
+        served.version,
+        False,
+        [c.hits for c in merged],
+    )
 
 
 def retrieve_for_vector(
@@ -153,9 +225,9 @@ def retrieve_for_vector(
     exclude: Collection[str] = (),
     include_embeddings: bool = False,
 ) -> Retrieval:
-    """Candidates nearest to a ready user vector in the index's embedding space."""
-    scored = served.search(vector, n, set(exclude))
-    return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
+    """Candidates nearest to a ready user vector in the two-tower embedding space (the only
+    source a vector query has)."""
+    return _two_tower_only(served, served.search(vector, n, set(exclude)), include_embeddings)
 
 
 def retrieve_similar(
@@ -173,7 +245,18 @@ def retrieve_similar(
     if vector is None:
         raise UnknownItem(item_id)
     scored = served.search(vector, n, {*exclude, item_id})
-    return Retrieval(_with_embeddings(served, scored, include_embeddings), served.version, False)
+    return _two_tower_only(served, scored, include_embeddings)
+
+
+def _two_tower_only(
+    served: ServedIndex, scored: list[tuple[str, float]], include_embeddings: bool
+) -> Retrieval:
+    hits: list[tuple[SourceHit, ...]] = [
+        (SourceHit(Source.TWO_TOWER, s, rank),) for rank, (_, s) in enumerate(scored, 1)
+    ]
+    return Retrieval(
+        _with_embeddings(served, scored, include_embeddings), served.version, False, hits
+    )
 
 
 class Retriever:

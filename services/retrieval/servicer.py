@@ -29,12 +29,34 @@ from services.retrieval.retriever import (
     retrieve_similar,
     with_live,
 )
+from services.retrieval.sources import Source, SourceHit
 from shared.artefacts.retrieval import LATEST, ArtefactError, ArtefactNotFound, InvalidVersionName
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from shared.gen.acme.recsys.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+SOURCE_TO_PROTO = {
+    Source.TWO_TOWER: retrieval_pb2.CANDIDATE_SOURCE_TWO_TOWER,
+    Source.COLLABORATIVE: retrieval_pb2.CANDIDATE_SOURCE_COLLABORATIVE,
+    Source.HISTORY: retrieval_pb2.CANDIDATE_SOURCE_HISTORY,
+}
+
+
+def _candidate(
+    item: str, score: float, vec: np.ndarray | None, hits: Sequence[SourceHit]
+) -> retrieval_pb2.Candidate:
+    return retrieval_pb2.Candidate(
+        item_id=item,
+        score=score,
+        embedding=vec.tolist() if vec is not None else [],
+        sources=[SOURCE_TO_PROTO[h.source] for h in hits],
+        source_scores=[
+            retrieval_pb2.SourceScore(source=SOURCE_TO_PROTO[h.source], score=h.score, rank=h.rank)
+            for h in hits
+        ],
+    )
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -47,6 +69,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         on_ready: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
+        # Validated here: nonsense weights fail at start, not at the first request.
+        self._weights = settings.source_weights()
         self._executor = executor
         self._on_ready = on_ready
         self._retriever = Retriever()
@@ -162,6 +186,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 request.n,
                 excluded,
                 request.include_embeddings,
+                self._weights,
+                self._settings.history_decay,
             )
         else:
             vector = self._check_vector(request.user_vector.values, served.index.dimension)
@@ -174,14 +200,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         span.set_attribute("recsys.retrieval.candidates", len(result.items))
         span.set_attribute("recsys.retrieval.cold_start", result.cold_start)
         span.set_attribute("recsys.index_version", result.version)
+        for source in served.sources(self._weights):
+            span.set_attribute(
+                f"recsys.retrieval.from_{source.value}",
+                sum(1 for hits in result.hits if any(h.source is source for h in hits)),
+            )
+        hits = result.hits or [()] * len(result.items)
         return retrieval_pb2.RetrieveCandidatesResponse(
             candidates=[
-                retrieval_pb2.Candidate(
-                    item_id=item,
-                    score=score,
-                    embedding=vec.tolist() if vec is not None else [],
-                )
-                for item, score, vec in result.items
+                _candidate(item, score, vec, item_hits)
+                for (item, score, vec), item_hits in zip(result.items, hits, strict=True)
             ],
             index_version=result.version,
             cold_start=result.cold_start,
@@ -220,6 +248,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             dimension=served.index.dimension,
             live_item_count=len(served.live.item_ids),
             removed_item_count=len(served.live.removed),
+            sources=[SOURCE_TO_PROTO[s] for s in served.sources(self._weights)],
         )
 
     async def LoadIndexVersion(

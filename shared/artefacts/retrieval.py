@@ -5,6 +5,11 @@ tower and meta.json; ``<root>/LATEST`` names the version to serve. The user towe
 function of item vectors only (recency-weighted mean pooling, then a linear layer), so a user
 vector is computed from a list of recent items with numpy, no torch. Training lives in
 ``offline.retrieval.training``.
+
+Since format 2 a version may also hold collaborative-filtering item factors (``als.npz``,
+implicit-feedback ALS trained in ``offline.retrieval.cf``): the service folds a user's factor
+in from the same history with one small least-squares solve, numpy only. A version without
+that file (every format-1 version) loads with ``cf`` None and serves two-tower only.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LATEST = "LATEST"
-ARTEFACT_FORMAT = 1
+ARTEFACT_FORMAT = 2
+CF_FILE = "als.npz"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -51,6 +57,63 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class CollaborativeFactors:
+    """Implicit-feedback ALS item factors (row i = the artefact's item_ids[i]) and the two
+    hyper-parameters a user's factor is folded in with.
+
+    Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets" (ICDM
+    2008), eq. 4: with preference p_ui = 1 for the items the user interacted with and
+    confidence c_ui = 1 + alpha * r_ui (r_ui = that user's interaction count with the item),
+    the user factor minimising the ALS loss for fixed item factors Y is
+
+        x_u = (YᵀY + Yᵀ(Cᵘ − I)Y + λI)⁻¹ Yᵀ Cᵘ p(u),
+
+    and Cᵘ − I is non-zero only on the user's own items, so with YᵀY precomputed the solve
+    costs O(h·f² + f³) for h history items and f factors, whatever the catalog size.
+    ``offline.retrieval.cf`` trains implicit's ALS on exactly these confidences, so
+    ``fold_in`` equals implicit's ``recalculate_user`` (tests/unit/test_retrieval_sources.py).
+    """
+
+    item_factors: np.ndarray
+    regularization: float
+    alpha: float
+    max_history: int = 50
+
+    def __post_init__(self) -> None:
+        y = self.item_factors
+        if y.ndim != 2 or y.shape[1] < 1 or not np.all(np.isfinite(y)):
+            raise ArtefactError("ALS item factors must be a finite (n, f) matrix")
+        if not (self.regularization > 0 and self.alpha >= 0 and self.max_history >= 1):
+            raise ArtefactError("ALS needs regularization > 0, alpha >= 0 and max_history >= 1")
+        self.item_factors = np.ascontiguousarray(y, dtype=np.float32)
+        y64 = self.item_factors.astype(np.float64)
+        self._gram = y64.T @ y64 + self.regularization * np.eye(y.shape[1])
+
+    @property
+    def factors(self) -> int:
+        return int(self.item_factors.shape[1])
+
+    def fold_in(self, rows: Sequence[int], counts: Sequence[float]) -> np.ndarray:
+        """The user factor x_u for interaction counts ``counts[j]`` with item row ``rows[j]``
+        (rows unique), by the closed-form solve above, float32."""
+        if len(rows) == 0:
+            raise ColdStartError("no item of the history has ALS factors")
+        y = self.item_factors[np.asarray(rows, dtype=np.int64)].astype(np.float64)
+        confidence = 1.0 + self.alpha * np.asarray(counts, dtype=np.float64)
+        a = self._gram + (y.T * (confidence - 1.0)) @ y
+        b = confidence @ y
+        return np.linalg.solve(a, b).astype(np.float32)
+
+    def history_factor(self, rows: Sequence[int]) -> np.ndarray:
+        """``fold_in`` over the first ``max_history`` rows of a history (most recent first),
+        each row counted as often as it occurs there."""
+        counts: dict[int, int] = {}
+        for r in rows[: self.max_history]:
+            counts[r] = counts.get(r, 0) + 1
+        return self.fold_in(list(counts), list(counts.values()))
+
+
+@dataclass
 class RetrievalArtefact:
     """A trained version: item vectors (row i = item_ids[i]) and the user tower."""
 
@@ -65,11 +128,14 @@ class RetrievalArtefact:
     text_weight: np.ndarray | None = None
     text_bias: np.ndarray | None = None
     version: str = ""
+    cf: CollaborativeFactors | None = None
 
     def __post_init__(self) -> None:
         n, d = self.item_vectors.shape
         if len(self.item_ids) != n or self.popularity.shape != (n,):
             raise ArtefactError("item ids, vectors and popularity disagree in length")
+        if self.cf is not None and self.cf.item_factors.shape[0] != n:
+            raise ArtefactError("ALS item factors and item ids disagree in length")
         if self.user_weight.shape != (d, d) or self.user_bias.shape != (d,):
             raise ArtefactError("user tower does not match the item vector dimension")
         self._row = {item: i for i, item in enumerate(self.item_ids)}
@@ -116,6 +182,16 @@ class RetrievalArtefact:
         weights = self.recency_decay ** np.arange(len(vectors), dtype=np.float32)
         pooled = weights @ np.stack(vectors) / weights.sum()
         return normalise(self.user_weight @ pooled + self.user_bias)
+
+    def cf_user_vector(self, history_item_ids: Sequence[str]) -> np.ndarray:
+        """The ALS user factor folded in from a history (most recent first); unknown ids are
+        skipped. Raises ColdStartError when the artefact has no ALS factors or no item is
+        known."""
+        if self.cf is None:
+            raise ColdStartError("this version has no collaborative-filtering factors")
+        return self.cf.history_factor(
+            [r for i in history_item_ids if (r := self._row.get(i)) is not None]
+        )
 
     def catalog_items(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """The first ``n`` items by item id, a public attribute of the catalog.
@@ -198,6 +274,14 @@ def save_artefact(
         np.savez(
             tmp / "item_tower.npz", text_weight=artefact.text_weight, text_bias=artefact.text_bias
         )
+    if artefact.cf is not None:
+        np.savez(
+            tmp / CF_FILE,
+            item_factors=artefact.cf.item_factors,
+            regularization=np.float64(artefact.cf.regularization),
+            alpha=np.float64(artefact.cf.alpha),
+            max_history=np.int64(artefact.cf.max_history),
+        )
     meta = {**artefact.meta, "version": name}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     tmp.rename(root / name)
@@ -255,6 +339,15 @@ def load_artefact(path: Path | str) -> RetrievalArtefact:
         if (path / "item_tower.npz").exists():
             with np.load(path / "item_tower.npz") as item_tower:
                 text_weight, text_bias = item_tower["text_weight"], item_tower["text_bias"]
+        cf = None
+        if (path / CF_FILE).exists():  # absent in format 1: two-tower only
+            with np.load(path / CF_FILE) as als:
+                cf = CollaborativeFactors(
+                    item_factors=als["item_factors"],
+                    regularization=float(als["regularization"]),
+                    alpha=float(als["alpha"]),
+                    max_history=int(als["max_history"]),
+                )
     except (OSError, ValueError, KeyError) as exc:
         raise ArtefactError(f"{path.name} is not a readable retrieval artefact: {exc}") from exc
     if vectors.ndim != 2 or vectors.dtype != np.float32 or not np.all(np.isfinite(vectors)):
@@ -273,5 +366,6 @@ def load_artefact(path: Path | str) -> RetrievalArtefact:
         text_weight=text_weight,
         text_bias=text_bias,
         version=str(meta.get("version", path.name)),
+        cf=cf,
     )
     return artefact

@@ -17,10 +17,18 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.orchestrator.clients import retrieval_from_proto
+from services.orchestrator.domain import CandidateSource
 from services.retrieval.app import RetrievalApp, build_retrieval
 from services.retrieval.config import RetrievalSettings
 from services.retrieval.servicer import RetrievalServicer
-from shared.artefacts.retrieval import LATEST, RetrievalArtefact, save_artefact, set_latest_version
+from shared.artefacts.retrieval import (
+    LATEST,
+    CollaborativeFactors,
+    RetrievalArtefact,
+    save_artefact,
+    set_latest_version,
+)
 from shared.channels import create_channel
 from shared.gen.acme.recsys.v1 import retrieval_pb2 as pb
 from shared.gen.acme.recsys.v1 import retrieval_pb2_grpc
@@ -76,10 +84,22 @@ async def _start(settings: RetrievalSettings) -> AsyncIterator[Running]:
         )
 
 
-def _settings(root: Path) -> RetrievalSettings:
+def _settings(root: Path, **overrides: float) -> RetrievalSettings:
     return RetrievalSettings(
-        port=0, artefact_root=str(root), max_n=500, executor_workers=2, grace_period_s=0.2
+        port=0,
+        artefact_root=str(root),
+        max_n=500,
+        executor_workers=2,
+        grace_period_s=0.2,
+        **overrides,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+async def two_tower_only(root: Path) -> AsyncIterator[Running]:
+    """LATEST (v1, no ALS factors) served with the history source switched off."""
+    async with _start(_settings(root, weight_history=0.0)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -124,8 +144,9 @@ async def test_readiness_turns_serving_only_after_the_index_is_loaded(
 
 
 async def test_history_retrieval_is_the_exact_top_n_with_exclusions(
-    svc: Running, root: Path
+    two_tower_only: Running, root: Path
 ) -> None:
+    svc = two_tower_only
     art = _artefact(300, DIM, 0)
     history = ["item-00010", "unknown", "item-00020", "item-00030"]
     expected_scores = art.item_vectors @ art.user_vector(history)
@@ -147,6 +168,91 @@ async def test_history_retrieval_is_the_exact_top_n_with_exclusions(
     assert row is not None
     np.testing.assert_allclose(first.embedding, art.item_vectors[row], rtol=1e-6)
     assert first.score == pytest.approx(float(expected_scores[row]), rel=1e-5)
+
+
+def _label(source: int) -> str:
+    return pb.CandidateSource.Name(source).removeprefix("CANDIDATE_SOURCE_").lower()
+
+
+def _with_factors(art: RetrievalArtefact, factors: int, seed: int) -> RetrievalArtefact:
+    rng = np.random.default_rng(seed)
+    art.cf = CollaborativeFactors(
+        rng.standard_normal((len(art.item_ids), factors)).astype(np.float32), 0.5, 2.0
+    )
+    return art
+
+
+async def test_history_candidates_come_from_every_source_with_tags_and_scores(
+    root: Path,
+) -> None:
+    art = _with_factors(_artefact(300, DIM, 5), 6, 9)
+    save_artefact(art, root, "v3-cf", set_latest=False)
+    history = ["item-00010", "item-00020", "item-00010", "item-00030"]
+    excluded = ["item-00020"]
+    tt = art.item_vectors @ art.user_vector(history)
+    als = art.cf.item_factors @ art.cf_user_vector(history)  # type: ignore[union-attr]
+    async with _start(_settings(root, weight_collaborative=2.0)) as running:
+        reply = await running.stub.LoadIndexVersion(
+            pb.LoadIndexVersionRequest(index_version="v3-cf")
+        )
+        info = await running.stub.GetIndexInfo(pb.GetIndexInfoRequest())
+        assert list(info.sources) == [
+            pb.CANDIDATE_SOURCE_TWO_TOWER,
+            pb.CANDIDATE_SOURCE_COLLABORATIVE,
+            pb.CANDIDATE_SOURCE_HISTORY,
+        ]
+        reply = await running.stub.RetrieveCandidates(
+            pb.RetrieveCandidatesRequest(
+                history=pb.UserHistory(item_ids=history), n=30, excluded_item_ids=excluded
+            )
+        )
+    assert reply.index_version == "v3-cf"
+    ids = [c.item_id for c in reply.candidates]
+    assert len(ids) == len(set(ids)) == 30
+    assert "item-00020" not in ids
+    tagged: dict[int, set[str]] = {}
+    for c in reply.candidates:
+        assert list(c.sources) == [s.source for s in c.source_scores]
+        for s in c.source_scores:
+            tagged.setdefault(s.source, set()).add(c.item_id)
+            row = art.row(c.item_id)
+            assert row is not None
+            if s.source == pb.CANDIDATE_SOURCE_TWO_TOWER:
+                assert s.score == pytest.approx(float(tt[row]), rel=1e-4, abs=1e-5)
+            elif s.source == pb.CANDIDATE_SOURCE_COLLABORATIVE:
+                assert s.score == pytest.approx(float(als[row]), rel=1e-4, abs=1e-5)
+                # its rank is its place in the ALS order of the non-excluded items
+                order = [i for i in np.argsort(-als) if art.item_ids[i] not in excluded]
+                assert order.index(row) + 1 == s.rank
+    assert set(tagged) == {
+        pb.CANDIDATE_SOURCE_TWO_TOWER,
+        pb.CANDIDATE_SOURCE_COLLABORATIVE,
+        pb.CANDIDATE_SOURCE_HISTORY,
+    }
+    assert tagged[pb.CANDIDATE_SOURCE_HISTORY] == {"item-00010", "item-00030"}
+    scores = [c.score for c in reply.candidates]
+    assert scores == sorted(scores, reverse=True)
+    # the ALS top items (excluded ones aside) made it into the merged list
+    als_top = [art.item_ids[i] for i in np.argsort(-als) if art.item_ids[i] not in excluded][:5]
+    assert set(als_top) <= set(ids)
+    # The orchestrator's domain keeps every tag, score and rank (ranking features).
+    domain = retrieval_from_proto(reply)
+    for c, d in zip(reply.candidates, domain.candidates, strict=True):
+        assert [(s.source.value, s.score, s.rank) for s in d.source_scores] == [
+            (_label(s.source), s.score, s.rank) for s in c.source_scores
+        ]
+    assert {s.source for d in domain.candidates for s in d.source_scores} == set(CandidateSource)
+
+
+async def test_a_version_without_factors_serves_two_tower_and_history(svc: Running) -> None:
+    info = await svc.stub.GetIndexInfo(pb.GetIndexInfoRequest())
+    assert list(info.sources) == [pb.CANDIDATE_SOURCE_TWO_TOWER, pb.CANDIDATE_SOURCE_HISTORY]
+    reply = await svc.stub.RetrieveCandidates(
+        pb.RetrieveCandidatesRequest(history=pb.UserHistory(item_ids=["item-00007"]), n=10)
+    )
+    found = {s for c in reply.candidates for s in c.sources}
+    assert found == {pb.CANDIDATE_SOURCE_TWO_TOWER, pb.CANDIDATE_SOURCE_HISTORY}
+    assert "item-00007" in [c.item_id for c in reply.candidates]
 
 
 async def test_vector_query_ranks_by_inner_product(svc: Running) -> None:

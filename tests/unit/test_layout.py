@@ -32,6 +32,8 @@ NOT_IN_SERVING = (
     "tritonclient",
     "onnx",
     "onnxruntime",
+    # Offline ALS training only: the retrieval pod folds users in with numpy.
+    "implicit",
 )
 # The pods that run the serving image (the serving target of deploy/docker/Dockerfile).
 SERVING_PODS = ("feature_store", "orchestrator", "privacy_gateway", "reranker", "retrieval")

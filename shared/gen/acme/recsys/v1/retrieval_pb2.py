@@ -24,51 +24,55 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\">\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\x9d\x01\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x17\n\x0flive_item_count\x18( \x01(\x03\x12\x1a\n\x12removed_item_count\x18) \x01(\x03\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t\"k\n\x16GetSimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x04 \x01(\x08\"_\n\x17GetSimilarItemsResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\"4\n\x08LiveItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x17\n\x0ftitle_embedding\x18\x02 \x03(\x02\"=\n\x12UpsertItemsRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.acme.recsys.v1.LiveItem\"p\n\x13UpsertItemsResponse\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\x12\x16\n\x0erestored_count\x18\x03 \x01(\x05\x12\x15\n\rindex_version\x18\x04 \x01(\t\"&\n\x12RemoveItemsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"C\n\x13RemoveItemsResponse\x12\x15\n\rremoved_count\x18\x01 \x01(\x05\x12\x15\n\rindex_version\x18\x02 \x01(\t2\xbf\x05\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponse\x12\x62\n\x0fGetSimilarItems\x12&.acme.recsys.v1.GetSimilarItemsRequest\x1a\'.acme.recsys.v1.GetSimilarItemsResponse\x12V\n\x0bUpsertItems\x12\".acme.recsys.v1.UpsertItemsRequest\x1a#.acme.recsys.v1.UpsertItemsResponse\x12V\n\x0bRemoveItems\x12\".acme.recsys.v1.RemoveItemsRequest\x1a#.acme.recsys.v1.RemoveItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61\x63me/recsys/v1/retrieval.proto\x12\x0e\x61\x63me.recsys.v1\"[\n\x0bSourceScore\x12/\n\x06source\x18\x01 \x01(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\"\x1f\n\x0bUserHistory\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"\x1c\n\nUserVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xc9\x01\n\x19RetrieveCandidatesRequest\x12.\n\x07history\x18\x01 \x01(\x0b\x32\x1b.acme.recsys.v1.UserHistoryH\x00\x12\x31\n\x0buser_vector\x18\x02 \x01(\x0b\x32\x1a.acme.recsys.v1.UserVectorH\x00\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x05 \x01(\x08\x42\x07\n\x05query\"\xa4\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\x30\n\x07sources\x18\x46 \x03(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\x12\x32\n\rsource_scores\x18G \x03(\x0b\x32\x1b.acme.recsys.v1.SourceScore\"v\n\x1aRetrieveCandidatesResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x12\n\ncold_start\x18\x03 \x01(\x08\",\n\x18GetItemEmbeddingsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"0\n\rItemEmbedding\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x7f\n\x19GetItemEmbeddingsResponse\x12\x31\n\nembeddings\x18\x01 \x03(\x0b\x32\x1d.acme.recsys.v1.ItemEmbedding\x12\x18\n\x10missing_item_ids\x18\x02 \x03(\t\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\xcf\x01\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\x12\n\nindex_type\x18\x02 \x01(\t\x12\x12\n\nitem_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x17\n\x0flive_item_count\x18( \x01(\x03\x12\x1a\n\x12removed_item_count\x18) \x01(\x03\x12\x30\n\x07sources\x18\x46 \x03(\x0e\x32\x1f.acme.recsys.v1.CandidateSource\"0\n\x17LoadIndexVersionRequest\x12\x15\n\rindex_version\x18\x01 \x01(\t\"K\n\x18LoadIndexVersionResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x15\n\rindex_version\x18\x02 \x01(\t\"k\n\x16GetSimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x19\n\x11\x65xcluded_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_embeddings\x18\x04 \x01(\x08\"_\n\x17GetSimilarItemsResponse\x12-\n\ncandidates\x18\x01 \x03(\x0b\x32\x19.acme.recsys.v1.Candidate\x12\x15\n\rindex_version\x18\x02 \x01(\t\"4\n\x08LiveItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x17\n\x0ftitle_embedding\x18\x02 \x03(\x02\"=\n\x12UpsertItemsRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.acme.recsys.v1.LiveItem\"p\n\x13UpsertItemsResponse\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\x12\x16\n\x0erestored_count\x18\x03 \x01(\x05\x12\x15\n\rindex_version\x18\x04 \x01(\t\"&\n\x12RemoveItemsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"C\n\x13RemoveItemsResponse\x12\x15\n\rremoved_count\x18\x01 \x01(\x05\x12\x15\n\rindex_version\x18\x02 \x01(\t*\x95\x01\n\x0f\x43\x61ndidateSource\x12 \n\x1c\x43\x41NDIDATE_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43\x41NDIDATE_SOURCE_TWO_TOWER\x10\x01\x12\"\n\x1e\x43\x41NDIDATE_SOURCE_COLLABORATIVE\x10\x02\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_HISTORY\x10\x03\x32\xbf\x05\n\x10RetrievalService\x12k\n\x12RetrieveCandidates\x12).acme.recsys.v1.RetrieveCandidatesRequest\x1a*.acme.recsys.v1.RetrieveCandidatesResponse\x12h\n\x11GetItemEmbeddings\x12(.acme.recsys.v1.GetItemEmbeddingsRequest\x1a).acme.recsys.v1.GetItemEmbeddingsResponse\x12Y\n\x0cGetIndexInfo\x12#.acme.recsys.v1.GetIndexInfoRequest\x1a$.acme.recsys.v1.GetIndexInfoResponse\x12\x65\n\x10LoadIndexVersion\x12\'.acme.recsys.v1.LoadIndexVersionRequest\x1a(.acme.recsys.v1.LoadIndexVersionResponse\x12\x62\n\x0fGetSimilarItems\x12&.acme.recsys.v1.GetSimilarItemsRequest\x1a\'.acme.recsys.v1.GetSimilarItemsResponse\x12V\n\x0bUpsertItems\x12\".acme.recsys.v1.UpsertItemsRequest\x1a#.acme.recsys.v1.UpsertItemsResponse\x12V\n\x0bRemoveItems\x12\".acme.recsys.v1.RemoveItemsRequest\x1a#.acme.recsys.v1.RemoveItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USERHISTORY']._serialized_start=50
-  _globals['_USERHISTORY']._serialized_end=81
-  _globals['_USERVECTOR']._serialized_start=83
-  _globals['_USERVECTOR']._serialized_end=111
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=114
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=315
-  _globals['_CANDIDATE']._serialized_start=317
-  _globals['_CANDIDATE']._serialized_end=379
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=381
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=499
-  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_start=501
-  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_end=545
-  _globals['_ITEMEMBEDDING']._serialized_start=547
-  _globals['_ITEMEMBEDDING']._serialized_end=595
-  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_start=597
-  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_end=724
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=726
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=747
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=750
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=907
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=909
-  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=957
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=959
-  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=1034
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=1036
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=1143
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=1145
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=1240
-  _globals['_LIVEITEM']._serialized_start=1242
-  _globals['_LIVEITEM']._serialized_end=1294
-  _globals['_UPSERTITEMSREQUEST']._serialized_start=1296
-  _globals['_UPSERTITEMSREQUEST']._serialized_end=1357
-  _globals['_UPSERTITEMSRESPONSE']._serialized_start=1359
-  _globals['_UPSERTITEMSRESPONSE']._serialized_end=1471
-  _globals['_REMOVEITEMSREQUEST']._serialized_start=1473
-  _globals['_REMOVEITEMSREQUEST']._serialized_end=1511
-  _globals['_REMOVEITEMSRESPONSE']._serialized_start=1513
-  _globals['_REMOVEITEMSRESPONSE']._serialized_end=1580
-  _globals['_RETRIEVALSERVICE']._serialized_start=1583
-  _globals['_RETRIEVALSERVICE']._serialized_end=2286
+  _globals['_CANDIDATESOURCE']._serialized_start=1829
+  _globals['_CANDIDATESOURCE']._serialized_end=1978
+  _globals['_SOURCESCORE']._serialized_start=50
+  _globals['_SOURCESCORE']._serialized_end=141
+  _globals['_USERHISTORY']._serialized_start=143
+  _globals['_USERHISTORY']._serialized_end=174
+  _globals['_USERVECTOR']._serialized_start=176
+  _globals['_USERVECTOR']._serialized_end=204
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=207
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=408
+  _globals['_CANDIDATE']._serialized_start=411
+  _globals['_CANDIDATE']._serialized_end=575
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=577
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=695
+  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_start=697
+  _globals['_GETITEMEMBEDDINGSREQUEST']._serialized_end=741
+  _globals['_ITEMEMBEDDING']._serialized_start=743
+  _globals['_ITEMEMBEDDING']._serialized_end=791
+  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_start=793
+  _globals['_GETITEMEMBEDDINGSRESPONSE']._serialized_end=920
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=922
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=943
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=946
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=1153
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_start=1155
+  _globals['_LOADINDEXVERSIONREQUEST']._serialized_end=1203
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_start=1205
+  _globals['_LOADINDEXVERSIONRESPONSE']._serialized_end=1280
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=1282
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=1389
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=1391
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=1486
+  _globals['_LIVEITEM']._serialized_start=1488
+  _globals['_LIVEITEM']._serialized_end=1540
+  _globals['_UPSERTITEMSREQUEST']._serialized_start=1542
+  _globals['_UPSERTITEMSREQUEST']._serialized_end=1603
+  _globals['_UPSERTITEMSRESPONSE']._serialized_start=1605
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=1717
+  _globals['_REMOVEITEMSREQUEST']._serialized_start=1719
+  _globals['_REMOVEITEMSREQUEST']._serialized_end=1757
+  _globals['_REMOVEITEMSRESPONSE']._serialized_start=1759
+  _globals['_REMOVEITEMSRESPONSE']._serialized_end=1826
+  _globals['_RETRIEVALSERVICE']._serialized_start=1981
+  _globals['_RETRIEVALSERVICE']._serialized_end=2684
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,32 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CandidateSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_SOURCE_UNSPECIFIED: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_TWO_TOWER: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_COLLABORATIVE: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_HISTORY: _ClassVar[CandidateSource]
+CANDIDATE_SOURCE_UNSPECIFIED: CandidateSource
+CANDIDATE_SOURCE_TWO_TOWER: CandidateSource
+CANDIDATE_SOURCE_COLLABORATIVE: CandidateSource
+CANDIDATE_SOURCE_HISTORY: CandidateSource
+
+class SourceScore(_message.Message):
+    __slots__ = ("source", "score", "rank")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    source: CandidateSource
+    score: float
+    rank: int
+    def __init__(self, source: _Optional[_Union[CandidateSource, str]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class UserHistory(_message.Message):
     __slots__ = ("item_ids",)
@@ -33,14 +55,18 @@ class RetrieveCandidatesRequest(_message.Message):
     def __init__(self, history: _Optional[_Union[UserHistory, _Mapping]] = ..., user_vector: _Optional[_Union[UserVector, _Mapping]] = ..., n: _Optional[int] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., include_embeddings: _Optional[bool] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("item_id", "score", "embedding")
+    __slots__ = ("item_id", "score", "embedding", "sources", "source_scores")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SCORES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     score: float
     embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    sources: _containers.RepeatedScalarFieldContainer[CandidateSource]
+    source_scores: _containers.RepeatedCompositeFieldContainer[SourceScore]
+    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., sources: _Optional[_Iterable[_Union[CandidateSource, str]]] = ..., source_scores: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ...) -> None: ...
 
 class RetrieveCandidatesResponse(_message.Message):
     __slots__ = ("candidates", "index_version", "cold_start")
@@ -81,20 +107,22 @@ class GetIndexInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexInfoResponse(_message.Message):
-    __slots__ = ("index_version", "index_type", "item_count", "dimension", "live_item_count", "removed_item_count")
+    __slots__ = ("index_version", "index_type", "item_count", "dimension", "live_item_count", "removed_item_count", "sources")
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     LIVE_ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     REMOVED_ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     index_version: str
     index_type: str
     item_count: int
     dimension: int
     live_item_count: int
     removed_item_count: int
-    def __init__(self, index_version: _Optional[str] = ..., index_type: _Optional[str] = ..., item_count: _Optional[int] = ..., dimension: _Optional[int] = ..., live_item_count: _Optional[int] = ..., removed_item_count: _Optional[int] = ...) -> None: ...
+    sources: _containers.RepeatedScalarFieldContainer[CandidateSource]
+    def __init__(self, index_version: _Optional[str] = ..., index_type: _Optional[str] = ..., item_count: _Optional[int] = ..., dimension: _Optional[int] = ..., live_item_count: _Optional[int] = ..., removed_item_count: _Optional[int] = ..., sources: _Optional[_Iterable[_Union[CandidateSource, str]]] = ...) -> None: ...
 
 class LoadIndexVersionRequest(_message.Message):
     __slots__ = ("index_version",)
