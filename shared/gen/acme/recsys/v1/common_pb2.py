@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/common.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\"\x86\x01\n\x0cItemFeatures\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x19\n\x11\x65mbedding_version\x18\x05 \x01(\t\x12\x15\n\rdp_popularity\x18\x06 \x01(\x01\"3\n\x10\x43\x61tegoryAffinity\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xf5\x01\n\x0cUserFeatures\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18\x03 \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x05 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12purchased_item_ids\x18\x07 \x03(\t*q\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x03*\xa3\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15STAGE_PRIVACY_GATEWAY\x10\x01\x12\x17\n\x13STAGE_FEATURE_STORE\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RANKER\x10\x04\x12\x12\n\x0eSTAGE_RERANKER\x10\x05\x12\x14\n\x10STAGE_POPULARITY\x10\x06*s\n\x0cRerankMethod\x12\x1d\n\x19RERANK_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12RERANK_METHOD_NONE\x10\x01\x12\x15\n\x11RERANK_METHOD_MMR\x10\x02\x12\x15\n\x11RERANK_METHOD_DPP\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/common.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\"\x86\x01\n\x0cItemFeatures\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x19\n\x11\x65mbedding_version\x18\x05 \x01(\t\x12\x15\n\rdp_popularity\x18\x06 \x01(\x01\"3\n\x10\x43\x61tegoryAffinity\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xb1\x02\n\x0cUserFeatures\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18\x03 \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x05 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12purchased_item_ids\x18\x07 \x03(\t\x12:\n\x11item_interactions\x18< \x03(\x0b\x32\x1f.acme.recsys.v1.ItemInteraction\"\x88\x01\n\x0fItemInteraction\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x03\x12\x1a\n\x12purchased_quantity\x18\x03 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01*q\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x03*\xa3\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15STAGE_PRIVACY_GATEWAY\x10\x01\x12\x17\n\x13STAGE_FEATURE_STORE\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RANKER\x10\x04\x12\x12\n\x0eSTAGE_RERANKER\x10\x05\x12\x14\n\x10STAGE_POPULARITY\x10\x06*s\n\x0cRerankMethod\x12\x1d\n\x19RERANK_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12RERANK_METHOD_NONE\x10\x01\x12\x15\n\x11RERANK_METHOD_MMR\x10\x02\x12\x15\n\x11RERANK_METHOD_DPP\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=686
-  _globals['_EVENTTYPE']._serialized_end=799
-  _globals['_STAGE']._serialized_start=802
-  _globals['_STAGE']._serialized_end=965
-  _globals['_RERANKMETHOD']._serialized_start=967
-  _globals['_RERANKMETHOD']._serialized_end=1082
+  _globals['_EVENTTYPE']._serialized_start=940
+  _globals['_EVENTTYPE']._serialized_end=1053
+  _globals['_STAGE']._serialized_start=1056
+  _globals['_STAGE']._serialized_end=1219
+  _globals['_RERANKMETHOD']._serialized_start=1221
+  _globals['_RERANKMETHOD']._serialized_end=1336
   _globals['_EVENT']._serialized_start=81
   _globals['_EVENT']._serialized_end=246
   _globals['_ITEMFEATURES']._serialized_start=249
@@ -45,5 +45,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATEGORYAFFINITY']._serialized_start=385
   _globals['_CATEGORYAFFINITY']._serialized_end=436
   _globals['_USERFEATURES']._serialized_start=439
-  _globals['_USERFEATURES']._serialized_end=684
+  _globals['_USERFEATURES']._serialized_end=744
+  _globals['_ITEMINTERACTION']._serialized_start=747
+  _globals['_ITEMINTERACTION']._serialized_end=883
+  _globals['_FEATURECONTRIBUTION']._serialized_start=885
+  _globals['_FEATURECONTRIBUTION']._serialized_end=938
 # @@protoc_insertion_point(module_scope)

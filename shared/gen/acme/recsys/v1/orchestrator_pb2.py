@@ -26,7 +26,7 @@ from shared.gen.acme.recsys.v1 import common_pb2 as acme_dot_recsys_dot_v1_dot_c
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!acme/recsys/v1/orchestrator.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x11\x44iversitySettings\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x02 \x01(\x01\x12\x18\n\x10max_per_category\x18\x03 \x01(\x05\"\x8b\x02\n\x10RecommendRequest\x12\x10\n\x08user_ref\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12>\n\x07\x63ontext\x18\x03 \x03(\x0b\x32-.acme.recsys.v1.RecommendRequest.ContextEntry\x12\x34\n\tdiversity\x18\x04 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\t\x12\x19\n\x11\x65xclude_purchased\x18\x06 \x01(\x08\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x01\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x17\n\x0frelevance_score\x18\x06 \x01(\x01\x12\x17\n\x0fretrieval_score\x18\x07 \x01(\x01\x12%\n\x06stages\x18\x08 \x03(\x0e\x32\x15.acme.recsys.v1.Stage\"E\n\rDegradedStage\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x80\x02\n\x11RecommendResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x41\n\x08versions\x18\x03 \x03(\x0b\x32/.acme.recsys.v1.RecommendResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xad\x01\n\x0cShopperEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08user_ref\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\"@\n\x10LogEventsRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ShopperEvent\"D\n\x11LogEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\x32\xbb\x01\n\x15RecommendationService\x12P\n\tRecommend\x12 .acme.recsys.v1.RecommendRequest\x1a!.acme.recsys.v1.RecommendResponse\x12P\n\tLogEvents\x12 .acme.recsys.v1.LogEventsRequest\x1a!.acme.recsys.v1.LogEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!acme/recsys/v1/orchestrator.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x11\x44iversitySettings\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x02 \x01(\x01\x12\x18\n\x10max_per_category\x18\x03 \x01(\x05\"\x8b\x02\n\x10RecommendRequest\x12\x10\n\x08user_ref\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12>\n\x07\x63ontext\x18\x03 \x03(\x0b\x32-.acme.recsys.v1.RecommendRequest.ContextEntry\x12\x34\n\tdiversity\x18\x04 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\t\x12\x19\n\x11\x65xclude_purchased\x18\x06 \x01(\x08\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xfa\x01\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x17\n\x0frelevance_score\x18\x06 \x01(\x01\x12\x17\n\x0fretrieval_score\x18\x07 \x01(\x01\x12%\n\x06stages\x18\x08 \x03(\x0e\x32\x15.acme.recsys.v1.Stage\x12:\n\rcontributions\x18< \x03(\x0b\x32#.acme.recsys.v1.FeatureContribution\"E\n\rDegradedStage\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x80\x02\n\x11RecommendResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x41\n\x08versions\x18\x03 \x03(\x0b\x32/.acme.recsys.v1.RecommendResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xad\x01\n\x0cShopperEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08user_ref\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\"@\n\x10LogEventsRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ShopperEvent\"D\n\x11LogEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\x32\xbb\x01\n\x15RecommendationService\x12P\n\tRecommend\x12 .acme.recsys.v1.RecommendRequest\x1a!.acme.recsys.v1.RecommendResponse\x12P\n\tLogEvents\x12 .acme.recsys.v1.LogEventsRequest\x1a!.acme.recsys.v1.LogEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,19 +44,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_start=448
   _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_end=494
   _globals['_RECOMMENDATION']._serialized_start=497
-  _globals['_RECOMMENDATION']._serialized_end=687
-  _globals['_DEGRADEDSTAGE']._serialized_start=689
-  _globals['_DEGRADEDSTAGE']._serialized_end=758
-  _globals['_RECOMMENDRESPONSE']._serialized_start=761
-  _globals['_RECOMMENDRESPONSE']._serialized_end=1017
-  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_start=970
-  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_end=1017
-  _globals['_SHOPPEREVENT']._serialized_start=1020
-  _globals['_SHOPPEREVENT']._serialized_end=1193
-  _globals['_LOGEVENTSREQUEST']._serialized_start=1195
-  _globals['_LOGEVENTSREQUEST']._serialized_end=1259
-  _globals['_LOGEVENTSRESPONSE']._serialized_start=1261
-  _globals['_LOGEVENTSRESPONSE']._serialized_end=1329
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=1332
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=1519
+  _globals['_RECOMMENDATION']._serialized_end=747
+  _globals['_DEGRADEDSTAGE']._serialized_start=749
+  _globals['_DEGRADEDSTAGE']._serialized_end=818
+  _globals['_RECOMMENDRESPONSE']._serialized_start=821
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1077
+  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_start=1030
+  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_end=1077
+  _globals['_SHOPPEREVENT']._serialized_start=1080
+  _globals['_SHOPPEREVENT']._serialized_end=1253
+  _globals['_LOGEVENTSREQUEST']._serialized_start=1255
+  _globals['_LOGEVENTSREQUEST']._serialized_end=1319
+  _globals['_LOGEVENTSRESPONSE']._serialized_start=1321
+  _globals['_LOGEVENTSRESPONSE']._serialized_end=1389
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=1392
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=1579
 # @@protoc_insertion_point(module_scope)

@@ -44,7 +44,7 @@ class RecommendRequest(_message.Message):
     def __init__(self, user_ref: _Optional[str] = ..., k: _Optional[int] = ..., context: _Optional[_Mapping[str, str]] = ..., diversity: _Optional[_Union[DiversitySettings, _Mapping]] = ..., excluded_item_ids: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages")
+    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages", "contributions")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class Recommendation(_message.Message):
     RELEVANCE_SCORE_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     title: str
     category_path: _containers.RepeatedScalarFieldContainer[str]
@@ -61,7 +62,8 @@ class Recommendation(_message.Message):
     relevance_score: float
     retrieval_score: float
     stages: _containers.RepeatedScalarFieldContainer[_common_pb2.Stage]
-    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ...) -> None: ...
+    contributions: _containers.RepeatedCompositeFieldContainer[_common_pb2.FeatureContribution]
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ..., contributions: _Optional[_Iterable[_Union[_common_pb2.FeatureContribution, _Mapping]]] = ...) -> None: ...
 
 class DegradedStage(_message.Message):
     __slots__ = ("stage", "reason")
