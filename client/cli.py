@@ -150,6 +150,11 @@ def format_recommendations(response: orchestrator_pb2.RecommendResponse) -> str:
             f"{i:>2}  {item.item_id:<12} {item.score:>8.3f} {item.relevance_score:>8.3f} "
             f"{item.retrieval_score:>7.3f}  {item.title} ({category}) [{stages}]"
         )
+        if item.contributions:
+            # The learned ranking model's strongest reasons for this item's relevance.
+            lines.append(
+                "    why: " + ", ".join(f"{c.feature} {c.value:+.3f}" for c in item.contributions)
+            )
     if response.degraded_stages:
         flags = ", ".join(
             f"{common_pb2.Stage.Name(d.stage).removeprefix('STAGE_').lower()}: {d.reason}"

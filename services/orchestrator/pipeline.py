@@ -8,8 +8,10 @@ popularity list), and each fallback is recorded in the result, on the span and i
 A shopper with no indexed item in the history (cold start) gets candidates from the DP
 popularity release instead of retrieval, then the same ranker and reranker. No raw aggregate
 of the event log reaches an answer: before the first DP release every popularity fallback is
-the catalog in item-id order with scores 0, flagged ``popularity: no_dp_release``. The ranker's
-score is blended with the candidate's own (services.orchestrator.blend, ``ranker_weight``).
+the catalog in item-id order with scores 0, flagged ``popularity: no_dp_release``. Relevance is
+the ranker's learned ranking model's when it has one (its top feature contributions go with
+each item to the answer); otherwise the cross-encoder's score blended with the candidate's own
+(services.orchestrator.blend, ``ranker_weight``).
 
 The request context (page, device) is not used by any stage, so it is neither sent to the
 gateway's SanitizeContext nor forwarded: the pipeline never sees it.
@@ -27,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import numpy as np
 from opentelemetry import metrics, trace
 
 from services.orchestrator.blend import blend
@@ -114,11 +117,19 @@ def top_by_relevance(
     return [candidates[i] for i in picked]
 
 
-def _context(user: UserFeatures, history: Sequence[ItemFeatures]) -> ShopperContext:
-    """What the ranker knows of the shopper: the history's titles and top categories."""
+def shopper_context(
+    user: UserFeatures, history: Sequence[ItemFeatures], now: datetime | None = None
+) -> ShopperContext:
+    """What the ranker knows of the shopper: the history's titles and top categories for the
+    cross-encoder; affinities, the history's prices and the shopper's own interactions with
+    the recent items for the learned ranking model (shared.ranking_features)."""
     return ShopperContext(
         recent_item_titles=tuple(f.title for f in history if f.title),
         recent_categories=user.top_categories,
+        category_affinities=user.category_affinities,
+        recent_item_prices=tuple(f.price for f in history),
+        item_interactions=user.item_interactions,
+        request_time=now,
     )
 
 
@@ -175,6 +186,7 @@ class Pipeline:
         self._report_switches = switches is not None
         self._recent = settings.recent_items
         self._ranker_weight = settings.ranker_weight
+        self._contributions_per_item = settings.contributions_per_item
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
@@ -253,7 +265,9 @@ class Pipeline:
             return self._finish(request_span, outcome)
         popular = self._popularity.top(self._n, excluded) if retrieved.cold_start else []
         if popular and self._popularity.release_id:
-            context = _context(user, await self._history(user.recent_item_ids, budget))
+            context = shopper_context(
+                user, await self._history(user.recent_item_ids, budget), self._now()
+            )
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
             # designed path, not degraded.
@@ -281,7 +295,9 @@ class Pipeline:
         have_features, history = await self._attach_item_features(
             candidates, user.recent_item_ids, budget, outcome
         )
-        await self._rank(candidates, _context(user, history), have_features, budget, outcome)
+        await self._rank(
+            candidates, shopper_context(user, history, self._now()), have_features, budget, outcome
+        )
         outcome.items = await self._rerank(query, candidates, budget, outcome)
         return self._finish(request_span, outcome)
 
@@ -413,6 +429,9 @@ class Pipeline:
                 self._degrade(outcome, Stage.RANKER, Reason.NO_ITEM_FEATURES, "retrieval_order")
                 return
             items = [c.features or ItemFeatures(c.item_id) for c in candidates]
+            context = dataclasses.replace(
+                context, prior_scores=tuple(c.relevance for c in candidates)
+            )
             try:
                 scored = await self._timed(
                     budget, SHARE_RANKER, lambda t: self._b.score(context, items, t)
@@ -424,15 +443,28 @@ class Pipeline:
             if any(c.item_id not in scores for c in candidates):
                 self._degrade(outcome, Stage.RANKER, Reason.INCOMPLETE_SCORES, fallback)
                 return
-            relevance = blend(
-                [scores[c.item_id] for c in candidates],
-                [c.relevance for c in candidates],
-                self._ranker_weight,
+            learned = bool(scored.ranking_model_version) and all(
+                c.item_id in scored.relevance for c in candidates
             )
+            if learned:
+                # The learned ranking model's relevance; the fixed blend is only the fallback
+                # for a ranker without one.
+                relevance = np.array([scored.relevance[c.item_id] for c in candidates])
+                keep = self._contributions_per_item
+                for cand in candidates:
+                    cand.contributions = scored.contributions.get(cand.item_id, ())[:keep]
+                outcome.versions["ranking_model"] = scored.ranking_model_version
+                span.set_attribute("recsys.ranking_model", scored.ranking_model_version)
+            else:
+                relevance = blend(
+                    [scores[c.item_id] for c in candidates],
+                    [c.relevance for c in candidates],
+                    self._ranker_weight,
+                )
+                span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             for cand, value in zip(candidates, relevance, strict=True):
                 cand.relevance = float(value)
                 cand.stages.append(Stage.RANKER)
-            span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             version = f"{scored.model_name}/{scored.model_version}"
             outcome.versions["ranker_model"] = version
             outcome.versions["ranker_backend"] = scored.backend

@@ -151,6 +151,10 @@ def build_response(outcome: Outcome, trace_id: str) -> orchestrator_pb2.Recommen
                 relevance_score=cand.relevance,
                 retrieval_score=cand.retrieval_score,
                 stages=[stage_to_proto(s) for s in cand.stages],
+                contributions=[
+                    common_pb2.FeatureContribution(feature=c.feature, value=c.value)
+                    for c in cand.contributions
+                ],
             )
         )
     for d in outcome.degraded:

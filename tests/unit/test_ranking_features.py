@@ -44,8 +44,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 20, 8, 30, tzinfo=UTC)
 CATS = ("home", "toys", "garden")
 CATALOG = {
-    f"I{i}": CatalogItem(f"I{i}", f"item {i}", (CATS[i % 3], "sub"), 2.0 + 3 * i)
-    for i in range(8)
+    f"I{i}": CatalogItem(f"I{i}", f"item {i}", (CATS[i % 3], "sub"), 2.0 + 3 * i) for i in range(8)
 }
 # (item, type, minutes after T0, quantity): repeats, a cart, views, purchases of several units.
 LOG = [
