@@ -72,7 +72,9 @@ class CooccurrenceCandidates:
 
     def __init__(self, train: Sequence[Interaction]) -> None:
         self.popularity = popularity(train)
-        self._popular = [item for item, _ in self.popularity.most_common()]
+        # Ties by item id: most_common() keeps insertion order, which follows set iteration
+        # (string hashing differs between processes), so runs would differ.
+        self._popular = sorted(self.popularity, key=lambda i: (-self.popularity[i], i))
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         occurrences: Counter[str] = Counter()
         for groups in baskets(train).values():

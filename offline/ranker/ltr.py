@@ -26,7 +26,6 @@ about 10 ms a pair), otherwise the model is fitted without it and its metadata s
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from offline.evaluation.privacy_utility import validation_split
 from offline.ranker.candidates import CooccurrenceCandidates
 from services.feature_store.derived import DEFAULT_EVENT_WEIGHTS
 from services.orchestrator.blend import blend
@@ -90,15 +90,6 @@ class Group:
     truth: set[str]
     prior: np.ndarray
     bert: np.ndarray | None = None
-
-
-def validation_cut(train: Sequence[Interaction], fraction: float) -> datetime:
-    """The ``fraction`` time quantile of the training interactions (sorted by time)."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError("validation fraction must be in (0, 1)")
-    if not train:
-        raise ValueError("the training period is empty")
-    return train[int(len(train) * fraction)].timestamp
 
 
 def shopper_signals(
@@ -188,9 +179,21 @@ def build_groups(
     return groups
 
 
-def _ndcg(groups: Sequence[Group], order: Callable[[Group], np.ndarray]) -> float:
-    values = [metrics.ndcg_at_k([g.item_ids[i] for i in order(g)], g.truth, 10) for g in groups]
-    return float(np.mean(values)) if values else math.nan
+def _ndcg(groups: Sequence[Group], order: Callable[[Group], np.ndarray]) -> np.ndarray:
+    """NDCG@10 per shopper of the candidates in ``order`` (truth outside the list: misses)."""
+    return np.array(
+        [metrics.ndcg_at_k([g.item_ids[i] for i in order(g)], g.truth, 10) for g in groups]
+    )
+
+
+def paired_difference_ci(
+    a: np.ndarray, b: np.ndarray, seed: int = 0, replicates: int = 2000
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over shoppers and its 95% paired bootstrap interval."""
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, len(diff), size=(replicates, len(diff)))].mean(axis=1)
+    return float(diff.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
 
 
 def _sorted(values: np.ndarray) -> np.ndarray:
@@ -217,19 +220,31 @@ def fit(
 
 def evaluate(
     booster: Any, groups: Sequence[Group], features: Sequence[str], ranker_weight: float
-) -> dict[str, float]:
-    """Validation NDCG@10 of the model and of the orders it is meant to beat."""
+) -> dict[str, Any]:
+    """Validation NDCG@10 of the model and of the orders it is meant to beat, and the paired
+    95% bootstrap interval of the model's difference to each."""
+    if not groups:
+        raise ValueError("no validation shopper: nothing to evaluate on")
     cols = [FEATURES.index(f) for f in features]
-    out = {
+    per_user = {
         "ltr": _ndcg(groups, lambda g: _sorted(booster.predict(g.features[:, cols]))),
         "candidate_order": _ndcg(groups, lambda g: np.arange(len(g.item_ids))),
     }
-    if groups and all(g.bert is not None for g in groups):
-        out["bert"] = _ndcg(groups, lambda g: _sorted(np.asarray(g.bert)))
-        out[f"blend({ranker_weight:g})"] = _ndcg(
+    if all(g.bert is not None for g in groups):
+        per_user["bert"] = _ndcg(groups, lambda g: _sorted(np.asarray(g.bert)))
+        per_user[f"blend({ranker_weight:g})"] = _ndcg(
             groups, lambda g: _sorted(blend(np.asarray(g.bert), g.prior, ranker_weight))
         )
-    return out
+    return {
+        "ndcg@10": {k: float(v.mean()) for k, v in per_user.items()},
+        "ltr_minus": {
+            k: dict(
+                zip(("mean", "low", "high"), paired_difference_ci(per_user["ltr"], v), strict=True)
+            )
+            for k, v in per_user.items()
+            if k != "ltr"
+        },
+    }
 
 
 def _bert_scorer(
@@ -263,9 +278,12 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
     t0 = time.perf_counter()
     data = data_from_args(ns)
     train, _ = temporal_split(data, 0.8)
-    cut = validation_cut(train, ns.validation_fraction)
-    early = [x for x in train if x.timestamp < cut]
-    late = [x for x in train if x.timestamp >= cut]
+    if not 0.0 < ns.validation_fraction < 1.0:
+        raise SystemExit("--validation-fraction must be in (0, 1)")
+    early, late = validation_split(train, ns.validation_fraction)
+    if not early or not late:
+        raise SystemExit(f"{data.name}: the training period is too short for a validation cut")
+    cut = late[0].timestamp
     candidates_users = sorted({x.user_id for x in early} & {x.user_id for x in late})
     random.Random(ns.seed).shuffle(candidates_users)
     if ns.users:
@@ -292,10 +310,11 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
     booster = fit(fit_groups, features, ns.rounds, DEFAULT_PARAMS)
     scores = evaluate(booster, val_groups, features, ns.ranker_weight)
     progress(
-        "validation NDCG@10 ("
-        + f"{len(val_groups)} shoppers): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        f"validation NDCG@10 ({len(val_groups)} shoppers): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in scores["ndcg@10"].items())
     )
+    for name, d in scores["ltr_minus"].items():
+        progress(f"  ltr - {name}: {d['mean']:+.4f} [95% CI {d['low']:+.4f}, {d['high']:+.4f}]")
     import lightgbm
 
     version = ns.version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -319,11 +338,7 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
             "bert_model_version": bert_version,
             "seed": ns.seed,
         },
-        "validation": {
-            "metric": "ndcg@10",
-            "shoppers": len(val_groups),
-            "scores": scores,
-        },
+        "validation": {"metric": "ndcg@10", "shoppers": len(val_groups), **scores},
         "seconds": round(time.perf_counter() - t0, 1),
     }
     folder = save_ranking_model(booster, Path(ns.output), version, meta)
