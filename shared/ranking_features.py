@@ -106,7 +106,7 @@ def _log_price(price: float) -> float:
 def build_features(
     shopper: ShopperSignals,
     candidates: Sequence[CandidateSignals],
-    bert_scores: Sequence[float] | None = None,
+    bert_scores: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
     """The (len(candidates), len(FEATURES)) float64 matrix, columns in ``FEATURES`` order.
 

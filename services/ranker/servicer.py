@@ -166,14 +166,16 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         finally:
             self._in_flight -= 1
         learned: list[LearnedScore] = []
+        version = ""
         if signals is not None and self._ranking_model is not None:
             # A few trees over tens of rows: well under a millisecond, run inline.
             learned = self._ranking_model.predict(build_features(*signals, scores))
-            span.set_attribute("ranker.ranking_model", self._ranking_model.version)
+            version = self._ranking_model.version
+            span.set_attribute("ranker.ranking_model", version)
         return ranker_pb2.ScoreCandidatesResponse(
             scores=_scored_items(candidates, scores, learned),
             model_name=self._ranker.model_name,
             model_version=self._ranker.model_version,
             backend=self._ranker.backend.name,
-            ranking_model_version=self._ranking_model.version if learned else "",
+            ranking_model_version=version,
         )

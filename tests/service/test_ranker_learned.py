@@ -7,6 +7,7 @@ artefact is the one the trainer writes, not a hand-made file."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,10 @@ from services.ranker.model import create_untrained_artefact
 from services.ranker.scorer import Ranker
 from services.ranker.servicer import candidate_signals, shopper_signals
 from shared.channels import create_channel
+from shared.data.datasets import load_data
+from shared.data.types import time_cut
 from shared.gen.acme.recsys.v1 import common_pb2, ranker_pb2, ranker_pb2_grpc
-from shared.ranking_features import build_features
+from shared.ranking_features import FEATURE_SET_VERSION, FEATURES, build_features
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -153,6 +156,24 @@ async def test_learned_relevance_and_contributions_come_back(
         {c.feature: c.value for c in response.scores[1].contributions}["own_event_count"]
     )
     assert not np.isnan([s.relevance for s in response.scores]).any()
+
+
+def test_the_trainer_records_its_protocol_and_never_reaches_the_test_period(ltr_dir: Path) -> None:
+    meta = json.loads((ltr_dir / "ltr-test" / "meta.json").read_text())
+    assert meta["feature_set_version"] == FEATURE_SET_VERSION
+    # Fitted without the cross-encoder score (no --bert-dir): the metadata says so.
+    assert meta["features"] == [f for f in FEATURES if f != "bert_score_z"]
+    assert meta["training"]["bert_model_version"] == ""
+    cut = datetime.fromisoformat(meta["training"]["validation_cut"])
+    assert cut < time_cut(load_data("synthetic"), 0.8)
+    validation = meta["validation"]
+    assert validation["shoppers"] > 0
+    assert set(validation["ndcg@10"]) == {"ltr", "candidate_order"}
+    low, high = (
+        validation["ltr_minus"]["candidate_order"]["low"],
+        validation["ltr_minus"]["candidate_order"]["high"],
+    )
+    assert low <= validation["ltr_minus"]["candidate_order"]["mean"] <= high
 
 
 async def test_without_a_ranking_model_only_the_cross_encoder_answers(
