@@ -160,6 +160,26 @@ def test_request_builders_and_formatting() -> None:
     assert "degraded: ranker: unavailable" in text
     assert "versions: retrieval_index=v1" in text
     assert f"trace id: {'ab' * 16}" in text
+    assert "why:" not in text  # no learned ranking model, nothing to explain
+
+
+def test_format_prints_the_learned_models_contributions() -> None:
+    response = orchestrator_pb2.RecommendResponse(
+        items=[
+            orchestrator_pb2.Recommendation(
+                item_id="SKU1",
+                title="Mug",
+                contributions=[
+                    common_pb2.FeatureContribution(feature="own_event_count", value=0.4216),
+                    common_pb2.FeatureContribution(feature="retrieval_rank", value=-0.125),
+                ],
+            )
+        ],
+        versions={"ranking_model": "ltr-1"},
+    )
+    lines = format_recommendations(response).splitlines()
+    assert lines[2] == "    why: own_event_count +0.422, retrieval_rank -0.125"
+    assert "ranking_model=ltr-1" in lines[-2]
 
 
 def test_triton_check_reports_unreachable() -> None:
