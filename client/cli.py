@@ -353,6 +353,11 @@ def format_recommendations(
         )
         if explain:
             lines += [f"{'':>4}- {format_reason(r)}" for r in item.reasons]
+        if explain and item.contributions:
+            # The learned ranking model's strongest reasons for this item's relevance.
+            lines.append(
+                "    why: " + ", ".join(f"{c.feature} {c.value:+.3f}" for c in item.contributions)
+            )
     if response.degraded_stages:
         flags = ", ".join(
             f"{common_pb2.Stage.Name(d.stage).removeprefix('STAGE_').lower()}: {d.reason}"

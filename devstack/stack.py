@@ -249,6 +249,10 @@ class Layout:
     def ranker_dir(self) -> Path:
         return self.var / "models" / "ranker"
 
+    @property
+    def ltr_dir(self) -> Path:
+        return self.var / "models" / "ltr"
+
     def common_env(self, prefix: str) -> dict[str, str]:
         return env_for(
             prefix,
@@ -366,6 +370,7 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                         "port": layout.ports["ranker"],
                         "backend": layout.ranker_backend,
                         "model_dir": layout.ranker_dir,
+                        "ranking_model_dir": layout.ltr_dir,
                         "triton_url": f"{layout.host}:{layout.triton_grpc_port}",
                         # The orchestrator's budget decides; the ranker's own cap (2 s by
                         # default) is too tight for BERT on a busy 2-core CPU.
@@ -444,7 +449,8 @@ def _triton_cpu_repository_exists(ranker_dir: Path) -> bool:
 
 
 def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
-    """Key ring -> retrieval index -> ranker -> seeded feature store, all from ``data`` (a
+    """Key ring -> retrieval index -> ranker -> learned ranking model -> seeded feature store,
+    all from ``data`` (a
     folder in the data format or a built-in name, as every command's ``--data``).
 
     Retrieval is trained before the ranker, whose hard negatives are retrieval candidates.
@@ -493,6 +499,22 @@ def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
             ),
             (layout.ranker_dir / "LATEST").exists,
             "prepare-ranker.log",
+        ),
+        PrepStep(
+            # Without the cross-encoder score as a feature: scoring every training candidate
+            # with BERT costs minutes on CPU, the rest takes seconds (docs/ranker.md).
+            "training the learned ranking model (LightGBM, validation cut of the training period)",
+            python_module(
+                "offline.ranker.ltr",
+                "--data",
+                data,
+                "--candidates",
+                str(layout.candidate_count),
+                "--output",
+                str(layout.ltr_dir),
+            ),
+            (layout.ltr_dir / "LATEST").exists,
+            "prepare-ltr.log",
         ),
     ]
     if layout.ranker_backend == "triton":

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# Trained artefacts, versioned apart from the code: the retrieval index and ranker model
-# (var/models/{retrieval,ranker}, as the local stack trains them) and the GPU variant of the
+# Trained artefacts, versioned apart from the code: the retrieval index, the ranker model and
+# the learned ranking model (var/models/{retrieval,ranker,ltr}, as the local stack trains them) and the GPU variant of the
 # ranker's Triton model repository. Init containers copy what their pod needs (deploy/k8s).
 # Build from the repository root after training and exporting (docs/deploy.md):
 #   docker build -f deploy/docker/artifacts.Dockerfile \
@@ -10,6 +10,7 @@
 FROM busybox:1.37.0-musl AS collect
 COPY var/models/retrieval/ /artifacts/models/retrieval/
 COPY var/models/ranker/ /artifacts/models/ranker/
+COPY var/models/ltr/ /artifacts/models/ltr/
 # The ranker writes its repositories into the artefact (<version>/triton/{cpu,gpu}); Triton on
 # a GPU node serves the gpu variant (onnxruntime_onnx, KIND_GPU). The ranker pods call Triton
 # or run the weights themselves, so they need neither copy.

@@ -72,7 +72,9 @@ class CooccurrenceCandidates:
 
     def __init__(self, train: Sequence[Interaction]) -> None:
         self.popularity = popularity(train)
-        self._popular = [item for item, _ in self.popularity.most_common()]
+        # Ties by item id: most_common() keeps insertion order, which follows set iteration
+        # (string hashing differs between processes), so runs would differ.
+        self._popular = sorted(self.popularity, key=lambda i: (-self.popularity[i], i))
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         occurrences: Counter[str] = Counter()
         for groups in baskets(train).values():
@@ -89,7 +91,17 @@ class CooccurrenceCandidates:
         }
 
     def candidates(self, history: Sequence[str], n: int) -> list[str]:
-        seen = set(history)
+        return [item for item, _ in self.scored(history, n)]
+
+    def scored(
+        self, history: Sequence[str], n: int, *, exclude_history: bool = True
+    ) -> list[tuple[str, float]]:
+        """The top ``n`` (item, co-occurrence score), popular items (score 0) filling up.
+
+        ``exclude_history=False`` lets the shopper's own items compete like any other (the
+        serving retrieval does not exclude them either): the learned ranking model is then
+        trained on repeat candidates and learns from data whether they are worth showing."""
+        seen = set(history) if exclude_history else set()
         scores: dict[str, float] = defaultdict(float)
         # Newer history items weigh more: the next basket tends to follow the latest ones.
         for rank, item in enumerate(history):
@@ -98,10 +110,11 @@ class CooccurrenceCandidates:
                 if other not in seen:
                     scores[other] += weight * sim
         ranked = sorted(scores, key=lambda i: (-scores[i], i))[:n]
-        if len(ranked) < n:
+        out = [(i, scores[i]) for i in ranked]
+        if len(out) < n:
             chosen = set(ranked) | seen
-            ranked += [i for i in self._popular if i not in chosen][: n - len(ranked)]
-        return ranked
+            out += [(i, 0.0) for i in self._popular if i not in chosen][: n - len(out)]
+        return out
 
 
 class RetrievalCandidates:

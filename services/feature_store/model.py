@@ -62,6 +62,16 @@ class ServedList:
 
 
 @dataclass(frozen=True)
+class ItemInteraction:
+    """One user's own events on one item, as the derived user_items table holds them."""
+
+    item_id: str
+    event_count: int
+    purchased_quantity: int
+    last_event_time: datetime
+
+
+@dataclass(frozen=True)
 class UserFeatures:
     """Derived features of one user; ``known`` is False for a user without events."""
 
@@ -73,6 +83,8 @@ class UserFeatures:
     purchase_count: int = 0
     last_event_time: datetime | None = None
     purchased_item_ids: list[str] = field(default_factory=list)
+    # The recent items' interactions, in recent_item_ids order.
+    item_interactions: list[ItemInteraction] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

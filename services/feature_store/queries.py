@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from services.feature_store.db import Database
 from services.feature_store.model import (
     Item,
+    ItemInteraction,
     ItemLookup,
     PopularItems,
     UserFeatures,
@@ -59,14 +60,28 @@ class FeatureQueries:
             ).one_or_none()
             if stats is None:
                 return UserFeatures(user_id=user_id, known=False)
-            recent: list[str] = list(
-                conn.scalars(
-                    sa.select(user_items.c.item_id)
+            # The same rows give the recent items and the shopper's own history with each,
+            # which the learned ranking model reads as repeat features.
+            interactions = [
+                ItemInteraction(
+                    item_id=row.item_id,
+                    event_count=int(row.event_count),
+                    purchased_quantity=int(row.purchased_quantity),
+                    last_event_time=row.last_event_time,
+                )
+                for row in conn.execute(
+                    sa.select(
+                        user_items.c.item_id,
+                        user_items.c.event_count,
+                        user_items.c.purchased_quantity,
+                        user_items.c.last_event_time,
+                    )
                     .where(user_items.c.user_id == user_id)
                     .order_by(user_items.c.last_event_time.desc(), user_items.c.item_id)
                     .limit(max_recent_items)
                 )
-            )
+            ]
+            recent = [x.item_id for x in interactions]
             cats: list[tuple[str, float]] = [
                 (row.category, float(row.weight))
                 for row in conn.execute(
@@ -92,6 +107,7 @@ class FeatureQueries:
             purchase_count=stats.purchase_count,
             last_event_time=stats.last_event_time,
             purchased_item_ids=list(purchased),
+            item_interactions=interactions,
         )
 
     def get_item_features(self, item_ids: Sequence[str]) -> ItemLookup:

@@ -28,7 +28,7 @@ from opentelemetry import metrics, trace
 from services.feature_store.admin import FeatureAdmin
 from services.feature_store.config import FeatureStoreSettings
 from services.feature_store.ingest import EventIngest
-from services.feature_store.model import AggregateKind, Event, Item, ServedList
+from services.feature_store.model import AggregateKind, Event, Item, ServedList, UserFeatures
 from services.feature_store.online_metrics import (
     RATES,
     Difference,
@@ -130,6 +130,36 @@ def difference_to_proto(d: Difference) -> feature_store_pb2.RateDifference:
     return feature_store_pb2.RateDifference(difference=d.difference, ci_low=d.low, ci_high=d.high)
 
 
+def user_features_to_proto(f: UserFeatures) -> common_pb2.UserFeatures:
+    """The store's derived features of one user as the API message."""
+    features = common_pb2.UserFeatures(
+        user_id=f.user_id,
+        recent_item_ids=f.recent_item_ids,
+        category_affinities=[
+            common_pb2.CategoryAffinity(category=c, score=s) for c, s in f.category_affinities
+        ],
+        event_count=f.event_count,
+        purchase_count=f.purchase_count,
+        purchased_item_ids=f.purchased_item_ids,
+    )
+    for x in f.item_interactions:
+        seen = Timestamp()
+        seen.FromDatetime(x.last_event_time)
+        features.item_interactions.append(
+            common_pb2.ItemInteraction(
+                item_id=x.item_id,
+                event_count=x.event_count,
+                purchased_quantity=x.purchased_quantity,
+                last_event_time=seen,
+            )
+        )
+    if f.last_event_time is not None:
+        stamp = Timestamp()
+        stamp.FromDatetime(f.last_event_time)
+        features.last_event_time.CopyFrom(stamp)
+    return features
+
+
 class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
     """Every RPC of FeatureStoreService over the store's three roles."""
 
@@ -179,20 +209,7 @@ class FeatureStoreServicer(feature_store_pb2_grpc.FeatureStoreServiceServicer):
                 f"max_recent_items must be between 0 and {self._settings.max_recent_items}"
             )
         f = await self._run(partial(self._queries.get_user_features, request.user_id, n))
-        features = common_pb2.UserFeatures(
-            user_id=f.user_id,
-            recent_item_ids=f.recent_item_ids,
-            category_affinities=[
-                common_pb2.CategoryAffinity(category=c, score=s) for c, s in f.category_affinities
-            ],
-            event_count=f.event_count,
-            purchase_count=f.purchase_count,
-            purchased_item_ids=f.purchased_item_ids,
-        )
-        if f.last_event_time is not None:
-            stamp = Timestamp()
-            stamp.FromDatetime(f.last_event_time)
-            features.last_event_time.CopyFrom(stamp)
+        features = user_features_to_proto(f)
         span = trace.get_current_span()
         span.set_attribute("feature_store.known_user", f.known)
         span.set_attribute("feature_store.recent_items", len(f.recent_item_ids))

@@ -4,7 +4,8 @@ The cross-encoder's logits and the retrieval inner products (or DP popularity co
 unrelated scales, so each is standardised over the request's candidates before the weighted
 sum: ``weight * z(ranker) + (1 - weight) * z(prior)``. ``weight = 1`` is the ranker alone
 (the candidates' own scores are ignored), ``weight = 0`` keeps the prior order. Pure numpy:
-the orchestrator and scripts/evaluate.py call the same function.
+the orchestrator and scripts/evaluate.py call the same function; ``standardise`` is the
+learned ranking model's (shared.ranking_features), so both see the same z-scores.
 """
 
 from __future__ import annotations
@@ -13,19 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shared.ranking_features import standardise
 
-def standardise(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance over the list; all zeros when the list is constant."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return x
-    # Equal values can still show a rounding-sized std (0.2 three times has ~3e-17): only
-    # a spread that is real relative to the values' magnitude is standardised.
-    std = float(x.std())
-    scale = float(np.abs(x).max())
-    if not np.isfinite(std) or std <= 1e-12 * max(scale, 1e-300):
-        return np.zeros_like(x)
-    return (x - x.mean()) / std
+__all__ = ["blend", "standardise"]
 
 
 def blend(

@@ -19,8 +19,10 @@ from services.orchestrator.config import OrchestratorSettings
 from services.orchestrator.domain import (
     CandidateSource,
     EventType,
+    FeatureContribution,
     IngestResult,
     ItemFeatures,
+    ItemInteraction,
     ItemLookup,
     PopularItems,
     Pseudonyms,
@@ -180,6 +182,12 @@ def item_features_from_proto(item: common_pb2.ItemFeatures) -> ItemFeatures:
     )
 
 
+def _timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
 def user_features_from_proto(response: feature_store_pb2.GetUserFeaturesResponse) -> UserFeatures:
     features = response.features
     return UserFeatures(
@@ -187,6 +195,16 @@ def user_features_from_proto(response: feature_store_pb2.GetUserFeaturesResponse
         recent_item_ids=tuple(features.recent_item_ids),
         purchased_item_ids=tuple(features.purchased_item_ids),
         top_categories=tuple(a.category for a in features.category_affinities),
+        category_affinities=tuple((a.category, a.score) for a in features.category_affinities),
+        item_interactions=tuple(
+            ItemInteraction(
+                item_id=x.item_id,
+                event_count=x.event_count,
+                purchased_quantity=x.purchased_quantity,
+                last_event_time=x.last_event_time.ToDatetime(tzinfo=dt.UTC),
+            )
+            for x in features.item_interactions
+        ),
     )
 
 
@@ -238,10 +256,27 @@ def similar_request_to_proto(
 def score_request_to_proto(
     context: ShopperContext, items: Sequence[ItemFeatures]
 ) -> ranker_pb2.ScoreCandidatesRequest:
-    return ranker_pb2.ScoreCandidatesRequest(
+    if context.prior_scores and len(context.prior_scores) != len(items):
+        raise ValueError("prior_scores must hold one score per candidate")
+    priors = context.prior_scores or (0.0,) * len(items)
+    request = ranker_pb2.ScoreCandidatesRequest(
         context=ranker_pb2.ShopperContext(
             recent_item_titles=list(context.recent_item_titles),
             recent_categories=list(context.recent_categories),
+            category_affinities=[
+                common_pb2.CategoryAffinity(category=c, score=s)
+                for c, s in context.category_affinities
+            ],
+            recent_item_prices=list(context.recent_item_prices),
+            item_interactions=[
+                common_pb2.ItemInteraction(
+                    item_id=x.item_id,
+                    event_count=x.event_count,
+                    purchased_quantity=x.purchased_quantity,
+                    last_event_time=_timestamp(x.last_event_time),
+                )
+                for x in context.item_interactions
+            ],
         ),
         candidates=[
             ranker_pb2.CandidateItem(
@@ -249,18 +284,34 @@ def score_request_to_proto(
                 title=f.title,
                 category_path=list(f.category_path),
                 price=f.price,
+                retrieval_score=prior,
+                dp_popularity=f.dp_popularity,
             )
-            for f in items
+            for f, prior in zip(items, priors, strict=True)
         ],
     )
+    if context.request_time is not None:
+        request.context.request_time.CopyFrom(_timestamp(context.request_time))
+    return request
 
 
 def scores_from_proto(response: ranker_pb2.ScoreCandidatesResponse) -> Scores:
+    learned = bool(response.ranking_model_version)
     return Scores(
         scores={s.item_id: s.score for s in response.scores},
         model_name=response.model_name,
         model_version=response.model_version,
         backend=response.backend,
+        relevance={s.item_id: s.relevance for s in response.scores} if learned else {},
+        contributions=(
+            {
+                s.item_id: tuple(FeatureContribution(c.feature, c.value) for c in s.contributions)
+                for s in response.scores
+            }
+            if learned
+            else {}
+        ),
+        ranking_model_version=response.ranking_model_version,
     )
 
 

@@ -86,9 +86,17 @@ class OrchestratorSettings(ServiceSettings):
         0.5,
         ge=0.0,
         le=1.0,
-        description="Share of the ranker in relevance: w * z(ranker score) + (1 - w) * "
+        description="Fallback when the ranker has no learned ranking model: share of the "
+        "cross-encoder in relevance: w * z(ranker score) + (1 - w) * "
         "z(retrieval score or DP popularity), standardised over the request's candidates; "
         "1 = the ranker's logits alone. 0.5 measured best on Online Retail (docs/evaluation.md).",
+    )
+    contributions_per_item: int = Field(
+        3,
+        ge=0,
+        le=16,
+        description="Feature contributions of the learned ranking model kept per answered "
+        "item (largest magnitude first); 0 keeps none.",
     )
     default_tradeoff: float = Field(
         0.5, ge=0.0, le=1.0, description="Trade-off when the request has no diversity settings."

@@ -148,13 +148,27 @@ class ItemFeatures:
 
 
 @dataclass(frozen=True)
+class ItemInteraction:
+    """A shopper's own events on one item: count, units bought, latest time."""
+
+    item_id: str
+    event_count: int
+    purchased_quantity: int
+    last_event_time: datetime
+
+
+@dataclass(frozen=True)
 class UserFeatures:
-    """What the store derived from a pseudonymous user's events."""
+    """What the store derived from a pseudonymous user's events; ``category_affinities``
+    are (top-level category, share) strongest first, ``item_interactions`` the shopper's own
+    history with the recent items."""
 
     known_user: bool
     recent_item_ids: tuple[str, ...] = ()
     purchased_item_ids: tuple[str, ...] = ()
     top_categories: tuple[str, ...] = ()
+    category_affinities: tuple[tuple[str, float], ...] = ()
+    item_interactions: tuple[ItemInteraction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,20 +221,42 @@ class RetrievalResult:
 
 @dataclass(frozen=True)
 class ShopperContext:
-    """The text the ranker reads about the shopper, built from pseudonymous features."""
+    """What the ranker reads about the shopper, built from pseudonymous features: the text
+    for the cross-encoder, and the behaviour signals of the learned ranking model.
+    ``prior_scores`` holds one score per candidate of the score call, in its order (the
+    retrieval score, or DP popularity for a cold-start list); ``request_time`` None lets the
+    ranker use its clock."""
 
     recent_item_titles: tuple[str, ...] = ()
     recent_categories: tuple[str, ...] = ()
+    category_affinities: tuple[tuple[str, float], ...] = ()
+    recent_item_prices: tuple[float, ...] = ()
+    item_interactions: tuple[ItemInteraction, ...] = ()
+    prior_scores: tuple[float, ...] = ()
+    request_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeatureContribution:
+    """One feature's additive share of the learned relevance of an item."""
+
+    feature: str
+    value: float
 
 
 @dataclass(frozen=True)
 class Scores:
-    """The ranker's relevance logit per item id, and which model produced them."""
+    """The ranker's answer: the cross-encoder's logit per item id and which model produced
+    them; with a learned ranking model (``ranking_model_version`` set) also its relevance and
+    per-feature contributions (largest magnitude first) per item id."""
 
     scores: dict[str, float]
     model_name: str
     model_version: str
     backend: str
+    relevance: dict[str, float] = field(default_factory=dict)
+    contributions: dict[str, tuple[FeatureContribution, ...]] = field(default_factory=dict)
+    ranking_model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -379,6 +415,7 @@ class Candidate:
     reasons: list[ItemReason] = field(default_factory=list)
     # The retrieval sources that returned it, strongest first (empty off the retrieval path).
     retrieval_sources: tuple[SourceScore, ...] = ()
+    contributions: tuple[FeatureContribution, ...] = ()
 
     @property
     def category(self) -> str:

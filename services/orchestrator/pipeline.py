@@ -8,8 +8,10 @@ popularity list), and each fallback is recorded in the result, on the span and i
 A shopper with no indexed item in the history (cold start) gets candidates from the DP
 popularity release instead of retrieval, then the same ranker and reranker. No raw aggregate
 of the event log reaches an answer: before the first DP release every popularity fallback is
-the catalog in item-id order with scores 0, flagged ``popularity: no_dp_release``. The ranker's
-score is blended with the candidate's own (services.orchestrator.blend, ``ranker_weight``).
+the catalog in item-id order with scores 0, flagged ``popularity: no_dp_release``. Relevance is
+the ranker's learned ranking model's when it has one (its top feature contributions go with
+each item to the answer); otherwise the cross-encoder's score blended with the candidate's own
+(services.orchestrator.blend, ``ranker_weight``).
 
 The request context (page, device) is not used by any stage, so it is neither sent to the
 gateway's SanitizeContext nor forwarded: the pipeline never sees it.
@@ -28,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import numpy as np
 from opentelemetry import metrics, trace
 
 from services.orchestrator.blend import blend
@@ -120,11 +123,19 @@ def top_by_relevance(
     return [candidates[i] for i in picked]
 
 
-def _context(user: UserFeatures, history: Sequence[ItemFeatures]) -> ShopperContext:
-    """What the ranker knows of the shopper: the history's titles and top categories."""
+def shopper_context(
+    user: UserFeatures, history: Sequence[ItemFeatures], now: datetime | None = None
+) -> ShopperContext:
+    """What the ranker knows of the shopper: the history's titles and top categories for the
+    cross-encoder; affinities, the history's prices and the shopper's own interactions with
+    the recent items for the learned ranking model (shared.ranking_features)."""
     return ShopperContext(
         recent_item_titles=tuple(f.title for f in history if f.title),
         recent_categories=user.top_categories,
+        category_affinities=user.category_affinities,
+        recent_item_prices=tuple(f.price for f in history),
+        item_interactions=user.item_interactions,
+        request_time=now,
     )
 
 
@@ -209,6 +220,7 @@ class Pipeline:
         self._max_rounds = settings.filter_max_rounds
         self._retrieval_max_n = settings.retrieval_max_n
         self._ranker_weight = settings.ranker_weight
+        self._contributions_per_item = settings.contributions_per_item
         self.metrics = metrics_ or PipelineMetrics()
         self._tracer = tracer or trace.get_tracer("services.orchestrator")
         self._now = now
@@ -308,7 +320,7 @@ class Pipeline:
             popular = await self._available_only(popular, budget, outcome)
         if popular and self._popularity.release_id:
             history = await self._history(user.recent_item_ids, budget)
-            context = _context(user, history)
+            context = shopper_context(user, history, self._now())
             # No known item in the history: the candidates come from the DP popularity
             # release, and the ranker and reranker order and diversify them as usual. A
             # designed path, not degraded.
@@ -379,7 +391,7 @@ class Pipeline:
                 return await self._popularity_answer(query, budget, outcome, excluded), history
         await self._rank(
             candidates,
-            _context(user, history),
+            shopper_context(user, history, self._now()),
             have_features,
             switches.ranker_enabled,
             budget,
@@ -672,6 +684,9 @@ class Pipeline:
                 self._degrade(outcome, Stage.RANKER, Reason.NO_ITEM_FEATURES, "retrieval_order")
                 return
             items = [c.features or ItemFeatures(c.item_id) for c in candidates]
+            context = dataclasses.replace(
+                context, prior_scores=tuple(c.relevance for c in candidates)
+            )
             try:
                 scored = await self._timed(
                     budget, SHARE_RANKER, lambda t: self._b.score(context, items, t)
@@ -683,15 +698,28 @@ class Pipeline:
             if any(c.item_id not in scores for c in candidates):
                 self._degrade(outcome, Stage.RANKER, Reason.INCOMPLETE_SCORES, fallback)
                 return
-            relevance = blend(
-                [scores[c.item_id] for c in candidates],
-                [c.relevance for c in candidates],
-                self._ranker_weight,
+            learned = bool(scored.ranking_model_version) and all(
+                c.item_id in scored.relevance for c in candidates
             )
+            if learned:
+                # The learned ranking model's relevance; the fixed blend is only the fallback
+                # for a ranker without one.
+                relevance = np.array([scored.relevance[c.item_id] for c in candidates])
+                keep = self._contributions_per_item
+                for cand in candidates:
+                    cand.contributions = scored.contributions.get(cand.item_id, ())[:keep]
+                outcome.versions["ranking_model"] = scored.ranking_model_version
+                span.set_attribute("recsys.ranking_model", scored.ranking_model_version)
+            else:
+                relevance = blend(
+                    [scores[c.item_id] for c in candidates],
+                    [c.relevance for c in candidates],
+                    self._ranker_weight,
+                )
+                span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             for cand, value in zip(candidates, relevance, strict=True):
                 cand.relevance = float(value)
                 cand.stages.append(Stage.RANKER)
-            span.set_attribute("recsys.ranker_weight", self._ranker_weight)
             version = f"{scored.model_name}/{scored.model_version}"
             outcome.versions["ranker_model"] = version
             outcome.versions["ranker_backend"] = scored.backend

@@ -287,6 +287,10 @@ def _fill(
                 retrieval_score=cand.retrieval_score,
                 stages=[stage_to_proto(s) for s in cand.stages],
                 reasons=[reason_to_proto(r) for r in cand.reasons],
+                contributions=[
+                    common_pb2.FeatureContribution(feature=c.feature, value=c.value)
+                    for c in cand.contributions
+                ],
             )
         )
     for d in outcome.degraded:

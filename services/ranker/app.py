@@ -8,10 +8,12 @@ all build the ranker through them.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from services.ranker.clients import TritonBackend
 from services.ranker.config import RankerSettings
+from services.ranker.learned import RankingModel, load_ranking_model
 from services.ranker.scorer import LocalBackend, Ranker, ReadinessWatcher, ScoringBackend
 from services.ranker.servicer import RankerServicer
 from shared.app import ServiceApp
@@ -19,6 +21,17 @@ from shared.gen.acme.recsys.v1 import ranker_pb2_grpc
 from shared.server import GrpcServer
 
 SERVICE_NAME = "acme.recsys.v1.RankerService"
+log = logging.getLogger(__name__)
+
+
+def load_learned(settings: RankerSettings) -> RankingModel | None:
+    """The learned ranking model of the settings, or None (logged) when there is none."""
+    model = load_ranking_model(settings.ranking_model_dir)
+    if model is None:
+        log.info("no learned ranking model; serving cross-encoder scores only")
+    else:
+        log.info("learned ranking model loaded", extra={"version": model.version})
+    return model
 
 
 def load_ranker(settings: RankerSettings, executor: ThreadPoolExecutor) -> Ranker:
@@ -79,14 +92,18 @@ class RankerApp(ServiceApp[RankerSettings, RankerServicer]):
 
 def build_ranker(settings: RankerSettings, *, ranker: Ranker | None = None) -> RankerApp:
     """The ranker service on ``settings``, loading the model unless ``ranker`` is given (tests
-    and benchmarks share one loaded model between apps). Call inside the event loop that will
-    serve it."""
+    and benchmarks share one loaded model between apps); the learned ranking model always
+    comes from ``settings.ranking_model_dir`` (small, loaded in milliseconds). Call inside
+    the event loop that will serve it."""
     executor = None
     if ranker is None:
         executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="ranker")
         ranker = load_ranker(settings, executor)
     servicer = RankerServicer(
-        ranker, max_candidates=settings.max_candidates, default_timeout_s=settings.request_timeout_s
+        ranker,
+        max_candidates=settings.max_candidates,
+        default_timeout_s=settings.request_timeout_s,
+        ranking_model=load_learned(settings),
     )
     server = GrpcServer(settings, [SERVICE_NAME])
     ranker_pb2_grpc.add_RankerServiceServicer_to_server(servicer, server.server)

@@ -28,6 +28,12 @@ class RankerSettings(ServiceSettings):
         description="Ranker artefact folder, or the root whose LATEST names one. Both backends "
         "read the tokenizer and version from it; the local backend also the weights.",
     )
+    ranking_model_dir: str = Field(
+        "var/models/ltr",
+        description="Learned ranking model folder (LightGBM, offline/ranker/ltr.py), or the "
+        "root whose LATEST names one. When there is none, the ranker returns the "
+        "cross-encoder's scores only and the orchestrator falls back to its fixed blend.",
+    )
     max_batch: int = Field(
         64, ge=1, le=512, description="Pairs per model call; longer candidate lists are split."
     )

@@ -242,5 +242,33 @@ def test_bad_price_range_is_reported_by_the_service_message(
     assert "min_price (9.0) must not be above max_price (1.0)" in bad.stderr
 
 
+def test_no_learned_model_no_contributions() -> None:
+    text = format_recommendations(
+        orchestrator_pb2.RecommendResponse(items=[orchestrator_pb2.Recommendation(item_id="S")]),
+        explain=True,
+    )
+    assert "why:" not in text  # no learned ranking model, nothing to explain
+
+
+def test_format_prints_the_learned_models_contributions() -> None:
+    response = orchestrator_pb2.RecommendResponse(
+        items=[
+            orchestrator_pb2.Recommendation(
+                item_id="SKU1",
+                title="Mug",
+                contributions=[
+                    common_pb2.FeatureContribution(feature="own_event_count", value=0.4216),
+                    common_pb2.FeatureContribution(feature="retrieval_rank", value=-0.125),
+                ],
+            )
+        ],
+        versions={"ranking_model": "ltr-1"},
+    )
+    assert "why:" not in format_recommendations(response)  # contributions only with --explain
+    lines = format_recommendations(response, explain=True).splitlines()
+    assert lines[2] == "    why: own_event_count +0.422, retrieval_rank -0.125"
+    assert any("ranking_model=ltr-1" in line for line in lines if line.startswith("versions:"))
+
+
 def test_triton_check_reports_unreachable() -> None:
     assert check_triton(dead_addr(), timeout_s=0.5) == "UNAVAILABLE"

@@ -8,6 +8,7 @@ never answers (late), or a killed feature store process. No downstream is simula
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from devstack.stack import (
     local_specs,
     release_popularity,
 )
+from offline.ranker import ltr
 from services.orchestrator.app import Orchestrator, build_orchestrator
 from services.orchestrator.config import OrchestratorSettings
 from shared.channels import create_channel
@@ -477,20 +479,57 @@ async def test_retrieval_down_serves_the_popularity_list(
     assert response.versions["popularity_release"] == app.popularity.release_id
 
 
-def _second_process(layout: Layout, name: str) -> tuple[ServiceSpec, Stack]:
+def _second_process(
+    layout: Layout, name: str, settings: dict[str, object] | None = None
+) -> tuple[ServiceSpec, Stack]:
     """A started copy of the stack's ``name`` service (same databases and artefacts) on a port
-    of its own, named ``<name>_2``, so a test can kill it and leave the shared one up."""
+    of its own, named ``<name>_2``, so a test can kill it and leave the shared one up;
+    ``settings`` override the copy's own (``{"ranking_model_dir": ...}``)."""
     base = next(s for s in local_specs(layout) if s.name == name)
     port = int(dead_addr().rsplit(":", 1)[1])
     spec = ServiceSpec(
         f"{name}_2",
         base.argv,
-        {**base.env, **env_for(f"RECSYS_{name.upper()}_", {"port": port})},
+        {**base.env, **env_for(f"RECSYS_{name.upper()}_", {**(settings or {}), "port": port})},
         grpc_target=f"127.0.0.1:{port}",
     )
     own = Stack([spec], layout.logs_dir, REPO, progress=lambda _: None)
     own.start()
     return spec, own
+
+
+async def test_a_ranker_with_a_learned_model_orders_and_explains_the_answer(
+    stack: tuple[Layout, Stack], observed: Observed, tmp_path: Path
+) -> None:
+    """The whole path for real: the store's own-history interactions, retrieval's scores and
+    DP popularity reach a ranker process serving a LightGBM model trained by
+    offline.ranker.ltr; its relevance orders the answer and its contributions come with it."""
+    layout, _ = stack
+    args = ["--data", "synthetic", "--output", str(tmp_path), "--version", "ltr-e2e"]
+    ltr.run(ltr.parse_args([*args, "--users", "120"]), progress=lambda _: None)
+    spec, own = _second_process(layout, "ranker", {"ranking_model_dir": tmp_path})
+    app = None
+    try:
+        await own.wait_ready()
+        settings = _settings(layout, ranker_addr=spec.grpc_target, contributions_per_item=2)
+        app = await _start(settings, observed)
+        response = await _recommend(app)
+    finally:
+        if app is not None:
+            await app.stop()
+        own.stop_all(grace_s=2)
+    assert not response.degraded_stages
+    assert response.versions["ranking_model"] == "ltr-e2e"
+    features = set(json.loads((tmp_path / "ltr-e2e" / "meta.json").read_text())["features"])
+    for item in response.items:
+        assert STAGE.STAGE_RANKER in item.stages
+        assert len(item.contributions) == 2
+        assert {c.feature for c in item.contributions} <= features
+        assert abs(item.contributions[0].value) >= abs(item.contributions[1].value)
+    ranker_span = next(
+        s for s in observed.spans.get_finished_spans() if s.name == "orchestrator.ranker"
+    )
+    assert (ranker_span.attributes or {})["recsys.ranking_model"] == "ltr-e2e"
 
 
 async def test_feature_store_death_falls_back_to_the_cached_popularity_list(

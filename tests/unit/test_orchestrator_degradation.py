@@ -197,6 +197,8 @@ class Dependencies:
             recent_item_ids=found.recent_item_ids[:max_recent_items],
             purchased_item_ids=found.purchased_item_ids,
             top_categories=found.top_categories,
+            category_affinities=found.category_affinities,
+            item_interactions=found.item_interactions[:max_recent_items],
         )
 
     async def item_features(self, item_ids: Sequence[str], timeout_s: float) -> ItemLookup:
@@ -378,6 +380,11 @@ def category_counts(items: Sequence[Candidate]) -> dict[str, int]:
 # ---- the full pipeline --------------------------------------------------------------------
 
 
+def texts(contexts: Sequence[ShopperContext]) -> list[tuple[tuple[str, ...], ...]]:
+    """What the cross-encoder reads of each context: history titles and top categories."""
+    return [(c.recent_item_titles, c.recent_categories) for c in contexts]
+
+
 async def test_full_pipeline_runs_every_stage(harness: Harness, deps: Dependencies) -> None:
     out = await harness.recommend()
     assert not out.degraded
@@ -400,7 +407,14 @@ async def test_full_pipeline_runs_every_stage(harness: Harness, deps: Dependenci
     ]
     # The ranker read the history's titles (from the candidates' lookup: one round trip)
     # and the shopper's categories.
-    assert deps.ranker_contexts == [ShopperContext(("item 3", "item 7"), ("garden", "toys"))]
+    assert texts(deps.ranker_contexts) == [(("item 3", "item 7"), ("garden", "toys"))]
+    # And the learned ranking model's signals: the history's prices, one prior score per
+    # candidate (retrieval's, in candidate order) and the request time.
+    context = deps.ranker_contexts[0]
+    assert context.recent_item_prices == (4.0, 8.0)
+    assert len(context.prior_scores) == 8
+    assert context.prior_scores == tuple(sorted(context.prior_scores, reverse=True))
+    assert context.request_time is not None
     # Relevance is the settings' blend (0.5) of the ranker's score and retrieval's.
     request = deps.rerank_requests[0]
     retrieval = [1.0 - 0.05 * RETRIEVAL_ORDER.index(c.item_id) for c in request.candidates]
@@ -542,7 +556,7 @@ async def test_history_items_missing_from_the_catalog_are_not_a_degradation(
     deps.item_features = forget_history  # type: ignore[method-assign]
     out = await harness.recommend()
     assert not out.degraded
-    assert deps.ranker_contexts == [ShopperContext((), ("garden", "toys"))]
+    assert texts(deps.ranker_contexts) == [((), ("garden", "toys"))]
     assert len(lookups) == 1
     assert set(KNOWN.recent_item_ids) <= set(lookups[0])
 
@@ -687,7 +701,7 @@ async def test_cold_start_shopper_gets_dp_popularity_candidates_ranked_and_reran
     assert out.versions["popularity_release"] == RELEASE
     assert out.versions["retrieval_index"] == INDEX
     assert out.versions["ranker_model"] == "minilm/h1"
-    assert deps.ranker_contexts == [ShopperContext((), ())]
+    assert texts(deps.ranker_contexts) == [((), ())]
 
 
 async def test_cold_start_with_an_empty_cache_serves_the_catalog_order_flagged(

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/common.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x10\n\x08position\x18\x15 \x01(\x05\";\n\x14\x45xperimentAssignment\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\"\xac\x01\n\x0cItemFeatures\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x19\n\x11\x65mbedding_version\x18\x05 \x01(\t\x12\x15\n\rdp_popularity\x18\x06 \x01(\x01\x12\x16\n\tavailable\x18( \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_available\"3\n\x10\x43\x61tegoryAffinity\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xf5\x01\n\x0cUserFeatures\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18\x03 \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x05 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12purchased_item_ids\x18\x07 \x03(\t\" \n\x0e\x43\x61tegoryPrefix\x12\x0e\n\x06levels\x18\x01 \x03(\t\"\xe8\x01\n\x07\x46ilters\x12:\n\x12include_categories\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.CategoryPrefix\x12:\n\x12\x65xclude_categories\x18\x02 \x03(\x0b\x32\x1e.acme.recsys.v1.CategoryPrefix\x12\x16\n\tmin_price\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tmax_price\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\tB\x0c\n\n_min_priceB\x0c\n\n_max_price*q\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x03*\xa3\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15STAGE_PRIVACY_GATEWAY\x10\x01\x12\x17\n\x13STAGE_FEATURE_STORE\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RANKER\x10\x04\x12\x12\n\x0eSTAGE_RERANKER\x10\x05\x12\x14\n\x10STAGE_POPULARITY\x10\x06*s\n\x0cRerankMethod\x12\x1d\n\x19RERANK_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12RERANK_METHOD_NONE\x10\x01\x12\x15\n\x11RERANK_METHOD_MMR\x10\x02\x12\x15\n\x11RERANK_METHOD_DPP\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/common.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x10\n\x08position\x18\x15 \x01(\x05\";\n\x14\x45xperimentAssignment\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\"\xac\x01\n\x0cItemFeatures\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x19\n\x11\x65mbedding_version\x18\x05 \x01(\t\x12\x15\n\rdp_popularity\x18\x06 \x01(\x01\x12\x16\n\tavailable\x18( \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_available\"3\n\x10\x43\x61tegoryAffinity\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xb1\x02\n\x0cUserFeatures\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18\x03 \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x05 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12purchased_item_ids\x18\x07 \x03(\t\x12:\n\x11item_interactions\x18< \x03(\x0b\x32\x1f.acme.recsys.v1.ItemInteraction\"\x88\x01\n\x0fItemInteraction\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x03\x12\x1a\n\x12purchased_quantity\x18\x03 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\" \n\x0e\x43\x61tegoryPrefix\x12\x0e\n\x06levels\x18\x01 \x03(\t\"\xe8\x01\n\x07\x46ilters\x12:\n\x12include_categories\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.CategoryPrefix\x12:\n\x12\x65xclude_categories\x18\x02 \x03(\x0b\x32\x1e.acme.recsys.v1.CategoryPrefix\x12\x16\n\tmin_price\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tmax_price\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\tB\x0c\n\n_min_priceB\x0c\n\n_max_price*q\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x03*\xa3\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15STAGE_PRIVACY_GATEWAY\x10\x01\x12\x17\n\x13STAGE_FEATURE_STORE\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RANKER\x10\x04\x12\x12\n\x0eSTAGE_RERANKER\x10\x05\x12\x14\n\x10STAGE_POPULARITY\x10\x06*s\n\x0cRerankMethod\x12\x1d\n\x19RERANK_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12RERANK_METHOD_NONE\x10\x01\x12\x15\n\x11RERANK_METHOD_MMR\x10\x02\x12\x15\n\x11RERANK_METHOD_DPP\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.recsys.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1099
-  _globals['_EVENTTYPE']._serialized_end=1212
-  _globals['_STAGE']._serialized_start=1215
-  _globals['_STAGE']._serialized_end=1378
-  _globals['_RERANKMETHOD']._serialized_start=1380
-  _globals['_RERANKMETHOD']._serialized_end=1495
+  _globals['_EVENTTYPE']._serialized_start=1353
+  _globals['_EVENTTYPE']._serialized_end=1466
+  _globals['_STAGE']._serialized_start=1469
+  _globals['_STAGE']._serialized_end=1632
+  _globals['_RERANKMETHOD']._serialized_start=1634
+  _globals['_RERANKMETHOD']._serialized_end=1749
   _globals['_EVENT']._serialized_start=81
   _globals['_EVENT']._serialized_end=291
   _globals['_EXPERIMENTASSIGNMENT']._serialized_start=293
@@ -47,9 +47,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATEGORYAFFINITY']._serialized_start=529
   _globals['_CATEGORYAFFINITY']._serialized_end=580
   _globals['_USERFEATURES']._serialized_start=583
-  _globals['_USERFEATURES']._serialized_end=828
-  _globals['_CATEGORYPREFIX']._serialized_start=830
-  _globals['_CATEGORYPREFIX']._serialized_end=862
-  _globals['_FILTERS']._serialized_start=865
-  _globals['_FILTERS']._serialized_end=1097
+  _globals['_USERFEATURES']._serialized_end=888
+  _globals['_ITEMINTERACTION']._serialized_start=891
+  _globals['_ITEMINTERACTION']._serialized_end=1027
+  _globals['_FEATURECONTRIBUTION']._serialized_start=1029
+  _globals['_FEATURECONTRIBUTION']._serialized_end=1082
+  _globals['_CATEGORYPREFIX']._serialized_start=1084
+  _globals['_CATEGORYPREFIX']._serialized_end=1116
+  _globals['_FILTERS']._serialized_start=1119
+  _globals['_FILTERS']._serialized_end=1351
 # @@protoc_insertion_point(module_scope)

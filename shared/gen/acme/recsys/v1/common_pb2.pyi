@@ -104,7 +104,7 @@ class CategoryAffinity(_message.Message):
     def __init__(self, category: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class UserFeatures(_message.Message):
-    __slots__ = ("user_id", "recent_item_ids", "category_affinities", "event_count", "purchase_count", "last_event_time", "purchased_item_ids")
+    __slots__ = ("user_id", "recent_item_ids", "category_affinities", "event_count", "purchase_count", "last_event_time", "purchased_item_ids", "item_interactions")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     RECENT_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_AFFINITIES_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,7 @@ class UserFeatures(_message.Message):
     PURCHASE_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
     PURCHASED_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_INTERACTIONS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     recent_item_ids: _containers.RepeatedScalarFieldContainer[str]
     category_affinities: _containers.RepeatedCompositeFieldContainer[CategoryAffinity]
@@ -119,7 +120,28 @@ class UserFeatures(_message.Message):
     purchase_count: int
     last_event_time: _timestamp_pb2.Timestamp
     purchased_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., category_affinities: _Optional[_Iterable[_Union[CategoryAffinity, _Mapping]]] = ..., event_count: _Optional[int] = ..., purchase_count: _Optional[int] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purchased_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    item_interactions: _containers.RepeatedCompositeFieldContainer[ItemInteraction]
+    def __init__(self, user_id: _Optional[str] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., category_affinities: _Optional[_Iterable[_Union[CategoryAffinity, _Mapping]]] = ..., event_count: _Optional[int] = ..., purchase_count: _Optional[int] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purchased_item_ids: _Optional[_Iterable[str]] = ..., item_interactions: _Optional[_Iterable[_Union[ItemInteraction, _Mapping]]] = ...) -> None: ...
+
+class ItemInteraction(_message.Message):
+    __slots__ = ("item_id", "event_count", "purchased_quantity", "last_event_time")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PURCHASED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    event_count: int
+    purchased_quantity: int
+    last_event_time: _timestamp_pb2.Timestamp
+    def __init__(self, item_id: _Optional[str] = ..., event_count: _Optional[int] = ..., purchased_quantity: _Optional[int] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FeatureContribution(_message.Message):
+    __slots__ = ("feature", "value")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    value: float
+    def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class CategoryPrefix(_message.Message):
     __slots__ = ("levels",)

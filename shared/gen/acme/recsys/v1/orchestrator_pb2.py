@@ -26,7 +26,7 @@ from shared.gen.acme.recsys.v1 import common_pb2 as acme_dot_recsys_dot_v1_dot_c
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!acme/recsys/v1/orchestrator.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x11\x44iversitySettings\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x02 \x01(\x01\x12\x18\n\x10max_per_category\x18\x03 \x01(\x05\"\xc9\x02\n\x10RecommendRequest\x12\x10\n\x08user_ref\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12>\n\x07\x63ontext\x18\x03 \x03(\x0b\x32-.acme.recsys.v1.RecommendRequest.ContextEntry\x12\x34\n\tdiversity\x18\x04 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\t\x12\x19\n\x11\x65xclude_purchased\x18\x06 \x01(\x08\x12(\n\x07\x66ilters\x18\x1e \x01(\x0b\x32\x17.acme.recsys.v1.Filters\x12\x12\n\npage_token\x18\x1f \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"y\n\x14RecommendationReason\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.acme.recsys.v1.ReasonKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fhistory_item_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\"\xf5\x01\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x17\n\x0frelevance_score\x18\x06 \x01(\x01\x12\x17\n\x0fretrieval_score\x18\x07 \x01(\x01\x12%\n\x06stages\x18\x08 \x03(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x35\n\x07reasons\x18\x32 \x03(\x0b\x32$.acme.recsys.v1.RecommendationReason\"E\n\rDegradedStage\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xae\x03\n\x11RecommendResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x41\n\x08versions\x18\x03 \x03(\x0b\x32/.acme.recsys.v1.RecommendResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\x16\n\x0e\x66iltered_short\x18\x1e \x01(\x08\x12\x1a\n\x12\x66iltered_out_count\x18\x1f \x01(\x05\x12\x17\n\x0fnext_page_token\x18  \x01(\t\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x44\n\x16\x65xperiment_assignments\x18\x15 \x03(\x0b\x32$.acme.recsys.v1.ExperimentAssignment\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xda\x01\n\x0cShopperEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08user_ref\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x10\n\x08position\x18\x15 \x01(\x05\"@\n\x10LogEventsRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ShopperEvent\"D\n\x11LogEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"\xac\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x34\n\tdiversity\x18\x03 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12(\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x17.acme.recsys.v1.Filters\"\x86\x02\n\x14SimilarItemsResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x44\n\x08versions\x18\x03 \x03(\x0b\x32\x32.acme.recsys.v1.SimilarItemsResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x81\x03\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\'\n#REASON_KIND_SIMILAR_TO_HISTORY_ITEM\x10\x01\x12\x1d\n\x19REASON_KIND_BOUGHT_BEFORE\x10\x02\x12#\n\x1fREASON_KIND_POPULAR_IN_CATEGORY\x10\x03\x12\"\n\x1eREASON_KIND_PICKED_FOR_VARIETY\x10\x04\x12\x18\n\x14REASON_KIND_NEW_ITEM\x10\x05\x12\"\n\x1eREASON_KIND_COLD_START_POPULAR\x10\x06\x12%\n!REASON_KIND_IN_FAVOURITE_CATEGORY\x10\x07\x12\x1f\n\x1bREASON_KIND_MATCHES_HISTORY\x10\x08\x12 \n\x1cREASON_KIND_POPULAR_FALLBACK\x10\t\x12\x1d\n\x19REASON_KIND_CATALOG_ORDER\x10\n2\x96\x02\n\x15RecommendationService\x12P\n\tRecommend\x12 .acme.recsys.v1.RecommendRequest\x1a!.acme.recsys.v1.RecommendResponse\x12P\n\tLogEvents\x12 .acme.recsys.v1.LogEventsRequest\x1a!.acme.recsys.v1.LogEventsResponse\x12Y\n\x0cSimilarItems\x12#.acme.recsys.v1.SimilarItemsRequest\x1a$.acme.recsys.v1.SimilarItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!acme/recsys/v1/orchestrator.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x11\x44iversitySettings\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.acme.recsys.v1.RerankMethod\x12\x10\n\x08tradeoff\x18\x02 \x01(\x01\x12\x18\n\x10max_per_category\x18\x03 \x01(\x05\"\xc9\x02\n\x10RecommendRequest\x12\x10\n\x08user_ref\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12>\n\x07\x63ontext\x18\x03 \x03(\x0b\x32-.acme.recsys.v1.RecommendRequest.ContextEntry\x12\x34\n\tdiversity\x18\x04 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x05 \x03(\t\x12\x19\n\x11\x65xclude_purchased\x18\x06 \x01(\x08\x12(\n\x07\x66ilters\x18\x1e \x01(\x0b\x32\x17.acme.recsys.v1.Filters\x12\x12\n\npage_token\x18\x1f \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"y\n\x14RecommendationReason\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.acme.recsys.v1.ReasonKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fhistory_item_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\"\xb1\x02\n\x0eRecommendation\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x17\n\x0frelevance_score\x18\x06 \x01(\x01\x12\x17\n\x0fretrieval_score\x18\x07 \x01(\x01\x12%\n\x06stages\x18\x08 \x03(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x35\n\x07reasons\x18\x32 \x03(\x0b\x32$.acme.recsys.v1.RecommendationReason\x12:\n\rcontributions\x18< \x03(\x0b\x32#.acme.recsys.v1.FeatureContribution\"E\n\rDegradedStage\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.acme.recsys.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xae\x03\n\x11RecommendResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x41\n\x08versions\x18\x03 \x03(\x0b\x32/.acme.recsys.v1.RecommendResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\x16\n\x0e\x66iltered_short\x18\x1e \x01(\x08\x12\x1a\n\x12\x66iltered_out_count\x18\x1f \x01(\x05\x12\x17\n\x0fnext_page_token\x18  \x01(\t\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x44\n\x16\x65xperiment_assignments\x18\x15 \x03(\x0b\x32$.acme.recsys.v1.ExperimentAssignment\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xda\x01\n\x0cShopperEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08user_ref\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.acme.recsys.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x19\n\x11recommendation_id\x18\x14 \x01(\t\x12\x10\n\x08position\x18\x15 \x01(\x05\"@\n\x10LogEventsRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.acme.recsys.v1.ShopperEvent\"D\n\x11LogEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"\xac\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x34\n\tdiversity\x18\x03 \x01(\x0b\x32!.acme.recsys.v1.DiversitySettings\x12\x19\n\x11\x65xcluded_item_ids\x18\x04 \x03(\t\x12(\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x17.acme.recsys.v1.Filters\"\x86\x02\n\x14SimilarItemsResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.acme.recsys.v1.Recommendation\x12\x36\n\x0f\x64\x65graded_stages\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.DegradedStage\x12\x44\n\x08versions\x18\x03 \x03(\x0b\x32\x32.acme.recsys.v1.SimilarItemsResponse.VersionsEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x81\x03\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\'\n#REASON_KIND_SIMILAR_TO_HISTORY_ITEM\x10\x01\x12\x1d\n\x19REASON_KIND_BOUGHT_BEFORE\x10\x02\x12#\n\x1fREASON_KIND_POPULAR_IN_CATEGORY\x10\x03\x12\"\n\x1eREASON_KIND_PICKED_FOR_VARIETY\x10\x04\x12\x18\n\x14REASON_KIND_NEW_ITEM\x10\x05\x12\"\n\x1eREASON_KIND_COLD_START_POPULAR\x10\x06\x12%\n!REASON_KIND_IN_FAVOURITE_CATEGORY\x10\x07\x12\x1f\n\x1bREASON_KIND_MATCHES_HISTORY\x10\x08\x12 \n\x1cREASON_KIND_POPULAR_FALLBACK\x10\t\x12\x1d\n\x19REASON_KIND_CATALOG_ORDER\x10\n2\x96\x02\n\x15RecommendationService\x12P\n\tRecommend\x12 .acme.recsys.v1.RecommendRequest\x1a!.acme.recsys.v1.RecommendResponse\x12P\n\tLogEvents\x12 .acme.recsys.v1.LogEventsRequest\x1a!.acme.recsys.v1.LogEventsResponse\x12Y\n\x0cSimilarItems\x12#.acme.recsys.v1.SimilarItemsRequest\x1a$.acme.recsys.v1.SimilarItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._loaded_options = None
   _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_REASONKIND']._serialized_start=2231
-  _globals['_REASONKIND']._serialized_end=2616
+  _globals['_REASONKIND']._serialized_start=2291
+  _globals['_REASONKIND']._serialized_end=2676
   _globals['_DIVERSITYSETTINGS']._serialized_start=115
   _globals['_DIVERSITYSETTINGS']._serialized_end=224
   _globals['_RECOMMENDREQUEST']._serialized_start=227
@@ -50,25 +50,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDATIONREASON']._serialized_start=558
   _globals['_RECOMMENDATIONREASON']._serialized_end=679
   _globals['_RECOMMENDATION']._serialized_start=682
-  _globals['_RECOMMENDATION']._serialized_end=927
-  _globals['_DEGRADEDSTAGE']._serialized_start=929
-  _globals['_DEGRADEDSTAGE']._serialized_end=998
-  _globals['_RECOMMENDRESPONSE']._serialized_start=1001
-  _globals['_RECOMMENDRESPONSE']._serialized_end=1431
-  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_start=1384
-  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_end=1431
-  _globals['_SHOPPEREVENT']._serialized_start=1434
-  _globals['_SHOPPEREVENT']._serialized_end=1652
-  _globals['_LOGEVENTSREQUEST']._serialized_start=1654
-  _globals['_LOGEVENTSREQUEST']._serialized_end=1718
-  _globals['_LOGEVENTSRESPONSE']._serialized_start=1720
-  _globals['_LOGEVENTSRESPONSE']._serialized_end=1788
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=1791
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=1963
-  _globals['_SIMILARITEMSRESPONSE']._serialized_start=1966
-  _globals['_SIMILARITEMSRESPONSE']._serialized_end=2228
-  _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._serialized_start=1384
-  _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._serialized_end=1431
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=2619
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=2897
+  _globals['_RECOMMENDATION']._serialized_end=987
+  _globals['_DEGRADEDSTAGE']._serialized_start=989
+  _globals['_DEGRADEDSTAGE']._serialized_end=1058
+  _globals['_RECOMMENDRESPONSE']._serialized_start=1061
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1491
+  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_start=1444
+  _globals['_RECOMMENDRESPONSE_VERSIONSENTRY']._serialized_end=1491
+  _globals['_SHOPPEREVENT']._serialized_start=1494
+  _globals['_SHOPPEREVENT']._serialized_end=1712
+  _globals['_LOGEVENTSREQUEST']._serialized_start=1714
+  _globals['_LOGEVENTSREQUEST']._serialized_end=1778
+  _globals['_LOGEVENTSRESPONSE']._serialized_start=1780
+  _globals['_LOGEVENTSRESPONSE']._serialized_end=1848
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=1851
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=2023
+  _globals['_SIMILARITEMSRESPONSE']._serialized_start=2026
+  _globals['_SIMILARITEMSRESPONSE']._serialized_end=2288
+  _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._serialized_start=1444
+  _globals['_SIMILARITEMSRESPONSE_VERSIONSENTRY']._serialized_end=1491
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=2679
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=2957
 # @@protoc_insertion_point(module_scope)

@@ -86,7 +86,7 @@ class RecommendationReason(_message.Message):
     def __init__(self, kind: _Optional[_Union[ReasonKind, str]] = ..., text: _Optional[str] = ..., history_item_id: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages", "reasons")
+    __slots__ = ("item_id", "title", "category_path", "price", "score", "relevance_score", "retrieval_score", "stages", "reasons", "contributions")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class Recommendation(_message.Message):
     RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     title: str
     category_path: _containers.RepeatedScalarFieldContainer[str]
@@ -105,7 +106,8 @@ class Recommendation(_message.Message):
     retrieval_score: float
     stages: _containers.RepeatedScalarFieldContainer[_common_pb2.Stage]
     reasons: _containers.RepeatedCompositeFieldContainer[RecommendationReason]
-    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ..., reasons: _Optional[_Iterable[_Union[RecommendationReason, _Mapping]]] = ...) -> None: ...
+    contributions: _containers.RepeatedCompositeFieldContainer[_common_pb2.FeatureContribution]
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., relevance_score: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.Stage, str]]] = ..., reasons: _Optional[_Iterable[_Union[RecommendationReason, _Mapping]]] = ..., contributions: _Optional[_Iterable[_Union[_common_pb2.FeatureContribution, _Mapping]]] = ...) -> None: ...
 
 class DegradedStage(_message.Message):
     __slots__ = ("stage", "reason")

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RankerServiceStub:
-    """RankerService scores candidates for relevance with a BERT cross-encoder.
+    """RankerService scores candidates for relevance with a BERT cross-encoder and, when one is
+    loaded, a learned ranking model over the BERT score and behaviour signals.
     """
 
     def __init__(self, channel):
@@ -43,11 +44,13 @@ class RankerServiceStub:
 
 
 class RankerServiceServicer:
-    """RankerService scores candidates for relevance with a BERT cross-encoder.
+    """RankerService scores candidates for relevance with a BERT cross-encoder and, when one is
+    loaded, a learned ranking model over the BERT score and behaviour signals.
     """
 
     def ScoreCandidates(self, request, context):
-        """ScoreCandidates returns one relevance logit per candidate, in request order.
+        """ScoreCandidates returns one relevance logit per candidate, in request order, and the
+        learned relevance with its per-feature contributions when a ranking model is loaded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,7 +73,8 @@ def add_RankerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RankerService:
-    """RankerService scores candidates for relevance with a BERT cross-encoder.
+    """RankerService scores candidates for relevance with a BERT cross-encoder and, when one is
+    loaded, a learned ranking model over the BERT score and behaviour signals.
     """
 
     @staticmethod
