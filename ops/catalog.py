@@ -111,6 +111,23 @@ def minilm_embedder(max_length: int | None = None) -> Embed:
     return embed
 
 
+async def _upsert_live(
+    live: Sequence[retrieval_pb2.LiveItem], targets: Targets, report: Report
+) -> None:
+    """``live`` into every retrieval replica's live catalog, in batches; counts in ``report``."""
+    for address in targets.retrievals:
+        async with create_channel(address, tls=targets.tls) as channel:
+            retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            for part in _batches(live):
+                done = await retrieval.UpsertItems(
+                    retrieval_pb2.UpsertItemsRequest(items=part),  # type: ignore[arg-type]
+                    timeout=targets.timeout_s,
+                )
+                report.retrieval_added += done.added_count
+                report.retrieval_updated += done.updated_count
+                report.retrieval_restored += done.restored_count
+
+
 def _batches(values: Sequence[object], size: int = BATCH) -> list[Sequence[object]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
@@ -149,17 +166,10 @@ async def upsert_items(items: Sequence[CatalogItem], targets: Targets, embed: Em
         if it.available
     ]
     gone = [it.item_id for it in items if not it.available]
+    await _upsert_live(live, targets, report)
     for address in targets.retrievals:
         async with create_channel(address, tls=targets.tls) as channel:
             retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-            for part in _batches(live):
-                done = await retrieval.UpsertItems(
-                    retrieval_pb2.UpsertItemsRequest(items=part),  # type: ignore[arg-type]
-                    timeout=targets.timeout_s,
-                )
-                report.retrieval_added += done.added_count
-                report.retrieval_updated += done.updated_count
-                report.retrieval_restored += done.restored_count
             for ids in _batches(gone):
                 removed = await retrieval.RemoveItems(
                     retrieval_pb2.RemoveItemsRequest(item_ids=ids),  # type: ignore[arg-type]
@@ -222,17 +232,7 @@ async def restore_items(item_ids: Sequence[str], targets: Targets, embed: Embed)
                 retrieval_pb2.LiveItem(item_id=f.item_id, title_embedding=list(map(float, vec)))
                 for f, vec in zip(found, vectors, strict=True)
             ]
-            for address in targets.retrievals:
-                async with create_channel(address, tls=targets.tls) as rchannel:
-                    retrieval = retrieval_pb2_grpc.RetrievalServiceStub(rchannel)
-                    for part in _batches(live):
-                        done = await retrieval.UpsertItems(
-                            retrieval_pb2.UpsertItemsRequest(items=part),  # type: ignore[arg-type]
-                            timeout=targets.timeout_s,
-                        )
-                        report.retrieval_added += done.added_count
-                        report.retrieval_updated += done.updated_count
-                        report.retrieval_restored += done.restored_count
+            await _upsert_live(live, targets, report)
             for chunk in _batches([f.item_id for f in found]):
                 done_store = await store.SetItemAvailability(
                     feature_store_pb2.SetItemAvailabilityRequest(

@@ -7,11 +7,12 @@ the response, so the pipeline never sees a protobuf message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import TypeVar
@@ -299,6 +300,13 @@ def _fill(
         )
 
 
+@dataclasses.dataclass
+class _Call:
+    """One call's outcome label for the request metrics."""
+
+    outcome: str = "ok"
+
+
 class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer):
     """The public API. Load shedding is a counter, not a queue: the event loop is single
     threaded, so checking and incrementing it cannot race."""
@@ -325,14 +333,7 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
     async def Recommend(
         self, request: orchestrator_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.RecommendResponse:
-        metrics = self._pipeline.metrics
-        if self._in_flight >= self._settings.max_in_flight:
-            metrics.shed.add(1, {"rpc": "Recommend"})
-            raise ResourceExhausted("too many requests in flight; retry with backoff")
-        started = self._clock()
-        outcome_label = "ok"
-        self._in_flight += 1
-        try:
+        with self._measured("Recommend", admit=True) as call:
             query = validate_recommend(request, self._settings)
             binding = request_binding(query)
             page = self._read_page(request.page_token, binding)
@@ -340,7 +341,7 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
             outcome = await _within(budget, self._pipeline.recommend(query, budget))
             if outcome.degraded:
-                outcome_label = "degraded"
+                call.outcome = "degraded"
             token = ""
             if outcome.items and len(outcome.items) >= query.k:
                 # A short page had nothing more to show: no next page.
@@ -350,38 +351,38 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
                 # Queued only, off the request path: never delays nor fails the answer.
                 self._served_lists.record(outcome)
             return response
-        except ServiceError as exc:
-            outcome_label = exc.code.name.lower()
-            raise
-        finally:
-            self._in_flight -= 1
-            metrics.requests.add(1, {"rpc": "Recommend", "outcome": outcome_label})
-            metrics.latency.record(self._clock() - started, {"rpc": "Recommend"})
 
     async def SimilarItems(
         self, request: orchestrator_pb2.SimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SimilarItemsResponse:
-        metrics = self._pipeline.metrics
-        if self._in_flight >= self._settings.max_in_flight:
-            metrics.shed.add(1, {"rpc": "SimilarItems"})
-            raise ResourceExhausted("too many requests in flight; retry with backoff")
-        started = self._clock()
-        outcome_label = "ok"
-        self._in_flight += 1
-        try:
+        with self._measured("SimilarItems", admit=True) as call:
             query = validate_similar(request, self._settings)
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
             outcome = await _within(budget, self._pipeline.similar(query, budget))
             if outcome.degraded:
-                outcome_label = "degraded"
+                call.outcome = "degraded"
             return build_similar_response(outcome, current_trace_id())
+
+    @contextlib.contextmanager
+    def _measured(self, rpc: str, *, admit: bool) -> Iterator[_Call]:
+        """Count and time one call by outcome; with ``admit``, shed it first when
+        ``max_in_flight`` calls are already running (RESOURCE_EXHAUSTED)."""
+        metrics = self._pipeline.metrics
+        if admit and self._in_flight >= self._settings.max_in_flight:
+            metrics.shed.add(1, {"rpc": rpc})
+            raise ResourceExhausted("too many requests in flight; retry with backoff")
+        call = _Call()
+        started = self._clock()
+        self._in_flight += int(admit)
+        try:
+            yield call
         except ServiceError as exc:
-            outcome_label = exc.code.name.lower()
+            call.outcome = exc.code.name.lower()
             raise
         finally:
-            self._in_flight -= 1
-            metrics.requests.add(1, {"rpc": "SimilarItems", "outcome": outcome_label})
-            metrics.latency.record(self._clock() - started, {"rpc": "SimilarItems"})
+            self._in_flight -= int(admit)
+            metrics.requests.add(1, {"rpc": rpc, "outcome": call.outcome})
+            metrics.latency.record(self._clock() - started, {"rpc": rpc})
 
     def _read_page(self, token: str, binding: str) -> Page:
         if not token:
@@ -394,19 +395,10 @@ class RecommendationServicer(orchestrator_pb2_grpc.RecommendationServiceServicer
     async def LogEvents(
         self, request: orchestrator_pb2.LogEventsRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.LogEventsResponse:
-        metrics = self._pipeline.metrics
-        started = self._clock()
-        outcome_label = "ok"
-        try:
+        with self._measured("LogEvents", admit=False):
             events = validate_events(request, self._settings)
             budget = Budget.from_context(context, self._settings.default_deadline_s, self._clock)
             result = await self._pipeline.log_events(events, budget)
             return orchestrator_pb2.LogEventsResponse(
                 accepted_count=result.accepted, duplicate_count=result.duplicates
             )
-        except ServiceError as exc:
-            outcome_label = exc.code.name.lower()
-            raise
-        finally:
-            metrics.requests.add(1, {"rpc": "LogEvents", "outcome": outcome_label})
-            metrics.latency.record(self._clock() - started, {"rpc": "LogEvents"})
