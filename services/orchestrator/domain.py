@@ -87,6 +87,7 @@ class ReasonKind(enum.Enum):
     MATCHES_HISTORY = "REASON_KIND_MATCHES_HISTORY"
     POPULAR_FALLBACK = "REASON_KIND_POPULAR_FALLBACK"
     CATALOG_ORDER = "REASON_KIND_CATALOG_ORDER"
+    SIMILAR_TO_ITEM = "REASON_KIND_SIMILAR_TO_ITEM"
 
 
 class AnswerPath(enum.Enum):
@@ -100,6 +101,8 @@ class AnswerPath(enum.Enum):
     POPULARITY_FALLBACK = "popularity_fallback"
     # No DP release exists yet and no history applies: the catalog in item-id order.
     CATALOG_ORDER = "catalog_order"
+    # SimilarItems: the seed item's nearest neighbours, reranked; no shopper involved.
+    SIMILAR = "similar"
 
 
 class CandidateSource(enum.Enum):

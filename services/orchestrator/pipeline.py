@@ -944,6 +944,7 @@ class Pipeline:
             max_per_category=query.max_per_category,
         )
         outcome.items = await self._rerank(recommend, candidates, budget, outcome)
+        self._explain(outcome, AnswerPath.SIMILAR, query.k, None, [])
         return self._finish(request_span, outcome, f, excluded)
 
     # ---- LogEvents -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ Before any release exists, no reason mentions popularity.
 Per item, the reasons are in this order, at most ``MAX_REASONS``: bought before, similar to a
 history item, picked for variety, in a favourite category, popular in its category; when none
 applies, the path's own reason (matches your history, cold-start popular, popular fallback,
-catalog order). Every item has at least one. ``NEW_ITEM`` is not emitted: item features carry
+catalog order); on a SimilarItems answer "similar to the item you are looking at" comes first.
+Every item has at least one. ``NEW_ITEM`` is not emitted: item features carry
 no first-seen date yet.
 
 Pure domain code: no grpc, no protobuf (servicer.py converts the reasons).
@@ -115,6 +116,8 @@ def popular_in_category(popular: Iterable[ItemFeatures], per_category: int) -> d
 
 
 def _path_reason(path: AnswerPath, cand: Candidate, shopper: ShopperSignals) -> ItemReason:
+    if path is AnswerPath.SIMILAR:
+        return ItemReason(ReasonKind.SIMILAR_TO_ITEM, "Similar to the item you are looking at")
     if path is AnswerPath.COLD_START:
         return ItemReason(
             ReasonKind.COLD_START_POPULAR, "Popular with shoppers while we learn your taste"
@@ -175,7 +178,7 @@ def reasons_for(
                 category=released_category,
             )
         )
-    if path in (AnswerPath.COLD_START, AnswerPath.POPULARITY_FALLBACK):
+    if path in (AnswerPath.COLD_START, AnswerPath.POPULARITY_FALLBACK, AnswerPath.SIMILAR):
         # How the list was made is why every item is there: it comes first.
         out.insert(0, _path_reason(path, cand, shopper))
     elif not out:

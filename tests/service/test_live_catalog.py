@@ -279,6 +279,11 @@ async def test_similar_items_hold_the_category_and_price_filters(
     )
     assert cheap.items
     assert all(i.price <= cap for i in cheap.items)
+    # Every similar item says why it is there, the similarity first.
+    assert all(
+        i.reasons and i.reasons[0].kind == orchestrator_pb2.REASON_KIND_SIMILAR_TO_ITEM
+        for i in cheap.items
+    )
     assert seed.item_id not in _ids(cheap)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _similar(

@@ -129,6 +129,22 @@ def test_reasons_are_ordered_capped_and_never_empty() -> None:
     ]
 
 
+def test_similar_items_say_so_first_and_nothing_about_a_shopper() -> None:
+    cand = Candidate(
+        item_id="A",
+        features=_item("A", "wooden toy train set", "toys", "trains"),
+        stages=[Stage.RETRIEVAL, Stage.RERANKER],
+        relevance_rank=6,
+    )
+    got = reasons_for(cand, AnswerPath.SIMILAR, ShopperSignals(), {"A": "toys"}, k=4)
+    assert [r.kind for r in got] == [
+        ReasonKind.SIMILAR_TO_ITEM,
+        ReasonKind.PICKED_FOR_VARIETY,
+        ReasonKind.POPULAR_IN_CATEGORY,
+    ]
+    assert got[0].text == "Similar to the item you are looking at"
+
+
 def test_without_a_release_no_reason_mentions_popularity() -> None:
     popular = [CATALOG[i] for i in sorted(CATALOG)]
     items = [Candidate(item_id=f.item_id, features=f) for f in popular[:4]]

@@ -24,6 +24,7 @@ class ReasonKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_KIND_MATCHES_HISTORY: _ClassVar[ReasonKind]
     REASON_KIND_POPULAR_FALLBACK: _ClassVar[ReasonKind]
     REASON_KIND_CATALOG_ORDER: _ClassVar[ReasonKind]
+    REASON_KIND_SIMILAR_TO_ITEM: _ClassVar[ReasonKind]
 REASON_KIND_UNSPECIFIED: ReasonKind
 REASON_KIND_SIMILAR_TO_HISTORY_ITEM: ReasonKind
 REASON_KIND_BOUGHT_BEFORE: ReasonKind
@@ -35,6 +36,7 @@ REASON_KIND_IN_FAVOURITE_CATEGORY: ReasonKind
 REASON_KIND_MATCHES_HISTORY: ReasonKind
 REASON_KIND_POPULAR_FALLBACK: ReasonKind
 REASON_KIND_CATALOG_ORDER: ReasonKind
+REASON_KIND_SIMILAR_TO_ITEM: ReasonKind
 
 class DiversitySettings(_message.Message):
     __slots__ = ("method", "tradeoff", "max_per_category")
