@@ -289,6 +289,7 @@ def score_request_to_proto(
             )
             for f, prior in zip(items, priors, strict=True)
         ],
+        ranking_model=context.ranking_model,
     )
     if context.request_time is not None:
         request.context.request_time.CopyFrom(_timestamp(context.request_time))

@@ -228,7 +228,8 @@ class ShopperContext:
     for the cross-encoder, and the behaviour signals of the learned ranking model.
     ``prior_scores`` holds one score per candidate of the score call, in its order (the
     retrieval score, or DP popularity for a cold-start list); ``request_time`` None lets the
-    ranker use its clock."""
+    ranker use its clock. ``ranking_model`` names the learned model to apply ("" the ranker's
+    default, "none" none; an experiment variant sets it)."""
 
     recent_item_titles: tuple[str, ...] = ()
     recent_categories: tuple[str, ...] = ()
@@ -237,6 +238,7 @@ class ShopperContext:
     item_interactions: tuple[ItemInteraction, ...] = ()
     prior_scores: tuple[float, ...] = ()
     request_time: datetime | None = None
+    ranking_model: str = ""
 
 
 @dataclass(frozen=True)

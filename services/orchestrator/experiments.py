@@ -39,7 +39,14 @@ from services.orchestrator.domain import RecommendQuery
 from services.orchestrator.switches import METHODS, StageSwitches, WatchedFile
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-KNOBS = ("method", "tradeoff", "max_per_category", "candidate_count", "ranker_enabled")
+KNOBS = (
+    "method",
+    "tradeoff",
+    "max_per_category",
+    "candidate_count",
+    "ranker_enabled",
+    "ranking_model",
+)
 
 
 class Variant(BaseModel):
@@ -54,6 +61,8 @@ class Variant(BaseModel):
     max_per_category: int | None = Field(None, ge=0)
     candidate_count: int | None = Field(None, ge=1)
     ranker_enabled: bool | None = None
+    # A learned ranking model version on the ranker ("none": the fixed blend instead).
+    ranking_model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
     @property
     def knobs(self) -> set[str]:
@@ -163,6 +172,8 @@ def apply(
             s["candidate_count"] = v.candidate_count
         if v.ranker_enabled is not None:
             s["ranker_enabled"] = v.ranker_enabled
+        if v.ranking_model is not None:
+            s["ranking_model"] = v.ranking_model
     return (
         dataclasses.replace(query, **q),  # type: ignore[arg-type]
         dataclasses.replace(switches, **s),  # type: ignore[arg-type]

@@ -331,7 +331,7 @@ class Pipeline:
                 candidates,
                 context,
                 True,
-                switches.ranker_enabled,
+                switches,
                 budget,
                 outcome,
                 "popularity_order",
@@ -393,7 +393,7 @@ class Pipeline:
             candidates,
             shopper_context(user, history, self._now()),
             have_features,
-            switches.ranker_enabled,
+            switches,
             budget,
             outcome,
         )
@@ -666,14 +666,14 @@ class Pipeline:
         candidates: list[Candidate],
         context: ShopperContext,
         have_features: bool,
-        ranker_enabled: bool,
+        switches: StageSwitches,
         budget: Budget,
         outcome: Outcome,
         fallback: str = "retrieval_order",
     ) -> None:
         with self._tracer.start_as_current_span("orchestrator.ranker") as span:
             span.set_attribute("recsys.candidates", len(candidates))
-            if not ranker_enabled:
+            if not switches.ranker_enabled:
                 # Switched off by configuration: a decision, not a failure, so not degraded;
                 # versions["stage_switches"] says ranker=off.
                 span.add_event("switched_off", {"recsys.fallback": fallback})
@@ -685,7 +685,9 @@ class Pipeline:
                 return
             items = [c.features or ItemFeatures(c.item_id) for c in candidates]
             context = dataclasses.replace(
-                context, prior_scores=tuple(c.relevance for c in candidates)
+                context,
+                prior_scores=tuple(c.relevance for c in candidates),
+                ranking_model=switches.ranking_model,
             )
             try:
                 scored = await self._timed(

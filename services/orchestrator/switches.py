@@ -46,6 +46,8 @@ class StageSwitches:
     ranker_enabled: bool
     default_reranker_method: RerankMethod
     candidate_count: int
+    # The learned ranking model the ranker applies: "" its default; set by experiment variants.
+    ranking_model: str = ""
 
     @classmethod
     def from_settings(cls, settings: OrchestratorSettings) -> StageSwitches:
@@ -62,6 +64,7 @@ class StageSwitches:
             f"ranker={'on' if self.ranker_enabled else 'off'};"
             f"reranker_method={self.default_reranker_method.value};"
             f"candidates={self.candidate_count}"
+            + (f";ranking_model={self.ranking_model}" if self.ranking_model else "")
         )
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from services.ranker.clients import TritonBackend
 from services.ranker.config import RankerSettings
-from services.ranker.learned import RankingModel, load_ranking_model
+from services.ranker.learned import RankingModel, RankingModels, load_ranking_model
 from services.ranker.scorer import LocalBackend, Ranker, ReadinessWatcher, ScoringBackend
 from services.ranker.servicer import RankerServicer
 from shared.app import ServiceApp
@@ -103,7 +103,7 @@ def build_ranker(settings: RankerSettings, *, ranker: Ranker | None = None) -> R
         ranker,
         max_candidates=settings.max_candidates,
         default_timeout_s=settings.request_timeout_s,
-        ranking_model=load_learned(settings),
+        ranking_model=RankingModels(settings.ranking_model_dir, load_learned(settings)),
     )
     server = GrpcServer(settings, [SERVICE_NAME])
     ranker_pb2_grpc.add_RankerServiceServicer_to_server(servicer, server.server)

@@ -14,12 +14,15 @@ so they explain exactly the number the orchestrator orders by.
 from __future__ import annotations
 
 import json
+import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shared.errors import FailedPrecondition, InvalidArgument
 from shared.ranking_features import FEATURE_SET_VERSION, FEATURES, check_feature_list
 
 MODEL_FILE = "model.txt"
@@ -133,3 +136,48 @@ def save_ranking_model(
         tmp.write_text(version + "\n")
         tmp.replace(root / "LATEST")
     return folder
+
+
+NO_MODEL = "none"
+"""``ScoreCandidatesRequest.ranking_model`` asking for no learned model."""
+_VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class RankingModels:
+    """The default learned model and, when a request names one (an experiment variant),
+    another version under the same root, loaded on first use and kept (at most
+    ``max_loaded`` besides the default, least recently used dropped)."""
+
+    def __init__(
+        self, root: Path | str | None, default: RankingModel | None, *, max_loaded: int = 4
+    ) -> None:
+        path = Path(root) if root is not None else None
+        # A version folder given as the root: its siblings are the other versions.
+        self._root = path.parent if path is not None and (path / META_FILE).exists() else path
+        self.default = default
+        self._max_loaded = max_loaded
+        self._loaded: OrderedDict[str, RankingModel] = OrderedDict()
+
+    def get(self, name: str) -> RankingModel | None:
+        """The model ``name`` asks for: "" the default, ``NO_MODEL`` none, else that version;
+        InvalidArgument for a malformed name, FailedPrecondition for a missing version."""
+        if not name:
+            return self.default
+        if name == NO_MODEL:
+            return None
+        if self.default is not None and name == self.default.version:
+            return self.default
+        if not _VERSION_NAME.match(name):
+            raise InvalidArgument("ranking_model must be a version name ([A-Za-z0-9._-])")
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return self._loaded[name]
+        folder = self._root / name if self._root is not None else None
+        if folder is None or not (folder / META_FILE).exists():
+            raise FailedPrecondition(f"no ranking model version {name!r} on this ranker")
+        model = load_ranking_model(folder)
+        assert model is not None
+        self._loaded[name] = model
+        while len(self._loaded) > self._max_loaded:
+            self._loaded.popitem(last=False)
+        return model

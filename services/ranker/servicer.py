@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import grpc
 from opentelemetry import trace
 
-from services.ranker.learned import LearnedScore, RankingModel
+from services.ranker.learned import LearnedScore, RankingModel, RankingModels
 from services.ranker.scorer import Candidate, Ranker
 from shared.deadline import Budget
 from shared.errors import InvalidArgument
@@ -105,11 +105,16 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         *,
         max_candidates: int,
         default_timeout_s: float,
-        ranking_model: RankingModel | None = None,
+        ranking_model: RankingModel | RankingModels | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._ranker = ranker
-        self._ranking_model = ranking_model
+        # One model (tests) is the registry of that model alone.
+        self._models = (
+            ranking_model
+            if isinstance(ranking_model, RankingModels)
+            else RankingModels(ranking_model.folder if ranking_model else None, ranking_model)
+        )
         self._now = now
         self._max_candidates = max_candidates
         self._default_timeout_s = default_timeout_s
@@ -120,9 +125,9 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         return self._in_flight
 
     def _signals(
-        self, request: ranker_pb2.ScoreCandidatesRequest
+        self, request: ranker_pb2.ScoreCandidatesRequest, model: RankingModel | None
     ) -> tuple[ShopperSignals, list[CandidateSignals]] | None:
-        if self._ranking_model is None:
+        if model is None:
             return None
         return shopper_signals(request.context, self._now), candidate_signals(request)
 
@@ -149,7 +154,8 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> ranker_pb2.ScoreCandidatesResponse:
         candidates = self._candidates(request)
-        signals = self._signals(request)
+        model = self._models.get(request.ranking_model)
+        signals = self._signals(request, model)
         budget = Budget.from_context(context, self._default_timeout_s)
         span = trace.get_current_span()
         span.set_attribute("ranker.candidates", len(candidates))
@@ -167,10 +173,10 @@ class RankerServicer(ranker_pb2_grpc.RankerServiceServicer):
             self._in_flight -= 1
         learned: list[LearnedScore] = []
         version = ""
-        if signals is not None and self._ranking_model is not None:
+        if signals is not None and model is not None:
             # A few trees over tens of rows: well under a millisecond, run inline.
-            learned = self._ranking_model.predict(build_features(*signals, scores))
-            version = self._ranking_model.version
+            learned = model.predict(build_features(*signals, scores))
+            version = model.version
             span.set_attribute("ranker.ranking_model", version)
         return ranker_pb2.ScoreCandidatesResponse(
             scores=_scored_items(candidates, scores, learned),

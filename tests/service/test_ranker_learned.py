@@ -8,6 +8,7 @@ artefact is the one the trainer writes, not a hand-made file."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -202,3 +203,38 @@ async def test_bad_signals_are_invalid_arguments(
         await learned_stub.ScoreCandidates(request, timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "item_interactions[0]" in (err.value.details() or "")
+
+
+async def test_a_request_picks_another_model_version_or_none(
+    local_ranker: Ranker, ltr_dir: Path, tmp_path: Path
+) -> None:
+    """An experiment variant's ``ranking_model``: another version under the same root is
+    loaded and applied, "none" serves the cross-encoder alone, an unknown version is
+    FAILED_PRECONDITION and a path-like name INVALID_ARGUMENT."""
+    root = tmp_path / "ltr"
+    shutil.copytree(ltr_dir, root)
+    shutil.copytree(root / "ltr-test", root / "ltr-other")
+    meta = json.loads((root / "ltr-other" / "meta.json").read_text())
+    (root / "ltr-other" / "meta.json").write_text(json.dumps({**meta, "version": "ltr-other"}))
+    async for stub in _stub(local_ranker, root):
+        default = await stub.ScoreCandidates(_request(), timeout=30)
+        assert default.ranking_model_version == "ltr-test"
+        request = _request()
+        request.ranking_model = "ltr-other"
+        other = await stub.ScoreCandidates(request, timeout=30)
+        assert other.ranking_model_version == "ltr-other"
+        assert [s.relevance for s in other.scores] == pytest.approx(
+            [s.relevance for s in default.scores]
+        )  # the same booster under another name
+        request.ranking_model = "none"
+        none = await stub.ScoreCandidates(request, timeout=30)
+        assert none.ranking_model_version == ""
+        assert not any(s.contributions for s in none.scores)
+        for name, code in (
+            ("ltr-missing", grpc.StatusCode.FAILED_PRECONDITION),
+            ("../ltr-test", grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            request.ranking_model = name
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ScoreCandidates(request, timeout=30)
+            assert err.value.code() == code

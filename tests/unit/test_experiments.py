@@ -76,6 +76,13 @@ def test_a_variant_overrides_the_request_and_the_switches() -> None:
     q, s = apply(assign(config, pseudonym), query, switches)
     assert (q.method, q.tradeoff, q.k) == (RerankMethod.MMR, 0.9, 5)
     assert (s.ranker_enabled, s.candidate_count) == (False, 30)
+    assert s.ranking_model == ""  # not set by the variant: the ranker's default
+    named = ExperimentsConfig.model_validate(_config(ranking_model="ltr-2026-12"))
+    _, s = apply(assign(named, pseudonym), query, switches)
+    assert s.ranking_model == "ltr-2026-12"
+    assert s.label.endswith(";ranking_model=ltr-2026-12")
+    with pytest.raises(ValueError, match="ranking_model"):
+        ExperimentsConfig.model_validate(_config(ranking_model="../elsewhere"))
     control = next(p for p in PSEUDONYMS if _variants_of(config, p) == "control")
     assert apply(assign(config, control), query, switches) == (query, switches)
 

@@ -16,6 +16,8 @@ from services.orchestrator.domain import (
     ShopperContext,
     UserFeatures,
 )
+from services.orchestrator.experiments import ExperimentsConfig
+from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.servicer import build_response
 from shared.gen.acme.recsys.v1 import common_pb2, ranker_pb2
 from tests.unit.test_orchestrator_degradation import (
@@ -130,3 +132,28 @@ async def test_without_a_ranking_model_the_blend_stays_and_nothing_is_explained(
     assert "ranking_model" not in out.versions
     response = build_response(out, "trace")
     assert all(not item.contributions for item in response.items)
+
+
+async def test_an_experiment_variant_names_the_ranking_model_the_ranker_applies() -> None:
+    config = ExperimentsConfig.model_validate(
+        {
+            "version": "v1",
+            "experiments": [
+                {
+                    "name": "ranking",
+                    "salt": "salt-rank-1",
+                    "variants": [{"name": "other", "share": 1.0, "ranking_model": "ltr-other"}],
+                }
+            ],
+        }
+    )
+    deps = LearnedRanker(FakeClock())
+    deps.requests = []
+    settings = _settings()
+    harness = Harness(deps, settings)
+    harness.pipeline = Pipeline(deps, harness.popularity, settings, experiments=lambda: config)
+    await harness.fill_cache()
+    out = await harness.recommend()
+    assert out.assignments == [("ranking", "other")]
+    assert [r.ranking_model for r in deps.requests] == ["ltr-other"]
+    assert out.versions["experiments"] == "v1"

@@ -26,7 +26,7 @@ from shared.gen.acme.recsys.v1 import common_pb2 as acme_dot_recsys_dot_v1_dot_c
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/ranker.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0eShopperContext\x12\x1a\n\x12recent_item_titles\x18\x01 \x03(\t\x12\x19\n\x11recent_categories\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18< \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x1a\n\x12recent_item_prices\x18= \x03(\x01\x12:\n\x11item_interactions\x18> \x03(\x0b\x32\x1f.acme.recsys.v1.ItemInteraction\x12\x30\n\x0crequest_time\x18? \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\rCandidateItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x17\n\x0fretrieval_score\x18< \x01(\x01\x12\x15\n\rdp_popularity\x18= \x01(\x01\"|\n\x16ScoreCandidatesRequest\x12/\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1e.acme.recsys.v1.ShopperContext\x12\x31\n\ncandidates\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.CandidateItem\"{\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\trelevance\x18< \x01(\x01\x12:\n\rcontributions\x18= \x03(\x0b\x32#.acme.recsys.v1.FeatureContribution\"\xa0\x01\n\x17ScoreCandidatesResponse\x12*\n\x06scores\x18\x01 \x03(\x0b\x32\x1a.acme.recsys.v1.ScoredItem\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x1d\n\x15ranking_model_version\x18< \x01(\t2s\n\rRankerService\x12\x62\n\x0fScoreCandidates\x12&.acme.recsys.v1.ScoreCandidatesRequest\x1a\'.acme.recsys.v1.ScoreCandidatesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/recsys/v1/ranker.proto\x12\x0e\x61\x63me.recsys.v1\x1a\x1b\x61\x63me/recsys/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0eShopperContext\x12\x1a\n\x12recent_item_titles\x18\x01 \x03(\t\x12\x19\n\x11recent_categories\x18\x02 \x03(\t\x12=\n\x13\x63\x61tegory_affinities\x18< \x03(\x0b\x32 .acme.recsys.v1.CategoryAffinity\x12\x1a\n\x12recent_item_prices\x18= \x03(\x01\x12:\n\x11item_interactions\x18> \x03(\x0b\x32\x1f.acme.recsys.v1.ItemInteraction\x12\x30\n\x0crequest_time\x18? \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\rCandidateItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x15\n\rcategory_path\x18\x03 \x03(\t\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x17\n\x0fretrieval_score\x18< \x01(\x01\x12\x15\n\rdp_popularity\x18= \x01(\x01\"\x93\x01\n\x16ScoreCandidatesRequest\x12/\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1e.acme.recsys.v1.ShopperContext\x12\x31\n\ncandidates\x18\x02 \x03(\x0b\x32\x1d.acme.recsys.v1.CandidateItem\x12\x15\n\rranking_model\x18< \x01(\t\"{\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\trelevance\x18< \x01(\x01\x12:\n\rcontributions\x18= \x03(\x0b\x32#.acme.recsys.v1.FeatureContribution\"\xa0\x01\n\x17ScoreCandidatesResponse\x12*\n\x06scores\x18\x01 \x03(\x0b\x32\x1a.acme.recsys.v1.ScoredItem\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x1d\n\x15ranking_model_version\x18< \x01(\t2s\n\rRankerService\x12\x62\n\x0fScoreCandidates\x12&.acme.recsys.v1.ScoreCandidatesRequest\x1a\'.acme.recsys.v1.ScoreCandidatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SHOPPERCONTEXT']._serialized_end=382
   _globals['_CANDIDATEITEM']._serialized_start=385
   _globals['_CANDIDATEITEM']._serialized_end=518
-  _globals['_SCORECANDIDATESREQUEST']._serialized_start=520
-  _globals['_SCORECANDIDATESREQUEST']._serialized_end=644
-  _globals['_SCOREDITEM']._serialized_start=646
-  _globals['_SCOREDITEM']._serialized_end=769
-  _globals['_SCORECANDIDATESRESPONSE']._serialized_start=772
-  _globals['_SCORECANDIDATESRESPONSE']._serialized_end=932
-  _globals['_RANKERSERVICE']._serialized_start=934
-  _globals['_RANKERSERVICE']._serialized_end=1049
+  _globals['_SCORECANDIDATESREQUEST']._serialized_start=521
+  _globals['_SCORECANDIDATESREQUEST']._serialized_end=668
+  _globals['_SCOREDITEM']._serialized_start=670
+  _globals['_SCOREDITEM']._serialized_end=793
+  _globals['_SCORECANDIDATESRESPONSE']._serialized_start=796
+  _globals['_SCORECANDIDATESRESPONSE']._serialized_end=956
+  _globals['_RANKERSERVICE']._serialized_start=958
+  _globals['_RANKERSERVICE']._serialized_end=1073
 # @@protoc_insertion_point(module_scope)

@@ -43,12 +43,14 @@ class CandidateItem(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., category_path: _Optional[_Iterable[str]] = ..., price: _Optional[float] = ..., retrieval_score: _Optional[float] = ..., dp_popularity: _Optional[float] = ...) -> None: ...
 
 class ScoreCandidatesRequest(_message.Message):
-    __slots__ = ("context", "candidates")
+    __slots__ = ("context", "candidates", "ranking_model")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    RANKING_MODEL_FIELD_NUMBER: _ClassVar[int]
     context: ShopperContext
     candidates: _containers.RepeatedCompositeFieldContainer[CandidateItem]
-    def __init__(self, context: _Optional[_Union[ShopperContext, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[CandidateItem, _Mapping]]] = ...) -> None: ...
+    ranking_model: str
+    def __init__(self, context: _Optional[_Union[ShopperContext, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[CandidateItem, _Mapping]]] = ..., ranking_model: _Optional[str] = ...) -> None: ...
 
 class ScoredItem(_message.Message):
     __slots__ = ("item_id", "score", "relevance", "contributions")
