@@ -43,7 +43,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ from offline.evaluation.protocol import (
     sample,
     validation_cut,
 )
+from offline.evaluation.served import KNEE_TOLERANCE, served_rows
 from offline.evaluation.stats import paired_bootstrap
 from offline.ranker.training import candidate_text, shopper_context
 from offline.retrieval.text import title_embeddings
@@ -313,14 +314,33 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             truth_v = {u: valid.truth[u] for u in valid_users}
             for name, per_user_v in on_valid.items():
                 validation[name] = float(np.mean(per_user(per_user_v, truth_v, valid_users)))
+    title_vec = dict(
+        zip(catalog, title_embeddings([it.title for it in catalog.values()]), strict=True)
+    )
+    served_choice = None
+    if ns.served:
+        served, served_val, served_choice = served_rows(
+            data,
+            held,
+            valid,
+            valid_users,
+            users,
+            outside,
+            title_vec,
+            candidates=ns.candidates,
+            tradeoffs=ns.tradeoffs,
+            ltr=ns.served_ltr,
+            seed=ns.seed,
+            k=max(KS),
+            knee_tolerance=ns.knee_tolerance,
+        )
+        lists.update(served)
+        validation.update(served_val)
     blends = [f"+ BERT blend({w:g})" for w in ns.blend_weights]
     scored = [b for b in blends if b in validation]
     # The blend weight the validation cut prefers (only with --validate-pipeline).
     chosen_blend = max(scored, key=lambda b: validation[b]) if scored else None
 
-    title_vec = dict(
-        zip(catalog, title_embeddings([it.title for it in catalog.values()]), strict=True)
-    )
     n_train_users = len({x.user_id for x in held.before})
     train_users: dict[str, set[str]] = {}
     for x in held.before:
@@ -347,6 +367,16 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     reference = "retrieval" if "retrieval" in lists else None
     compare(rows, per_shopper, reference, "vs_retrieval", resamples=ns.resamples, seed=ns.seed)
     compare(rows, per_shopper, best, "vs_best_baseline", resamples=ns.resamples, seed=ns.seed)
+    if served_choice:
+        # The served default against every other row, paired over the same shoppers.
+        default = served_choice["default"]
+        served_choice["default_minus"] = {
+            name: asdict(
+                paired_bootstrap(per_shopper[default], values, resamples=ns.resamples, seed=ns.seed)
+            )
+            for name, values in per_shopper.items()
+            if name != default
+        }
     info = {
         "dataset": data.name,
         "catalog": catalog_note,
@@ -358,6 +388,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         "test_cut": f"{held.after[0].timestamp:%Y-%m-%d %H:%M}",
         "best_baseline": best,
         "chosen_blend": chosen_blend,
+        "served": served_choice,
         "methods": ns.methods,
         "peer_grid": ns.peer_grid,
         "peers": chosen,
@@ -425,6 +456,26 @@ def choices(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def served_table(info: dict[str, Any]) -> str:
+    """The served path's choices on validation and its default against every other row."""
+    served = info["served"]
+    val_ndcg, val_ild = served["validation_ndcg@10"], served["validation_ild@10"]
+    lines = [
+        "| served row | val NDCG@10 | val ILD@10 |",
+        "|---|---:|---:|",
+        *(
+            f"| {name}{' (default)' if name == served['default'] else ''} | {v:.4f} | "
+            + (f"{val_ild[name]:.4f} |" if name in val_ild else "— |")
+            for name, v in val_ndcg.items()
+        ),
+        "",
+        f"| test: {served['default']} minus | Δ NDCG@10 [95% CI] |",
+        "|---|---:|",
+        *(f"| {name} | {_ci(d)} |" for name, d in served["default_minus"].items()),
+    ]
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -451,10 +502,8 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
-    """``root``: the checkout whose docs/figures/ gets the figure (default the working dir)."""
-    root = root or Path.cwd()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of scripts/evaluate.py, checked."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -504,6 +553,27 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         "period, validation included, so those figures are optimistic.",
     )
     p.add_argument(
+        "--served",
+        action="store_true",
+        help="Also score the served path (offline.evaluation.served): the retrieval "
+        "service's fused candidates, the learned ranking model, the reranker at each "
+        "--tradeoffs, each trained before the cut it is scored after; the served default is "
+        "chosen on validation. Needs no artefact.",
+    )
+    p.add_argument(
+        "--no-served-ltr",
+        dest="served_ltr",
+        action="store_false",
+        help="Leave the learned ranking model out of the served rows.",
+    )
+    p.add_argument(
+        "--knee-tolerance",
+        type=float,
+        default=KNEE_TOLERANCE,
+        help="The served default's diversification may cost at most this share of the "
+        "validation NDCG@10 (default %(default)s).",
+    )
+    p.add_argument(
         "--peer-grid",
         choices=("full", "smoke"),
         default="full",
@@ -525,8 +595,18 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         p.error(f"--users must be >= 0 (0: all) and --candidates >= {max(KS)}")
     if any(not 0.0 <= t <= 1.0 for t in ns.tradeoffs):
         p.error("trade-offs must be in [0, 1]")
+    if not 0.0 <= ns.knee_tolerance < 1.0:
+        p.error("--knee-tolerance must be in [0, 1)")
     if ns.resamples < 100 or ns.threads < 1:
         p.error("--resamples must be >= 100 and --threads >= 1")
+    return ns
+
+
+def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
+    """``root``: the checkout whose docs/figures/ gets the figure (default the working dir)."""
+    root = root or Path.cwd()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ns = parse_args(argv)
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -541,9 +621,18 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     )
     if info["chosen_blend"]:
         note += f"; blend chosen on validation: {info['chosen_blend']} (optimistic artefacts)"
+    if info["served"]:
+        note += (
+            f"; served default chosen on validation: **{info['served']['default']}** "
+            f"(ranking {info['served']['ranking']}, knee tolerance "
+            f"{info['served']['knee_tolerance']:g})"
+        )
     print(note)
     print(text)
     print(peers_text)
+    served_text = served_table(info) if info["served"] else ""
+    if served_text:
+        print(served_text)
     print(json.dumps({k: v for k, v in info.items() if k != "peers"}))
     figure = ns.figure or root / "docs" / "figures" / f"evaluation_{info['dataset']}.png"
     plot(rows, figure, f"{info['dataset']}: relevance vs diversity, {info['users']} users")
@@ -563,7 +652,13 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
                 f"Command: `{cmd.strip()}`; {note}{stages}; {info['seconds']:.0f} s.\n\n"
                 f"{text}\n\nPeers' hyperparameters (chosen on the validation cut, then refitted "
                 f"on the whole training period):\n\n{peers_text}\n\n"
-                f"![NDCG vs ILD](figures/{figure.name})\n"
+                + (
+                    f"Served path (offline.evaluation.served), chosen on validation:\n\n"
+                    f"{served_text}\n\n"
+                    if served_text
+                    else ""
+                )
+                + f"![NDCG vs ILD](figures/{figure.name})\n"
             )
     return 0
 

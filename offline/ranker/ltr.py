@@ -15,7 +15,9 @@ groups (``--holdout``); the validation NDCG@10 of the model, of the candidate so
 and (with ``--bert-dir``) of the cross-encoder alone and of the orchestrator's fixed blend
 is written into the artefact's metadata, with the shoppers it covers.
 
-Candidates: basket co-occurrence over the early part (offline.ranker.candidates), with the
+Candidates (``--source``): basket co-occurrence over the early part (offline.ranker.candidates,
+the default: seconds), the two-tower model, or every served source fused (two-tower + ALS +
+history, as the retrieval service answers), each trained on the early part; with the
 shopper's own items allowed, as the serving retrieval allows them: whether a repeat is worth
 showing is learned from the data, not fixed. The features are those of
 shared.ranking_features, the same builder the ranker service runs; the cross-encoder score is
@@ -47,7 +49,7 @@ from services.ranker.learned import DEFAULT_ROOT, save_ranking_model
 from shared import metrics
 from shared.data import temporal_split
 from shared.data.datasets import add_data_arguments, data_from_args
-from shared.data.types import EVENT_PURCHASE, CatalogItem, Interaction
+from shared.data.types import EVENT_PURCHASE, CatalogItem, Dataset, Interaction
 from shared.ranking_features import (
     FEATURE_SET_VERSION,
     FEATURES,
@@ -84,6 +86,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 # A higher retrieval score (or earlier rank) never lowers the relevance, all else equal.
 MONOTONE = {"retrieval_score_z": 1, "retrieval_rank": -1}
+
+# Rolling cuts (event quantiles of the log the model may learn from) and the label window
+# after each: more labelled shoppers than one cut gives (offline.evaluation.served).
+ROLLING_CUTS = (0.6, 0.7, 0.8)
+ROLLING_WINDOW = 0.2
 
 
 @dataclass
@@ -162,6 +169,65 @@ class TwoTowerCandidates:
             # As the service answers cold start: the catalog in item-id order, scores 0.
             return [(i, 0.0) for i in self.artefact.catalog_items(n, seen)]
         return self.index.search(vector, n, seen)
+
+
+class ServedCandidates:
+    """The candidates the retrieval service would serve had its training period been
+    ``early``: two-tower + implicit ALS + the shopper's own history, weighted RRF
+    (``services.retrieval.retriever``, the service's default fusion weights), trained as
+    ``offline.retrieval.publish`` trains them (seconds to minutes)."""
+
+    def __init__(self, data: Dataset, early: Sequence[Interaction], seed: int):
+        from offline.evaluation.retrieval_sources import served_models
+        from offline.retrieval.training import TrainConfig
+
+        self.served = served_models(data, early, TrainConfig(), seed)
+
+    def scored(
+        self, history: Sequence[str], n: int, *, exclude_history: bool = True
+    ) -> list[tuple[str, float]]:
+        from services.retrieval.retriever import retrieve_for_history
+
+        found = retrieve_for_history(
+            self.served, history, n, exclude=history if exclude_history else ()
+        )
+        return [(i, s) for i, s, _ in found.items]
+
+
+def rolling_groups(
+    data: Dataset,
+    log: Sequence[Interaction],
+    n_candidates: int,
+    seed: int,
+    cuts: Sequence[float] = ROLLING_CUTS,
+    window: float = ROLLING_WINDOW,
+    progress: Callable[[str], None] = print,
+) -> list[Group]:
+    """Training groups from several cuts inside ``log`` (time order): at each event quantile
+    q of ``cuts``, features and served candidates (models trained on the events before q)
+    as of q, labels = the items each shopper interacted with between q and q + ``window``.
+    Nothing after the end of ``log`` is read, so a model fitted on these groups can be scored
+    on whatever follows ``log``."""
+    ordered = sorted(log, key=lambda x: x.timestamp)
+    groups: list[Group] = []
+    for q in cuts:
+        start = ordered[int(len(ordered) * q)].timestamp
+        end_at = min(len(ordered) - 1, int(len(ordered) * (q + window)))
+        end = ordered[end_at].timestamp if q + window < 1.0 else None
+        early = [x for x in ordered if x.timestamp < start]
+        late = [x for x in ordered if x.timestamp >= start and (end is None or x.timestamp < end)]
+        users = sorted({x.user_id for x in early} & {x.user_id for x in late})
+        source = ServedCandidates(data, early, seed)
+        cut_groups = build_groups(
+            early, late, data.items, start, users, n_candidates, progress=progress, source=source
+        )
+        positives = int(sum(g.labels.sum() for g in cut_groups))
+        progress(
+            f"  cut at {start:%Y-%m-%d} (quantile {q:g}): {len(cut_groups)} shoppers, "
+            f"{positives} relevant candidates"
+        )
+        groups.extend(cut_groups)
+    return groups
 
 
 def build_groups(
@@ -349,6 +415,9 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
     if ns.source == "two-tower":
         progress("training the two-tower retrieval model on the early part ...")
         source = TwoTowerCandidates(early, data.items, ns.seed)
+    elif ns.source == "served":
+        progress("training the served retrieval models (two-tower + ALS) on the early part ...")
+        source = ServedCandidates(data, early, ns.seed)
     else:
         source = CooccurrenceCandidates(early)
     features = [f for f in FEATURES if bert is not None or f != "bert_score_z"]
@@ -412,10 +481,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--candidates", type=int, default=50, help="candidates per shopper")
     p.add_argument(
         "--source",
-        choices=["cooccurrence", "two-tower"],
+        choices=["cooccurrence", "two-tower", "served"],
         default="cooccurrence",
-        help="training candidates: basket co-occurrence (seconds) or the serving two-tower "
-        "model trained on the early part (minutes)",
+        help="training candidates: basket co-occurrence (seconds), the serving two-tower "
+        "model, or every served source fused (two-tower + ALS + history), each trained on the "
+        "early part (minutes)",
     )
     p.add_argument("--validation-fraction", type=float, default=0.8)
     p.add_argument("--holdout", type=float, default=0.2, help="share of validation shoppers")

@@ -201,6 +201,58 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
     assert "| ALS, history excluded |" in result.stdout
 
 
+def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) -> None:
+    from shared.data import synthetic
+    from shared.data.format import write_folder
+
+    shop = write_folder(synthetic.generate(n_items=150, n_users=80), tmp_path / "shop")
+    record = tmp_path / "evaluation.md"
+    out = tmp_path / "eval.json"
+    result = _run(
+        [
+            "scripts/evaluate.py",
+            "--data",
+            str(shop),
+            "--methods",
+            "peers",
+            "--served",
+            "--tradeoffs",
+            "0.25,0.5",
+            "--candidates",
+            "60",
+            "--peer-grid",
+            "smoke",
+            "--resamples",
+            "200",
+            "--json",
+            str(out),
+            "--figure",
+            str(tmp_path / "fig.png"),
+            "--record",
+            str(record),
+        ]
+    )
+    report = json.loads(out.read_text())
+    served = report["info"]["served"]
+    rows = {r["method"]: r for r in report["rows"]}
+    ranking = served["ranking"]
+    diversified = [f"{ranking} + {m}({t})" for m in ("DPP", "MMR") for t in ("0.25", "0.5")]
+    assert {"served", "served + LTR", *diversified} <= set(rows)
+    # Every served row was scored on validation (trained before the validation cut) ...
+    val = served["validation_ndcg@10"]
+    assert all(rows[name]["validation_ndcg@10"] == val[name] for name in val)
+    assert ranking == max(["served", "served + LTR"], key=lambda n: (val[n], n == "served"))
+    # ... and the default follows the knee rule on those figures, not on test.
+    floor = (1 - served["knee_tolerance"]) * val[ranking]
+    within = [n for n in diversified if val[n] >= floor]
+    ild = served["validation_ild@10"]
+    assert served["default"] == (max(within, key=lambda n: ild[n]) if within else ranking)
+    assert set(served["default_minus"]) == set(rows) - {served["default"]}
+    text = record.read_text()
+    assert "Served path (offline.evaluation.served), chosen on validation" in text
+    assert f"served default chosen on validation: **{served['default']}**" in result.stdout
+
+
 def test_privacy_utility_command_fills_the_full_pipeline_column(tmp_path: Path) -> None:
     from offline.evaluation.privacy_utility import candidates
     from shared.data import online_retail

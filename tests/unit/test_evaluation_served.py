@@ -1,0 +1,69 @@
+"""The served path offline (offline.evaluation.served): the knee rule, and rolling training
+cuts that never read past the log they are given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offline.evaluation.served import knee
+from offline.ranker.ltr import rolling_groups
+from shared.data import synthetic
+from shared.data.types import Dataset
+from shared.ranking_features import FEATURES
+
+ROWS = ["r + DPP(0.1)", "r + DPP(0.5)", "r + MMR(0.1)"]
+
+
+def test_knee_takes_the_most_diverse_row_within_the_tolerance() -> None:
+    ndcg = {"r": 0.100, "r + DPP(0.1)": 0.099, "r + DPP(0.5)": 0.096, "r + MMR(0.1)": 0.094}
+    ild = {"r + DPP(0.1)": 0.70, "r + DPP(0.5)": 0.80, "r + MMR(0.1)": 0.90}
+    # 5%: the floor is 0.095, MMR(0.1) (most diverse) is below it, DPP(0.5) is the knee.
+    assert knee("r", ROWS, ndcg, ild, 0.05) == "r + DPP(0.5)"
+    # 10%: every row qualifies, the most diverse wins.
+    assert knee("r", ROWS, ndcg, ild, 0.10) == "r + MMR(0.1)"
+    # 2%: only DPP(0.1) keeps NDCG@10 at 0.098 or more.
+    assert knee("r", ROWS, ndcg, ild, 0.02) == "r + DPP(0.1)"
+
+
+def test_knee_falls_back_to_the_ranking_when_diversity_costs_too_much() -> None:
+    ndcg = {"r": 0.1, **{name: 0.05 for name in ROWS}}
+    ild = {name: 0.9 for name in ROWS}
+    assert knee("r", ROWS, ndcg, ild, 0.05) == "r"
+    # A diversified row that is also more relevant is taken.
+    assert knee("r", ROWS, {**ndcg, "r + DPP(0.5)": 0.2}, ild, 0.0) == "r + DPP(0.5)"
+
+
+@pytest.fixture(scope="module")
+def small() -> Dataset:
+    return synthetic.generate(n_items=150, n_users=60, seed=3)
+
+
+@pytest.mark.parametrize(("q", "window"), [(0.5, 0.2), (0.7, 0.5)])
+def test_rolling_groups_label_each_cut_with_its_own_window_only(
+    small: Dataset, q: float, window: float
+) -> None:
+    log = sorted(small.interactions, key=lambda x: x.timestamp)
+    inside = log[: int(len(log) * 0.8)]
+    messages: list[str] = []
+    groups = rolling_groups(
+        small, inside, 20, seed=0, cuts=(q,), window=window, progress=messages.append
+    )
+    assert groups
+    assert any(m.startswith("  cut at") for m in messages)
+    start = inside[int(len(inside) * q)].timestamp
+    # A window reaching past the log ends with it: nothing after ``inside`` is read.
+    stop = inside[int(len(inside) * (q + window))].timestamp if q + window < 1 else None
+    for g in groups:
+        own = [x for x in inside if x.user_id == g.user_id]
+        assert g.truth == {
+            x.item_id for x in own if x.timestamp >= start and (stop is None or x.timestamp < stop)
+        }
+        assert g.labels.sum() == len(set(g.item_ids) & g.truth)
+        # Features are as of the cut: days since the last own event are never negative and
+        # only items the shopper had before the cut count as own (the 20 most recent of them).
+        before = {x.item_id for x in own if x.timestamp < start}
+        counts = g.features[:, FEATURES.index("own_event_count")]
+        assert all(i in before for c, i in zip(counts, g.item_ids, strict=True) if c > 0)
+        days = g.features[:, FEATURES.index("own_days_since_last")]
+        assert (days[~np.isnan(days)] >= 0).all()
