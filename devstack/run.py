@@ -183,6 +183,12 @@ def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
     )
     p.add_argument("--candidates", type=int, default=50, help="N retrieved per request")
     p.add_argument(
+        "--feature-store-url",
+        default="",
+        help="the feature store's SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db); "
+        "default: the embedded SQLite file in --var, seeded on first start like it",
+    )
+    p.add_argument(
         "--deadline-s",
         type=float,
         default=5.0,
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         ranker_backend=args.ranker_backend,
         candidate_count=args.candidates,
         default_deadline_s=args.deadline_s,
+        feature_store_url=args.feature_store_url,
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
     try:

@@ -213,6 +213,9 @@ class Layout:
     # What the Triton CPU repository serves when the stack exports it (see
     # offline/ranker/cpu_precision.py); tests force fp32 to skip the measurement.
     cpu_precision: str = "auto"
+    # The feature store's database: empty = the embedded SQLite file under ``var``; a
+    # SQLAlchemy URL (e.g. PostgreSQL) is migrated and seeded on first start like the file.
+    feature_store_url: str = ""
 
     @property
     def ports(self) -> dict[str, int]:
@@ -236,6 +239,10 @@ class Layout:
     @property
     def feature_store_db(self) -> Path:
         return self.var / "feature_store.sqlite"
+
+    @property
+    def feature_store_database_url(self) -> str:
+        return self.feature_store_url or f"sqlite:///{self.feature_store_db}"
 
     @property
     def ledger_db(self) -> Path:
@@ -293,7 +300,7 @@ def local_specs(layout: Layout) -> list[ServiceSpec]:
                     "RECSYS_FEATURE_STORE_",
                     {
                         "port": layout.ports["feature_store"],
-                        "database_url": f"{sqlite}{layout.feature_store_db}",
+                        "database_url": layout.feature_store_database_url,
                         # The local stack's probe may be quick; production keeps 5 s.
                         "readiness_interval_s": 1.0,
                         # Everything runs on loopback without certificates: the gateway's
@@ -541,15 +548,31 @@ def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
                 "--data",
                 data,
                 "--database-url",
-                f"sqlite:///{layout.feature_store_db}",
+                layout.feature_store_database_url,
                 "--pseudonym-key-file",
                 str(layout.key_file),
             ),
-            layout.feature_store_db.exists,
+            lambda: _feature_store_seeded(layout),
             "prepare-seed.log",
         )
     )
     return steps
+
+
+def _feature_store_seeded(layout: Layout) -> bool:
+    """The embedded file exists, or the external database holds shoppers already."""
+    if not layout.feature_store_url:
+        return layout.feature_store_db.exists()
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(layout.feature_store_url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("users"):
+                return False
+            return bool(conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM users)")).scalar())
+    finally:
+        engine.dispose()
 
 
 def prepare(

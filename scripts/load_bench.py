@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         "--candidates", type=int, default=STACK["candidate_count"], help="as the stack was started"
     )
     p.add_argument(
+        "--feature-store-url",
+        default="",
+        help="the feature store's SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db); "
+        "default: the embedded SQLite file in --var; give it as the stack was started",
+    )
+    p.add_argument(
         "--deadline-s",
         type=float,
         default=STACK["default_deadline_s"],
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         ranker_backend=ns.ranker_backend,
         candidate_count=ns.candidates,
         default_deadline_s=ns.deadline_s,
+        feature_store_url=ns.feature_store_url,
     )
     # The in-process ranker loads its tokenizer (and, with the local backend, the model)
     # from the artefact, never from the Hub, as the stack's processes do.

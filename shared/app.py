@@ -22,6 +22,15 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 ServicerT = TypeVar("ServicerT")
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap the process's BLAS/LAPACK thread pools (numpy's OpenBLAS) at ``threads``;
+    process-wide, so the last service started in a process sets it. OpenMP pools (torch's
+    intra-op threads, FAISS) keep their own settings (the ranker's ``torch_threads``)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 class ServiceApp(Generic[SettingsT, ServicerT]):
     """A service's settings, its gRPC server and the servicer registered on it, and what the
     subclass adds. Start: bind (readiness NOT_SERVING), then the service's own start-up
@@ -46,6 +55,7 @@ class ServiceApp(Generic[SettingsT, ServicerT]):
 
     async def start(self) -> int:
         """Serve and return the bound port; on a failed start, release everything again."""
+        limit_blas_threads(self.settings.blas_threads)
         try:
             port = await self.server.start()
         except BaseException:

@@ -22,6 +22,14 @@ class ServiceSettings(BaseSettings):
     port: int = Field(0, ge=0, le=65535, description="Port to bind; 0 picks a free port.")
     grace_period_s: float = Field(5.0, gt=0, description="Drain time on SIGTERM.")
     executor_workers: int = Field(4, ge=1, description="Threads for blocking work.")
+    blas_threads: int = Field(
+        1,
+        ge=1,
+        description="Threads of the BLAS/LAPACK pools (numpy's OpenBLAS) in this process. "
+        "One by default: a request's linear algebra is small (a 64x64 ALS fold-in, a "
+        "100-candidate DPP kernel), and waking a pool for it cost 40x the work on a 2-core box "
+        "(docs/benchmarks.md); concurrency comes from requests running side by side.",
+    )
     max_concurrent_rpcs: int | None = Field(
         None, ge=1, description="RPCs beyond this are refused with RESOURCE_EXHAUSTED."
     )

@@ -21,6 +21,7 @@ Pure domain code: no grpc, no protobuf (servicer.py converts the reasons).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,8 +57,10 @@ class ShopperSignals:
     favourite_categories: tuple[str, ...] = ()
 
 
-def _words(title: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(title)}
+@functools.lru_cache(maxsize=16_384)
+def _words(title: str) -> frozenset[str]:
+    # Cached: every answered item is compared with every history title, per request.
+    return frozenset(w.lower() for w in _WORD.findall(title))
 
 
 def _quote(title: str) -> str:
@@ -113,6 +116,22 @@ def popular_in_category(popular: Iterable[ItemFeatures], per_category: int) -> d
         seen[category] = seen.get(category, 0) + 1
         out[item.item_id] = category
     return out
+
+
+# The last popularity list's categories: the orchestrator keeps one list per release and
+# passes the same object to every answer until the next refresh. Holding the list itself keeps
+# its id from being reused by another.
+_last_popular: tuple[Sequence[ItemFeatures], str, dict[str, str]] | None = None
+
+
+def _popular_by_category(popular: Sequence[ItemFeatures], release_id: str) -> dict[str, str]:
+    global _last_popular
+    last = _last_popular
+    if last is not None and last[0] is popular and last[1] == release_id:
+        return last[2]
+    by_category = popular_in_category(popular, TOP_IN_CATEGORY)
+    _last_popular = (popular, release_id, by_category)
+    return by_category
 
 
 def _path_reason(path: AnswerPath, cand: Candidate, shopper: ShopperSignals) -> ItemReason:
@@ -196,6 +215,6 @@ def explain(
 ) -> None:
     """Set ``reasons`` on every item of an answer. ``popular`` is the DP popularity list in
     use and ``release_id`` its release; without a release no reason mentions popularity."""
-    by_category = popular_in_category(popular, TOP_IN_CATEGORY) if release_id else {}
+    by_category = _popular_by_category(popular, release_id) if release_id else {}
     for cand in items:
         cand.reasons = reasons_for(cand, path, shopper, by_category, k)

@@ -268,3 +268,24 @@ async def test_before_any_release_no_reason_mentions_popularity() -> None:
                 ReasonKind.POPULAR_FALLBACK,
             } & set(kinds(cand))
             assert all("opular" not in r.text for r in cand.reasons)
+
+
+def test_a_new_popularity_list_or_release_changes_the_popular_in_category_reasons() -> None:
+    # explain() keeps the per-category tops of the last list it saw: a refreshed list (a new
+    # object) or a new release must not be answered from that.
+    shopper = ShopperSignals(history=())
+
+    def reasons(popular: list[ItemFeatures], release: str) -> list[str]:
+        cand = Candidate(item_id="P1", features=popular[0], stages=[Stage.RETRIEVAL])
+        explain([cand], AnswerPath.PERSONAL, shopper, popular, release, K)
+        return [r.text for r in cand.reasons]
+
+    first = [_item("P1", "a", "toys")]
+    assert any("Popular in toys" in t for t in reasons(first, "r1"))
+    assert any("Popular in toys" in t for t in reasons(first, "r1"))
+    # The same item is no longer among the released top of its category.
+    moved = [_item("P2", "b", "home")] + [_item(f"T{i}", "t", "toys") for i in range(6)]
+    moved.append(_item("P1", "a", "toys"))
+    assert not any("Popular in" in t for t in reasons(moved, "r1"))  # same release, new list
+    assert not any("Popular in" in t for t in reasons(moved, "r2"))
+    assert not any("Popular in" in t for t in reasons(moved, ""))
