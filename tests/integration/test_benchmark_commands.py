@@ -158,11 +158,15 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     assert (tmp_path / "fig.png").stat().st_size > 1000
 
 
-def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) -> None:
+def _evaluate_synthetic_folder(
+    tmp_path: Path, n_users: int, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
+    """``scripts/evaluate.py --methods peers`` on a small synthetic data folder (smoke peer
+    grid, 200 resamples) with ``extra`` arguments: (the run, its JSON report, its record)."""
     from shared.data import synthetic
     from shared.data.format import write_folder
 
-    shop = write_folder(synthetic.generate(n_items=150, n_users=50), tmp_path / "shop")
+    shop = write_folder(synthetic.generate(n_items=150, n_users=n_users), tmp_path / "shop")
     record = tmp_path / "evaluation.md"
     out = tmp_path / "eval.json"
     result = _run(
@@ -172,6 +176,7 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
             str(shop),
             "--methods",
             "peers",
+            *extra,
             "--peer-grid",
             "smoke",
             "--resamples",
@@ -184,7 +189,11 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
             str(record),
         ]
     )
-    report = json.loads(out.read_text())
+    return result, json.loads(out.read_text()), record.read_text()
+
+
+def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) -> None:
+    result, report, text = _evaluate_synthetic_folder(tmp_path, 50)
     info = report["info"]
     assert info["users"] == info["eligible_users"] > 5
     assert info["scope"] == f"all {info['users']} eligible test shoppers"
@@ -194,7 +203,6 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
     knn = info["peers"]["item-kNN"]
     assert knn["grid_points"] == 2
     assert knn["params"]["similarity"] in {"cosine", "bm25"}
-    text = record.read_text()
     assert "--methods peers" in text
     assert f"all {info['users']} eligible test shoppers" in text
     assert "chosen on validation" in text
@@ -202,37 +210,9 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
 
 
 def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) -> None:
-    from shared.data import synthetic
-    from shared.data.format import write_folder
-
-    shop = write_folder(synthetic.generate(n_items=150, n_users=80), tmp_path / "shop")
-    record = tmp_path / "evaluation.md"
-    out = tmp_path / "eval.json"
-    result = _run(
-        [
-            "scripts/evaluate.py",
-            "--data",
-            str(shop),
-            "--methods",
-            "peers",
-            "--served",
-            "--tradeoffs",
-            "0.25,0.5",
-            "--candidates",
-            "60",
-            "--peer-grid",
-            "smoke",
-            "--resamples",
-            "200",
-            "--json",
-            str(out),
-            "--figure",
-            str(tmp_path / "fig.png"),
-            "--record",
-            str(record),
-        ]
+    result, report, text = _evaluate_synthetic_folder(
+        tmp_path, 80, "--served", "--tradeoffs", "0.25,0.5", "--candidates", "60"
     )
-    report = json.loads(out.read_text())
     served = report["info"]["served"]
     rows = {r["method"]: r for r in report["rows"]}
     ranking = served["ranking"]
@@ -248,7 +228,6 @@ def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) 
     ild = served["validation_ild@10"]
     assert served["default"] == (max(within, key=lambda n: ild[n]) if within else ranking)
     assert set(served["default_minus"]) == set(rows) - {served["default"]}
-    text = record.read_text()
     assert "Served path (offline.evaluation.served), chosen on validation" in text
     assert f"served default chosen on validation: **{served['default']}**" in result.stdout
 
