@@ -83,7 +83,10 @@ def train_path(
     booster = None
     if ltr:
         groups = rolling_groups(data, ordered, candidates, seed, progress=progress)
-        booster = fit(groups, LTR_FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
+        try:
+            booster = fit(groups, LTR_FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
+        except ValueError as exc:  # no cut has a shopper with a relevant candidate
+            progress(f"  no learned ranking model on this log: {exc}")
     buyers = popularity(ordered)
     by_user: dict[str, list[Interaction]] = defaultdict(list)
     for x in ordered:
@@ -203,6 +206,8 @@ def served_rows(
     on_valid = train_path(
         data, valid.before, candidates=candidates, seed=seed, ltr=ltr, progress=progress
     )
+    if on_valid.booster is None:
+        rankings = [SERVED]
     lists_v = path_lists(
         on_valid,
         data,
@@ -237,8 +242,15 @@ def served_rows(
     )
     progress("  served path: training on the whole training period ...")
     on_test = train_path(
-        data, held.before, candidates=candidates, seed=seed, ltr=ltr, progress=progress
+        data, held.before, candidates=candidates, seed=seed, ltr=LTR in rankings, progress=progress
     )
+    if LTR in rankings and on_test.booster is None:
+        if ranking == LTR:
+            raise SystemExit(
+                "the learned ranking model chosen on validation could not be fitted on the "
+                "whole training period (no relevant candidate in its rolling cuts)"
+            )
+        rankings = [SERVED]
     lists = path_lists(
         on_test, data, users, outside, candidates=candidates, rankings=rankings, diversified=(), k=k
     )

@@ -3,10 +3,13 @@ cuts that never read past the log they are given."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 import numpy as np
 import pytest
 
-from offline.evaluation.served import knee
+from offline.evaluation.served import knee, train_path
 from offline.ranker.ltr import rolling_groups
 from shared.data import synthetic
 from shared.data.types import Dataset
@@ -67,3 +70,21 @@ def test_rolling_groups_label_each_cut_with_its_own_window_only(
         assert all(i in before for c, i in zip(counts, g.item_ids, strict=True) if c > 0)
         days = g.features[:, FEATURES.index("own_days_since_last")]
         assert (days[~np.isnan(days)] >= 0).all()
+
+
+def test_without_a_single_labelled_shopper_the_path_has_no_learned_model(small: Dataset) -> None:
+    # Every shopper's events happen at one moment (their first): no shopper has events on both
+    # sides of any rolling cut, so there is nothing to fit the ranking model on; the path
+    # still serves.
+    first: dict[str, datetime] = {}
+    for x in sorted(small.interactions, key=lambda x: x.timestamp):
+        first.setdefault(x.user_id, x.timestamp)
+    log = sorted(
+        (replace(x, timestamp=first[x.user_id]) for x in small.interactions),
+        key=lambda x: x.timestamp,
+    )
+    messages: list[str] = []
+    path = train_path(small, log, candidates=20, seed=0, ltr=True, progress=messages.append)
+    assert path.booster is None
+    assert any("no learned ranking model" in m for m in messages)
+    assert path.popular
