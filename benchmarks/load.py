@@ -582,6 +582,8 @@ class Report:
     stages: dict[str, dict[str, float]]
     hops: dict[str, dict[str, float]] = field(default_factory=dict)
     in_process_cpu_ms: float = float("nan")
+    # CPU ms per answered Recommend of each stack process across the gRPC closed loop.
+    grpc_cpu_ms: dict[str, float] = field(default_factory=dict)
 
     def _row(self, name: str) -> dict[str, Any]:
         return next(r for r in self.rows if r["run"] == name)
@@ -622,6 +624,13 @@ class Report:
                 f"| {r['run']} | {r['ok']} | {err} | {r['rps']:.2f} | {r['p50']:.1f} "
                 f"| {r['p95']:.1f} | {r['p99']:.1f} | {deg} |"
             )
+        if self.grpc_cpu_ms:
+            by_process = ", ".join(f"{k} {v:.2f}" for k, v in self.grpc_cpu_ms.items())
+            lines += [
+                "",
+                f"gRPC closed loop: CPU ms per Recommend by stack process (/proc): {by_process}; "
+                f"total {sum(self.grpc_cpu_ms.values()):.2f}",
+            ]
         if self.hops:
             lines += [
                 "",
@@ -651,7 +660,13 @@ class Report:
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
-        return {"rows": self.rows, "p50_ratio": self.p50_ratio, "rps_ratio": self.rps_ratio}
+        return {
+            "rows": self.rows,
+            "p50_ratio": self.p50_ratio,
+            "rps_ratio": self.rps_ratio,
+            "in_process_cpu_ms": self.in_process_cpu_ms,
+            "grpc_cpu_ms": self.grpc_cpu_ms,
+        }
 
 
 async def run(
@@ -666,8 +681,9 @@ async def run(
     RuntimeError when the stack does not answer or an in-process service does not get ready."""
     rows: list[dict[str, Any]] = []
     trace_ids: list[str] = []
+    grpc_cpu: dict[str, float] = {}
     if over_grpc:
-        rows, trace_ids = await _grpc_runs(layout, config, progress)
+        rows, trace_ids, grpc_cpu = await _grpc_runs(layout, config, progress)
     progress("in-process: the same services built through their composition roots")
     async with in_process_services(layout) as services:
         await services.recommend(make_request(random.Random(config.seed), config))
@@ -685,14 +701,58 @@ async def run(
         stage_breakdown(layout.traces_dir, trace_ids) if over_grpc else {},
         hops,
         1000 * cpu / max(1, requests),
+        grpc_cpu,
     )
+
+
+STACK_SERVICES = (
+    "privacy_gateway",
+    "feature_store",
+    "retrieval",
+    "ranker",
+    "reranker",
+    "orchestrator",
+)
+
+
+def stack_pids(layout: Layout, proc: Path = Path("/proc")) -> dict[str, int]:
+    """The running stack's service processes on ``layout``'s ports: each runs
+    ``-m services.<name>`` with ``RECSYS_<NAME>_PORT=<its port>`` in its environment. Read
+    from Linux's /proc (empty where there is none, or for processes of another user)."""
+    if not proc.is_dir():
+        return {}
+    wanted = {
+        name: f"RECSYS_{name.upper()}_PORT={layout.ports[name]}".encode() for name in STACK_SERVICES
+    }
+    found: dict[str, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            module = argv[argv.index(b"-m") + 1].decode()
+            name = module.removeprefix("services.")
+            if name not in wanted:
+                continue
+            if wanted[name] in (entry / "environ").read_bytes().split(b"\0"):
+                found[name] = int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def process_cpu_s(pid: int, proc: Path = Path("/proc")) -> float:
+    """User + system CPU seconds of ``pid`` so far (/proc/<pid>/stat)."""
+    fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _grpc_runs(
     layout: Layout, config: LoadConfig, progress: Callable[[str], None]
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
     rows = []
     trace_ids: list[str] = []
+    cpu_ms: dict[str, float] = {}
     # No retries: a refused call is a result of the benchmark, not something to hide.
     async with create_channel(layout.addr("orchestrator"), max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
@@ -713,13 +773,19 @@ async def _grpc_runs(
                 "start it with python scripts/run_stack.py --no-demo"
             ) from None
         progress(f"closed loop over gRPC: {config.concurrency} workers")
+        pids = stack_pids(layout)
+        before = {name: process_cpu_s(pid) for name, pid in pids.items()}
         closed = await closed_loop(GRPC_CLOSED, grpc_call, config)
+        answered = max(1, len(closed.latencies_ms))
+        for name, pid in pids.items():
+            with contextlib.suppress(OSError):  # a process that exited has no figure
+                cpu_ms[name] = 1000 * (process_cpu_s(pid) - before[name]) / answered
         progress(f"open loop over gRPC: {config.rate} req/s")
         opened = await open_loop(GRPC_OPEN, grpc_call, config)
         for result in (closed, opened):
             rows.append(result.row())
             trace_ids += result.trace_ids
-    return rows, trace_ids
+    return rows, trace_ids, cpu_ms
 
 
 def record(path: Path, report: Report, *, command: str, layout: Layout, config: LoadConfig) -> None:

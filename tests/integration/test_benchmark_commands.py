@@ -339,6 +339,21 @@ def test_load_benchmark_command_against_a_running_stack(
         assert 0 < row["p50"] <= row["p95"] <= row["p99"]
     assert report["p50_ratio"] > 0
     assert report["rps_ratio"] > 0
+    # Each of the stack's six processes is found by its port and measured; the orchestrator
+    # and the store do work for every Recommend.
+    cpu = report["grpc_cpu_ms"]
+    assert set(cpu) == {
+        "privacy_gateway",
+        "feature_store",
+        "retrieval",
+        "ranker",
+        "reranker",
+        "orchestrator",
+    }
+    assert cpu["orchestrator"] > 0
+    assert cpu["feature_store"] > 0
+    assert report["in_process_cpu_ms"] > 0
+    assert "CPU ms per Recommend by stack process" in result.stdout
     # The per-stage table comes from the services' own trace files.
     assert "retrieval: /acme.recsys.v1.RetrievalService/RetrieveCandidates" in result.stdout
     recorded = record.read_text()
