@@ -38,8 +38,13 @@ import numpy as np
 
 from offline.evaluation.protocol import Cut, per_user
 from offline.evaluation.retrieval_sources import served_models
-from offline.ranker.candidates import popularity
-from offline.ranker.ltr import DEFAULT_PARAMS, fit, rolling_groups, shopper_signals
+from offline.ranker.ltr import (
+    DEFAULT_PARAMS,
+    fit,
+    rolling_groups,
+    shopper_signals,
+    store_popularity,
+)
 from offline.retrieval.training import TrainConfig
 from services.reranker.rerank import Method, RerankParams, rerank
 from services.retrieval.retriever import ServedIndex, retrieve_for_history
@@ -87,7 +92,7 @@ def train_path(
             booster = fit(groups, LTR_FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
         except ValueError as exc:  # no cut has a shopper with a relevant candidate
             progress(f"  no learned ranking model on this log: {exc}")
-    buyers = popularity(ordered)
+    buyers = store_popularity(ordered)
     by_user: dict[str, list[Interaction]] = defaultdict(list)
     for x in ordered:
         by_user[x.user_id].append(x)

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from offline.evaluation.privacy_utility import validation_split
-from offline.ranker.candidates import CooccurrenceCandidates, popularity
+from offline.ranker.candidates import CooccurrenceCandidates
 from services.feature_store.derived import DEFAULT_EVENT_WEIGHTS
 from services.orchestrator.blend import blend
 from services.orchestrator.config import OrchestratorSettings
@@ -135,6 +135,16 @@ def shopper_signals(
         },
     )
     return signals, recent
+
+
+def store_popularity(events: Sequence[Interaction]) -> dict[str, int]:
+    """Distinct shoppers with any event on each item: what the feature store's DP release
+    counts (services.feature_store.admin.contribution_bounded_counts over user_items), before
+    its contribution bound and noise; the serving side of ``log_dp_popularity``."""
+    users: dict[str, set[str]] = defaultdict(set)
+    for x in events:
+        users[x.item_id].add(x.user_id)
+    return {item: len(u) for item, u in users.items()}
 
 
 class ScoredSource(Protocol):
@@ -244,7 +254,7 @@ def build_groups(
     """One group per shopper in ``users`` that has early history and late items; candidates
     from ``source`` (default: basket co-occurrence of the early part)."""
     source = source or CooccurrenceCandidates(early)
-    buyers = popularity(early)
+    counted = store_popularity(early)
     log_by_user: dict[str, list[Interaction]] = defaultdict(list)
     for x in early:
         log_by_user[x.user_id].append(x)
@@ -268,7 +278,7 @@ def build_groups(
                 top_category=items[i].top_category,
                 price=items[i].price,
                 retrieval_score=s,
-                dp_popularity=float(buyers.get(i, 0)),
+                dp_popularity=float(counted.get(i, 0)),
             )
             for i, s in scored
         ]

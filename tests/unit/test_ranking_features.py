@@ -18,7 +18,7 @@ import pytest
 
 from offline.ranker import ltr
 from services.feature_store.servicer import user_features_to_proto
-from services.feature_store.store import Event, FeatureStore, Item
+from services.feature_store.store import AggregateKind, Event, FeatureStore, Item
 from services.orchestrator import clients
 from services.orchestrator.domain import ItemFeatures
 from services.orchestrator.pipeline import shopper_context
@@ -212,3 +212,40 @@ def test_own_interaction_dataclass_is_what_the_builder_reads() -> None:
     assert x[0, col["category_affinity"]] == 0.25
     assert x[0, col["price_band_distance"]] == 0.0  # 5.0 is the median price
     assert x[0, col["own_log_purchased_quantity"]] == 0.0
+
+
+def test_training_popularity_counts_what_the_store_releases(tmp_path: Path) -> None:
+    """``log_dp_popularity`` in training: distinct shoppers with any event on the item, the
+    count the feature store hands the privacy gateway to noise (here with a bound no shopper
+    reaches, so the two must agree exactly; views and carts count, not only purchases)."""
+    log = [
+        ("u1", "I0", "view"),
+        ("u1", "I0", "purchase"),
+        ("u2", "I0", "view"),
+        ("u2", "I1", "add_to_cart"),
+        ("u3", "I4", "view"),
+        ("u3", "I2", "purchase"),
+        ("u3", "I2", "purchase"),
+    ]
+    store = FeatureStore.from_url(f"sqlite:///{tmp_path / 'pop.db'}", clock=lambda: NOW)
+    try:
+        store.migrate()
+        store.load_catalog(
+            [Item(i, it.title, it.category_path, it.price, "emb") for i, it in CATALOG.items()]
+        )
+        store.ingest_events(
+            [
+                Event(f"e{n}", user, item, kind, T0 + timedelta(minutes=n), 1)
+                for n, (user, item, kind) in enumerate(log)
+            ]
+        )
+        released = store.contribution_bounded_counts(AggregateKind.ITEM_POPULARITY, 100)
+    finally:
+        store.close()
+    events = [
+        Interaction(user, item, T0 + timedelta(minutes=n), kind, 1)
+        for n, (user, item, kind) in enumerate(log)
+    ]
+    training = ltr.store_popularity(events)
+    assert {i: c for i, c in released.items() if c} == training
+    assert training == {"I0": 2, "I1": 1, "I4": 1, "I2": 1}
