@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from services.ranker.clients import TritonBackend
 from services.ranker.config import RankerSettings
@@ -34,6 +35,22 @@ def load_learned(settings: RankerSettings) -> RankingModel | None:
     return model
 
 
+def pair_tokens(settings: RankerSettings, meta: dict[str, Any]) -> int:
+    """The pair length served: the artefact's trained length (``max_length`` in its meta),
+    capped by ``max_text_tokens``. Longer pairs than training saw would only cost time (a
+    64-token pair costs about 1.4x a 48-token one) and show the model more context than
+    it learned from."""
+    trained = meta.get("max_length")
+    tokens = (
+        settings.max_text_tokens if trained is None else min(int(trained), settings.max_text_tokens)
+    )
+    log.info(
+        "ranker pair length",
+        extra={"tokens": tokens, "trained": trained, "cap": settings.max_text_tokens},
+    )
+    return tokens
+
+
 def load_ranker(settings: RankerSettings, executor: ThreadPoolExecutor) -> Ranker:
     """Tokenizer and version from the artefact; the backend the settings select."""
     # torch and transformers load with the first ranker, not with the package.
@@ -55,7 +72,7 @@ def load_ranker(settings: RankerSettings, executor: ThreadPoolExecutor) -> Ranke
         backend,
         executor,
         max_batch=settings.max_batch,
-        max_text_tokens=settings.max_text_tokens,
+        max_text_tokens=pair_tokens(settings, meta),
         model_name=settings.model_name,
         model_version=str(meta["version"]),
     )

@@ -42,8 +42,9 @@ class RankerSettings(ServiceSettings):
         64,
         ge=16,
         le=512,
-        description="Token length of a (context, item) pair; longer pairs "
-        "are truncated, the context first.",
+        description="Most tokens of a (context, item) pair; the artefact's trained length "
+        "(meta.json max_length) when that is shorter. Longer pairs are truncated, the "
+        "context first.",
     )
     request_timeout_s: float = Field(
         2.0, gt=0, description="Budget of a request when the caller sends no deadline (or more)."

@@ -226,3 +226,16 @@ async def test_readiness_follows_the_probe_both_ways() -> None:
     await watcher.stop()
     assert seen == [True, False, True]
     assert watcher.ready is True
+
+
+def test_pairs_are_served_at_the_artefacts_trained_length(
+    tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """A 48-token artefact is served 48-token pairs under the 64-token default cap, and the
+    cap still wins when it is shorter."""
+    create_untrained_artefact(tmp_path, "v48", seed=5, max_length=48)
+    served = load_ranker(RankerSettings(backend="local", model_dir=str(tmp_path)), executor)
+    assert RankerSettings().max_text_tokens == 64
+    assert served.max_text_tokens == 48
+    capped = RankerSettings(backend="local", model_dir=str(tmp_path), max_text_tokens=32)
+    assert load_ranker(capped, executor).max_text_tokens == 32
