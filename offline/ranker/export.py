@@ -6,8 +6,9 @@ Two variants of ``<repo>/<model_name>/`` hold the SAME ``1/model.onnx``:
   Triton image loads in Kubernetes.
 - ``cpu``: ``backend: "python"`` with a ``1/model.py`` that runs the model at the precision
   measured fastest on this CPU at equal ranking (offline/ranker/cpu_precision.py): that
-  ``model.onnx`` on onnxruntime (fp32), its int8 dynamic quantization on onnxruntime, or the
-  eager model on torch under bf16 autocast; the choice and its figures are in
+  ``model.onnx`` on onnxruntime (fp32), its int8 dynamic quantization on onnxruntime, the
+  eager model on torch under bf16 autocast, or OpenVINO (the graph in bf16, or its NNCF
+  static int8 quantization); the choice and its figures are in
   ``cpu_precision.json`` beside config.pbtxt and in the config's ``cpu_precision`` parameter.
   The Triton binary bundled by nvidia-pytriton (tests, local stack) has only the python
   backend; model name, inputs and outputs are identical, so clients cannot tell.
@@ -42,7 +43,7 @@ TORCH_CONFIG = "bert_config.json"
 OPSET = 17
 VARIANTS = ("gpu", "cpu")
 
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "torch", "openvino")
 
 # The one python-backend model.py: a ``Runtime`` (what runs the network) behind one
 # ``execute`` that serves Triton's dynamic batches. Runtime snippets are inserted verbatim.
@@ -120,6 +121,31 @@ _ONNX_RUNTIME = """class Runtime:
         return self.session.run([OUTPUT], feed)[0].astype(np.float32)
 """
 
+_OPENVINO_IMPORTS = "import openvino as ov\n"
+_OPENVINO_RUNTIME = """class Runtime:
+    \"\"\"ONNX_MODEL_FILE (an ONNX graph or OpenVINO IR) on OpenVINO's CPU plugin, compiled
+    for latency with OPENVINO_PRECISION_HINT as the inference precision.\"\"\"
+
+    def __init__(self, folder, args):
+        compiled = ov.Core().compile_model(
+            os.path.join(folder, ONNX_MODEL_FILE),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINT,
+                "INFERENCE_NUM_THREADS": int(os.environ.get("RANKER_ORT_THREADS", "2")),
+                "PERFORMANCE_HINT": "LATENCY",
+                # Pinned threads would fight the ranker and Triton for a shared CPU.
+                "ENABLE_CPU_PINNING": False,
+            },
+        )
+        self.output = compiled.output(0)
+        self.request = compiled.create_infer_request()
+
+    def run(self, feed):
+        # The request reuses its output buffer: copy before the next call.
+        return np.array(self.request.infer(feed)[self.output], dtype=np.float32).reshape(-1, 1)
+"""
+
 # For GPU boxes without a CUDA build of onnxruntime: Triton's serving path (gRPC, dynamic
 # batching, python backend) around the same eager compute as the ranker's local backend.
 _TORCH_IMPORTS = """import torch
@@ -161,22 +187,32 @@ _TORCH_RUNTIME = f"""class Runtime:
 
 
 def python_model(
-    runtime: str = "onnxruntime", *, onnx_file: str = ONNX_FILE, bf16: bool = False
+    runtime: str = "onnxruntime",
+    *,
+    onnx_file: str = ONNX_FILE,
+    bf16: bool = False,
+    openvino_hint: str = "f32",
 ) -> str:
     """The python-backend ``model.py`` running the ranker on ``runtime``: ``onnx_file`` (in
-    the version folder) on onnxruntime, or the eager model on torch, under bf16 autocast on
-    CPU when ``bf16``."""
-    if runtime not in RUNTIMES:
+    the version folder) on onnxruntime or on OpenVINO (inference precision
+    ``openvino_hint``), or the eager model on torch, under bf16 autocast on CPU when
+    ``bf16``."""
+    snippets = {
+        "onnxruntime": (_ONNX_IMPORTS, _ONNX_RUNTIME),
+        "torch": (_TORCH_IMPORTS, _TORCH_RUNTIME),
+        "openvino": (_OPENVINO_IMPORTS, _OPENVINO_RUNTIME),
+    }
+    if runtime not in snippets:
         raise ValueError(f"runtime must be one of {RUNTIMES}")
-    imports, runtime_class = (
-        (_ONNX_IMPORTS, _ONNX_RUNTIME)
-        if runtime == "onnxruntime"
-        else (_TORCH_IMPORTS, _TORCH_RUNTIME)
-    )
+    imports, runtime_class = snippets[runtime]
+    label = runtime + (" (bf16 autocast on CPU)" if bf16 else "")
+    if runtime == "openvino":
+        label += f" ({onnx_file}, inference precision {openvino_hint})"
     return PYTHON_MODEL.format(
-        runtime=runtime + (" (bf16 autocast on CPU)" if bf16 else ""),
+        runtime=label,
         imports=imports,
-        settings=f"ONNX_MODEL_FILE = {onnx_file!r}\nBF16_AUTOCAST = {bf16!r}\n",
+        settings=f"ONNX_MODEL_FILE = {onnx_file!r}\nBF16_AUTOCAST = {bf16!r}\n"
+        f"OPENVINO_PRECISION_HINT = {openvino_hint!r}\n",
         inputs=tuple(INPUT_NAMES),
         output=OUTPUT_NAME,
         runtime_class=runtime_class,
@@ -296,6 +332,7 @@ def write_model_repository(
     precision: str = "fp32",
     model: CrossEncoder | None = None,
     precision_report: dict[str, Any] | None = None,
+    calibration: Sequence[dict[str, np.ndarray]] = (),
     **config_args: int | bool | Sequence[int],
 ) -> Path:
     """Write ``repo/<model_name>/{config.pbtxt,1/model.onnx[,1/model.py]}``; returns the
@@ -303,14 +340,19 @@ def write_model_repository(
 
     For the ``cpu`` variant ``precision`` picks what model.py runs (see
     offline/ranker/cpu_precision.py): ``int8`` adds the quantized graph, ``bf16`` the torch
-    weights of ``model``. ``precision_report`` (what chose it) is written beside config.pbtxt.
-    The ``gpu`` variant is always the fp32 graph on the onnxruntime platform.
+    weights of ``model``, ``openvino_int8`` the NNCF-quantized IR (made from ``calibration``
+    unless the precision check already left it beside ``onnx_path``). ``precision_report``
+    (what chose it) is written beside config.pbtxt. The ``gpu`` variant is always the fp32
+    graph on the onnxruntime platform.
     """
     from offline.ranker.cpu_precision import (
         INT8_ONNX_FILE,
         METADATA_FILE,
+        OPENVINO_HINTS,
+        OPENVINO_INT8_FILE,
         PRECISIONS,
         quantize_int8,
+        quantize_openvino_int8,
     )
 
     if precision not in PRECISIONS:
@@ -332,7 +374,8 @@ def write_model_repository(
     (folder / "config.pbtxt").write_text(text_format.MessageToString(config))
     _link_or_copy(onnx_path, version_dir / ONNX_FILE)
     if variant == "cpu":
-        for stale in (INT8_ONNX_FILE, TORCH_WEIGHTS, TORCH_CONFIG):
+        ir_bin = Path(OPENVINO_INT8_FILE).with_suffix(".bin").name
+        for stale in (INT8_ONNX_FILE, TORCH_WEIGHTS, TORCH_CONFIG, OPENVINO_INT8_FILE, ir_bin):
             (version_dir / stale).unlink(missing_ok=True)
         if precision == "bf16":
             assert model is not None
@@ -340,6 +383,17 @@ def write_model_repository(
         elif precision == "int8":
             _link_or_copy(quantize_int8(onnx_path), version_dir / INT8_ONNX_FILE)
             (version_dir / "model.py").write_text(python_model(onnx_file=INT8_ONNX_FILE))
+        elif precision == "openvino_int8":
+            ir = quantize_openvino_int8(onnx_path, calibration)
+            _link_or_copy(ir, version_dir / OPENVINO_INT8_FILE)
+            _link_or_copy(ir.with_suffix(".bin"), version_dir / ir_bin)
+            code = python_model(
+                "openvino", onnx_file=OPENVINO_INT8_FILE, openvino_hint=OPENVINO_HINTS[precision]
+            )
+            (version_dir / "model.py").write_text(code)
+        elif precision == "openvino_bf16":
+            code = python_model("openvino", openvino_hint=OPENVINO_HINTS[precision])
+            (version_dir / "model.py").write_text(code)
         else:
             (version_dir / "model.py").write_text(python_model("onnxruntime"))
         (folder / METADATA_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -385,10 +439,27 @@ def select_cpu_precision(
     groups = cp.evaluation_groups(
         data, artefact.tokenizer, shoppers=shoppers, max_length=artefact.max_length
     )
+    calibration = (
+        cp.calibration_groups(
+            data,
+            artefact.tokenizer,
+            shoppers=max(shoppers, 1),
+            max_length=artefact.max_length,
+            exclude=[g.user for g in groups],
+        )
+        if cp.openvino_missing() is None
+        else []
+    )
     report = cp.choose_cpu_precision(
-        artefact.model, onnx_path, groups, forced=cpu_precision, threads=threads
+        artefact.model,
+        onnx_path,
+        groups,
+        calibration=calibration,
+        forced=cpu_precision,
+        threads=threads,
     )
     report["evaluation"]["dataset"] = data.name
+    report["evaluation"]["calibration_lists"] = len(calibration)
     record_cpu_precision(artefact.path, report)
     return report
 
@@ -447,6 +518,7 @@ def export_repository(
 
 
 def main(argv: list[str]) -> int:
+    from offline.ranker.cpu_precision import CHOICES
     from shared.data.datasets import load_data
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -464,7 +536,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--instances", type=int, default=1)
     p.add_argument(
         "--cpu-precision",
-        choices=["auto", "fp32", "int8", "bf16"],
+        choices=list(CHOICES),
         default="auto",
         help="What the cpu variant runs; auto: the fastest that ranks like fp32 here.",
     )

@@ -178,7 +178,7 @@ def test_onnx_matches_eager_torch(
     np.testing.assert_allclose(exported, eager, atol=1e-4)
 
 
-@pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.parametrize("precision", [p for p in cp.PRECISIONS if p != "fp32"])
 def test_each_cpu_precision_is_served_by_triton(
     artefact: RankerArtefact, repos: dict[str, Path], tmp_path: Path, precision: str
 ) -> None:
@@ -186,24 +186,42 @@ def test_each_cpu_precision_is_served_by_triton(
     its scores equal that precision's in-process scores, close to fp32 but not identical."""
     from tritonclient.grpc import InferenceServerClient, InferInput
 
-    if precision == "bf16" and not cp.bf16_native(cp.cpu_flags()):
+    if "bf16" in precision and not cp.bf16_native(cp.cpu_flags()):
         pytest.skip("this CPU has no native bf16")
     onnx_path = artefact.path / "triton" / ONNX_FILE
     model = artefact.model
-    write_model_repository(
-        onnx_path, tmp_path / "repo", "ranker_bert", "cpu", precision=precision, model=model
-    )
     arrays = encode_pairs(
         artefact.tokenizer,
         ["recent: red retrospot lunch bag"] * 50,
         [f"candle holder set of {i}" for i in range(50)],
         32,
     )
-    expected = (
-        cp.torch_bf16_scorer(model, 2)
-        if precision == "bf16"
-        else cp.onnx_scorer(onnx_path.with_name(cp.INT8_ONNX_FILE), 2)
-    )(arrays)
+    calibration = [
+        encode_pairs(
+            artefact.tokenizer,
+            ["recent: white hanging heart t-light holder"] * 20,
+            [f"jumbo bag design {i}" for i in range(20)],
+            32,
+        )
+    ]
+    write_model_repository(
+        onnx_path,
+        tmp_path / "repo",
+        "ranker_bert",
+        "cpu",
+        precision=precision,
+        model=model,
+        calibration=calibration,
+    )
+    in_process = {
+        "bf16": lambda: cp.torch_bf16_scorer(model, 2),
+        "int8": lambda: cp.onnx_scorer(onnx_path.with_name(cp.INT8_ONNX_FILE), 2),
+        "openvino_bf16": lambda: cp.openvino_scorer(onnx_path, "bf16", 2),
+        "openvino_int8": lambda: cp.openvino_scorer(
+            onnx_path.with_name(cp.OPENVINO_INT8_FILE), "f32", 2
+        ),
+    }
+    expected = in_process[precision]()(arrays)
     server = TritonProcess(
         tmp_path / "repo",
         grpc_port=free_port(),

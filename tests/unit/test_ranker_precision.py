@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import numpy as np
+import openvino as ov
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -124,16 +126,21 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[CrossEncoder, Path]:
     return model, onnx_path
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
+@pytest.mark.parametrize("precision", cp.PRECISIONS)
 def test_the_choice_and_its_figures_are_written_with_the_repository(
     tiny: tuple[CrossEncoder, Path], tmp_path: Path, precision: str
 ) -> None:
     model, onnx_path = tiny
-    report = cp.choose_cpu_precision(model, onnx_path, _groups(n=2), forced=precision, threads=1)
+    calibration = [g.arrays for g in _groups(n=4, seed=9)]
+    report = cp.choose_cpu_precision(
+        model, onnx_path, _groups(n=2), calibration=calibration, forced=precision, threads=1
+    )
     assert report["chosen"] == precision
     assert report["mode"] == precision
     measured = {n for n, r in report["candidates"].items() if "pairs_s" in r}
-    assert {"fp32", "int8", precision} <= measured
+    assert {"fp32", "int8", "openvino_int8", precision} <= measured
+    if not cp.bf16_native(cp.cpu_flags()) and precision not in ("bf16", "openvino_bf16"):
+        assert "skipped" in report["candidates"]["openvino_bf16"]
     assert report["cpu"]["flags"] == cp.cpu_flags()
     for r in report["candidates"].values():
         if "pairs_s" in r:
@@ -159,10 +166,74 @@ def test_the_choice_and_its_figures_are_written_with_the_repository(
     assert (version / "model.onnx").exists()  # the fp32 graph stays, as in the gpu variant
     assert (version / cp.INT8_ONNX_FILE).exists() is (precision == "int8")
     assert (version / "model.pt").exists() is (precision == "bf16")
+    assert (version / cp.OPENVINO_INT8_FILE).exists() is (precision == "openvino_int8")
     if precision == "int8":
         assert f"ONNX_MODEL_FILE = {cp.INT8_ONNX_FILE!r}" in source
     if precision == "bf16":
         assert "BF16_AUTOCAST = True" in source
+    if precision.startswith("openvino"):
+        assert "import openvino as ov" in source
+        hint = cp.OPENVINO_HINTS[precision]
+        assert f"OPENVINO_PRECISION_HINT = {hint!r}" in source
+
+
+def test_openvino_int8_is_quantized_from_calibration_lists_and_ranks_like_fp32(
+    tiny: tuple[CrossEncoder, Path], tmp_path: Path
+) -> None:
+    """NNCF's static int8 graph on OpenVINO scores the tiny model's pairs close to fp32
+    onnxruntime; it is not made without calibration lists and is reused once made."""
+    _, onnx_path = tiny
+    local = tmp_path / "model.onnx"
+    local.write_bytes(onnx_path.read_bytes())
+    with pytest.raises(ValueError, match="calibration"):
+        cp.quantize_openvino_int8(local, [])
+    calibration = [g.arrays for g in _groups(n=4, seed=9)]
+    ir = cp.quantize_openvino_int8(local, calibration)
+    assert ir.name == cp.OPENVINO_INT8_FILE
+    assert ir.with_suffix(".bin").stat().st_size > 0
+    made = ir.stat().st_mtime_ns
+    assert cp.quantize_openvino_int8(local, []) == ir
+    assert ir.stat().st_mtime_ns == made
+
+    quantized: dict[str, bool] = {}
+    for op in ov.Core().read_model(str(ir)).get_ops():
+        if op.get_type_name() == "MatMul":
+            feeds = [op.input_value(i).get_node().get_type_name() for i in range(2)]
+            quantized[op.get_friendly_name()] = "FakeQuantize" in feeds
+    products = [n for n in quantized if re.fullmatch(cp.ATTENTION_PRODUCTS, n)]
+    assert len(products) == 4  # 2 layers x (query x key, weights x value)
+    assert not any(quantized[n] for n in products)  # kept in float
+    assert any(quantized.values())  # the weight products are int8
+    groups = _groups(n=3, seed=4)
+    fp32 = cp.onnx_scorer(local, 1)
+    int8 = cp.openvino_scorer(ir, "f32", 1)
+    for g in groups:
+        a, b = fp32(g.arrays), int8(g.arrays)
+        assert a.shape == b.shape
+        assert not np.array_equal(a, b)  # int8 arithmetic, not the fp32 graph
+        assert cp.spearman(a, b) > 0.9
+    same = cp.openvino_scorer(local, "f32", 1)
+    assert np.allclose(same(groups[0].arrays), fp32(groups[0].arrays), atol=1e-4)
+
+
+def test_calibration_lists_come_from_training_shoppers_only() -> None:
+    from shared.data import synthetic
+    from shared.minilm import load_backbone
+
+    _, tokenizer = load_backbone()
+    dataset = synthetic.generate(n_items=300, n_users=80, seed=3)
+    groups = cp.evaluation_groups(dataset, tokenizer, shoppers=4, candidates=20, max_length=32)
+    evaluated = [g.user for g in groups]
+    assert all(evaluated)
+    batches = cp.calibration_groups(
+        dataset, tokenizer, shoppers=6, candidates=20, max_length=32, exclude=evaluated
+    )
+    assert len(batches) == 6
+    for arrays in batches:
+        assert arrays["input_ids"].shape[1] <= 32
+    everyone = {e.user_id for e in dataset.interactions}
+    with pytest.raises(ValueError, match="no calibration lists"):
+        cp.calibration_groups(dataset, tokenizer, exclude=sorted(everyone))
 
 
 def test_wrong_combinations_are_refused(tiny: tuple[CrossEncoder, Path], tmp_path: Path) -> None:
