@@ -12,6 +12,17 @@ as used for BERT re-rankers by Han et al. (2020, "Learning-to-Rank with BERT in 
 Evaluation re-ranks each TEST shopper's candidate list (built from the training history only)
 and compares NDCG@10 / Recall@10 of three orders of the same list: the source's own order,
 training popularity, and the cross-encoder.
+
+With ``history_candidates`` > 0 the candidate lists also hold the shopper's own most recent
+items, as the served retrieval's history source adds them: a basket item bought before is
+then a training positive like a new one, and the evaluation truth is everything bought
+after the cut, repeats included, as the served path is scored (offline.evaluation). With 0,
+positives and truth are new items only.
+
+``learning_curve`` makes the recipe's choices (steps, layers, candidate lists) where the test
+period is never read: it trains on the early part of the training period
+(``offline.evaluation.protocol.validation_cut``) with a candidate source fitted there, and
+scores checkpoints of one schedule on the late part.
 """
 
 from __future__ import annotations
@@ -89,6 +100,13 @@ class TrainConfig:
     # tell "anything bought" from "what the source proposes", which runs against the source.
     positives_in_candidates: bool = True
     pooling: str = "item_mean"
+    # Up to this many of the shopper's newest own items join every training candidate list,
+    # as the served retrieval's history source adds them, and their repeat purchases become
+    # positives. 0: new items only.
+    history_candidates: int = 0
+    # The same for the evaluation lists; > 0 also makes the truth everything bought after
+    # the cut, repeats included, as the served path is scored. -1: as in training.
+    eval_history_candidates: int = -1
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -122,6 +140,19 @@ def _newest_first(items: Sequence[str]) -> list[str]:
     return out
 
 
+def eval_history(config: TrainConfig) -> int:
+    """Own items per evaluation list (``eval_history_candidates``, -1 = as in training)."""
+    if config.eval_history_candidates < 0:
+        return config.history_candidates
+    return config.eval_history_candidates
+
+
+def with_history(cands: Sequence[str], history: Sequence[str], n: int) -> list[str]:
+    """The source's candidates, then up to ``n`` of the newest history items not among them."""
+    listed = set(cands)
+    return [*cands, *[i for i in history if i not in listed][:n]]
+
+
 def build_examples(
     dataset: Dataset,
     train: Sequence[Interaction],
@@ -136,9 +167,14 @@ def build_examples(
         for basket in groups[user]:
             past = _newest_first(history)
             bought, in_basket = set(past), set(basket)
-            fresh = [i for i in basket if i not in bought and i in dataset.items]
+            fresh = [
+                i
+                for i in basket
+                if (config.history_candidates or i not in bought) and i in dataset.items
+            ]
             if past and fresh:
                 cands = source.candidates(past, config.candidates)
+                cands = with_history(cands, past, config.history_candidates)
                 if config.positives_in_candidates:
                     listed = set(cands)
                     fresh = [i for i in fresh if i in listed]
@@ -304,7 +340,8 @@ def evaluate(
     """NDCG@10 / Recall@10 of the source order, popularity order and cross-encoder order of
     the same candidate lists, over up to ``config.eval_users`` test shoppers (seeded sample).
 
-    Relevant items: what a shopper bought in the test period and had not bought in training.
+    Relevant items: what a shopper bought in the test period and had not bought in training
+    (with ``history_candidates``: everything they bought in it).
     """
     history: dict[str, list[str]] = {}
     for user, groups in baskets(train_split).items():
@@ -312,19 +349,55 @@ def evaluate(
     truth: dict[str, set[str]] = {}
     for user, groups in baskets(test_split).items():
         if user in history:
-            fresh = {i for b in groups for i in b} - set(history[user])
-            if fresh:
-                truth[user] = fresh
+            later = {i for b in groups for i in b}
+            relevant = later if eval_history(config) else later - set(history[user])
+            if relevant:
+                truth[user] = relevant
     users = sorted(truth)
     random.Random(config.seed).shuffle(users)
     users = sorted(users[: config.eval_users])
-    pop = popularity(train_split)
+    return score_lists(
+        model,
+        tokenizer,
+        dataset,
+        history,
+        {u: truth[u] for u in users},
+        source,
+        popularity(train_split),
+        config,
+        progress=progress,
+    )
+
+
+def score_lists(
+    model: CrossEncoder,
+    tokenizer: Any,
+    dataset: Dataset,
+    history: dict[str, list[str]],
+    truth: dict[str, set[str]],
+    source: CandidateSource,
+    pop: Any,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The three orders of every ``truth`` shopper's candidate list (``source`` over their
+    ``history``, newest first, plus their own items when ``history_candidates``)."""
+    users = sorted(truth)
+    own_items = eval_history(config)
     lists: dict[str, dict[str, list[str]]] = {"source": {}, "popularity": {}, "bert": {}}
+    if own_items:
+        lists["own_first"] = {}
     for user in tqdm(users, desc="evaluate", disable=not progress):
-        cands = [c for c in source.candidates(history[user], config.eval_candidates)]
+        listed = source.candidates(history[user], config.eval_candidates)
+        cands = with_history(listed, history[user], own_items)
         cands = [c for c in cands if c in dataset.items]
+        position = {c: k for k, c in enumerate(cands)}
         lists["source"][user] = cands
-        lists["popularity"][user] = sorted(cands, key=lambda c: (-pop[c], cands.index(c)))
+        if own_items:  # the repeat baseline on the same list
+            own = cands[len([c for c in listed if c in dataset.items]) :]
+            lists["own_first"][user] = [*own, *[c for c in cands if c not in set(own)]]
+        lists["popularity"][user] = sorted(cands, key=lambda c: (-pop[c], position[c]))
         ctx = shopper_context(history[user], dataset.items, config.history_titles)
         scores: list[float] = []
         for start in range(0, len(cands), config.eval_batch):
@@ -338,10 +411,10 @@ def evaluate(
             scores.extend(score_arrays(model, arrays).tolist())
         order = np.argsort(-np.asarray(scores), kind="stable")
         lists["bert"][user] = [cands[i] for i in order]
-    truth = {u: truth[u] for u in users}
     result: dict[str, Any] = {
         "users": len(users),
         "candidates_per_user": config.eval_candidates,
+        "history_candidates": own_items,
         "candidate_source": source.name,
         "candidate_recall": float(
             np.mean([len(set(lists["source"][u]) & truth[u]) / len(truth[u]) for u in users])
@@ -353,6 +426,102 @@ def evaluate(
         scores_k = metrics.evaluate_lists(per_user, truth, ks=(10,))
         result[name] = {"ndcg@10": scores_k["ndcg@10"], "recall@10": scores_k["recall@10"]}
     return result
+
+
+def learning_curve(
+    dataset: Dataset,
+    train_split: Sequence[Interaction],
+    config: TrainConfig,
+    at_steps: Sequence[int],
+    *,
+    root: Path,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Validation NDCG@10 of one training schedule (``config.steps`` = the last of
+    ``at_steps``) at each of ``at_steps``, trained on the early part of the training period
+    and scored on up to ``config.eval_users`` shoppers of its late part, with co-occurrence
+    candidates fitted on the early part (a retrieval artefact trained on the whole training
+    period would have seen the validation period). Truth: everything a shopper bought after
+    the validation cut when the lists hold their own items, else their new items."""
+    import time
+
+    from offline.evaluation.protocol import sample, validation_cut
+    from offline.ranker.candidates import CooccurrenceCandidates
+
+    steps = sorted(set(at_steps))
+    if not steps or steps[0] < 1 or steps[-1] != config.steps:
+        raise ValueError("curve steps must be positive and end at the schedule's last step")
+    vcut = validation_cut(train_split)
+    source = CooccurrenceCandidates(vcut.before)
+    pop = popularity(vcut.before)
+    history = {u: list(h) for u, h in vcut.histories.items()}
+    repeats = eval_history(config) > 0
+    truth = {u: t if repeats else t - set(history[u]) for u, t in vcut.truth.items()}
+    truth = {u: t for u, t in truth.items() if t}
+    users = sample(list(truth), config.eval_users, config.seed)
+    layers = "all" if config.trainable_layers < 0 else f"top {config.trainable_layers}"
+    tag = f"curve-{layers.replace(' ', '')}-h{config.history_candidates}"
+    checkpoints = root / "_checkpoints" / f"{dataset.name}-{tag}-seed{config.seed}"
+    points: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for k, step in enumerate(steps):
+        model, tokenizer, stats = train(
+            dataset,
+            vcut.before,
+            source,
+            config,
+            checkpoint_dir=checkpoints,
+            resume=k > 0,
+            until_step=step,
+            progress=progress,
+        )
+        trained_s = time.perf_counter() - started
+        result = score_lists(
+            model.to("cpu"),
+            tokenizer,
+            dataset,
+            history,
+            {u: truth[u] for u in users},
+            source,
+            pop,
+            config,
+            progress=progress,
+        )
+        losses = torch.load(checkpoints / CHECKPOINT_FILE, weights_only=False)["losses"]
+        point = {
+            "step": step,
+            "layers": layers,
+            "train_history_candidates": config.history_candidates,
+            "loss_last_50": float(np.mean(losses[-50:])),
+            "train_s": round(trained_s, 1),
+            "examples": stats["examples"],
+            **result,
+        }
+        points.append(point)
+        log.info("curve point", extra={k: point[k] for k in ("step", "layers", "loss_last_50")})
+        print(json.dumps(point), flush=True)
+    return points
+
+
+def curve_table(points: Sequence[dict[str, Any]]) -> str:
+    """The learning curve as a markdown table."""
+    lines = [
+        "| layers | own items in training lists | own items in val lists | step "
+        "| loss (last 50) | val shoppers | cand. recall "
+        "| source NDCG@10 | popularity NDCG@10 | own items first NDCG@10 | BERT NDCG@10 "
+        "| BERT R@10 | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        own = f"{p['own_first']['ndcg@10']:.4f}" if "own_first" in p else "—"
+        lines.append(
+            f"| {p['layers']} | {p['train_history_candidates']} | {p['history_candidates']} "
+            f"| {p['step']} "
+            f"| {p['loss_last_50']:.3f} | {p['users']} | {p['candidate_recall']:.3f} "
+            f"| {p['source']['ndcg@10']:.4f} | {p['popularity']['ndcg@10']:.4f} | {own} "
+            f"| {p['bert']['ndcg@10']:.4f} | {p['bert']['recall@10']:.4f} | {p['train_s']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def run(
@@ -447,6 +616,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="Also train on cuts whose positive is not among the candidates.",
     )
+    p.add_argument(
+        "--history-candidates",
+        type=int,
+        help="Own newest items added to every candidate list (repeats become positives and "
+        "count in the truth); 0 = new items only.",
+    )
+    p.add_argument(
+        "--curve",
+        metavar="STEPS",
+        help="Comma-separated steps, e.g. 250,1000,3000: train on the early part of the "
+        "training period and score these checkpoints of one schedule (--steps = the last) "
+        "on its late part; writes no artefact and never reads the test period.",
+    )
+    p.add_argument(
+        "--eval-history-candidates",
+        type=int,
+        help="Own items in the evaluation lists (and repeats in the truth); default: as "
+        "--history-candidates.",
+    )
+    p.add_argument("--curve-json", help="Also write the curve points to this JSON file.")
     p.add_argument("--eval-users", type=int)
     p.add_argument("--eval-candidates", type=int)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
@@ -474,13 +663,37 @@ def main(argv: Sequence[str]) -> int:
         "candidates": args.candidates,
         "pooling": args.pooling,
         "positives_in_candidates": False if args.any_positive else None,
+        "history_candidates": args.history_candidates,
+        "eval_history_candidates": args.eval_history_candidates,
         "eval_users": args.eval_users,
         "eval_candidates": args.eval_candidates,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
+    at_steps: list[int] = []
+    if args.curve:
+        try:
+            at_steps = sorted({int(x) for x in args.curve.split(",") if x.strip()})
+        except ValueError:
+            raise SystemExit(f"--curve takes comma-separated steps, not {args.curve!r}") from None
+        if not at_steps or at_steps[0] < 1:
+            raise SystemExit("--curve steps must be positive")
+        values["steps"] = at_steps[-1]
     config = TrainConfig(seed=args.seed, **values)
     dataset = data_from_args(args)
     train_split, test_split = temporal_split(dataset)
+    if at_steps:
+        points = learning_curve(
+            dataset,
+            train_split,
+            config,
+            at_steps,
+            root=Path(args.output),
+            progress=not args.no_progress,
+        )
+        print(curve_table(points))
+        if args.curve_json:
+            Path(args.curve_json).write_text(json.dumps(points, indent=2) + "\n")
+        return 0
     source = choose_source(args.negatives, dataset.name, train_split, args.retrieval_dir)
     folder = run(
         dataset,

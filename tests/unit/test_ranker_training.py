@@ -130,3 +130,59 @@ def test_positives_must_be_in_the_candidate_list_unless_told_otherwise() -> None
     [example] = build_examples(dataset, log, source, loose, random.Random(0))
     assert example.items[0].startswith("thing b")
     assert {t.split(" | ")[0] for t in example.items[1:]} == {"thing c", "thing d"}
+
+
+def test_own_items_join_the_lists_and_a_repeat_purchase_becomes_a_positive() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from offline.ranker.training import with_history
+    from shared.data.types import CatalogItem, Interaction
+
+    assert with_history(["c", "d"], ["a", "c", "b"], 2) == ["c", "d", "a", "b"]
+    assert with_history(["c", "d"], ["a", "b"], 0) == ["c", "d"]
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    items = {i: CatalogItem(i, f"THING {i.upper()}", ("home",), 2.0) for i in "abcde"}
+    log = [
+        Interaction("u1", "a", t0),
+        Interaction("u1", "e", t0),
+        Interaction("u1", "a", t0 + timedelta(days=1)),  # a repeat, the only next item
+        *(Interaction(u, i, t0) for u in ("u2", "u3") for i in "acd"),
+    ]
+    dataset = Dataset("toy", items, log)
+    source = CooccurrenceCandidates(log)
+    fresh_only = replace(TINY, candidates=2, negatives=2)
+    assert build_examples(dataset, log, source, fresh_only, random.Random(0)) == []
+    with_own = replace(fresh_only, history_candidates=5)
+    [example] = build_examples(dataset, log, source, with_own, random.Random(0))
+    assert example.items[0].startswith("thing a")  # the repeat is the positive
+    negatives = {t.split(" | ")[0] for t in example.items[1:]}
+    assert "thing a" not in negatives
+    assert len(negatives) == 2
+
+
+def test_the_learning_curve_scores_checkpoints_of_one_schedule_on_validation(
+    data, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from offline.ranker.training import curve_table, learning_curve
+
+    dataset, _, train_split = data
+    config = replace(TINY, steps=3, eval_users=12, eval_candidates=8, history_candidates=4)
+    points = learning_curve(dataset, train_split, config, [1, 3], root=tmp_path, progress=False)
+    assert [p["step"] for p in points] == [1, 3]
+    for p in points:
+        assert 0 < p["users"] <= 12
+        assert p["history_candidates"] == 4
+        assert {"source", "popularity", "bert", "own_first"} <= p.keys()
+        for order in ("source", "popularity", "bert", "own_first"):
+            assert 0.0 <= p[order]["ndcg@10"] <= 1.0
+    # The popularity and source orders are the model's baselines: the same at every step.
+    assert points[0]["source"] == points[1]["source"]
+    assert points[0]["own_first"] == points[1]["own_first"]
+    # Resumed between points: the schedule's checkpoint reached the last step.
+    [ckpt] = (tmp_path / "_checkpoints").glob(f"*curve*h4*/{CHECKPOINT_FILE}")
+    assert torch.load(ckpt, weights_only=False)["step"] == 3
+    table = curve_table(points)
+    assert table.count("\n") == 3
+    assert "| top 2 | 4 | 4 | 3 |" in table
+    with pytest.raises(ValueError, match="end at the schedule"):
+        learning_curve(dataset, train_split, config, [1, 2], root=tmp_path, progress=False)
