@@ -14,6 +14,11 @@ cut, so the validation column is honest and every choice below is made on it:
 - **served + LTR**: those candidates ordered by the learned ranking model (LightGBM lambdarank
   over shared.ranking_features, without the cross-encoder score), fitted on rolling cuts
   inside the log (offline.ranker.ltr.rolling_groups), never on what it is scored on.
+- **served + LTR + BERT** (with ``bert_steps``): the same with the cross-encoder's score as a
+  feature. The cross-encoder is fine-tuned in the run (offline.ranker.training, the recipe of
+  ``bert_config``) on the log before the FIRST rolling cut, so its scores on the rolling cuts'
+  candidates never saw their labels, and it scores on OpenVINO int8 (the Triton CPU path's
+  fastest agreeing precision, docs/ranker.md) where OpenVINO is installed, else on torch.
 - **<ranking> + DPP(t) / MMR(t)**: the ranking the validation cut prefers (served or served +
   LTR), diversified by the reranker at trade-off t over the retrieval vectors and the full
   category paths (services.reranker, as the service runs it).
@@ -40,6 +45,7 @@ from offline.evaluation.protocol import Cut, per_user
 from offline.evaluation.retrieval_sources import served_models
 from offline.ranker.ltr import (
     DEFAULT_PARAMS,
+    ROLLING_CUTS,
     fit,
     rolling_groups,
     shopper_signals,
@@ -54,6 +60,7 @@ from shared.ranking_features import FEATURES, CandidateSignals, build_features
 
 SERVED = "served"
 LTR = "served + LTR"
+LTR_BERT = "served + LTR + BERT"
 # The learned model's features offline: the cross-encoder score needs a GPU-sized budget for
 # every candidate of every shopper, so it is left out here (docs/ranker.md has its runs).
 LTR_FEATURES = tuple(f for f in FEATURES if f != "bert_score_z")
@@ -71,6 +78,65 @@ class ServedPath:
     buyers: Mapping[str, int]
     log_by_user: Mapping[str, list[Interaction]]
     now: datetime
+    booster_bert: Any = None
+    bert: Callable[[Sequence[str], Sequence[str]], np.ndarray] | None = None
+
+
+def bert_config(steps: int, seed: int) -> Any:
+    """The cross-encoder recipe of the served path's BERT feature: the training defaults with
+    the shopper's own items in the lists (repeats are positives), as they are served."""
+    from offline.ranker.training import TrainConfig
+
+    return TrainConfig(
+        steps=steps, max_length=48, history_candidates=20, seed=seed, checkpoint_every=steps
+    )
+
+
+def bert_scorer(
+    data: Dataset,
+    log: Sequence[Interaction],
+    *,
+    steps: int,
+    seed: int,
+    progress: Callable[[str], None] = print,
+) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """A cross-encoder fine-tuned on ``log`` only, as (history, ids) -> logits."""
+    import tempfile
+    from pathlib import Path
+
+    from offline.ranker import cpu_precision as cp
+    from offline.ranker.candidates import CooccurrenceCandidates
+    from offline.ranker.export import export_onnx
+    from offline.ranker.ltr import pair_scorer
+    from offline.ranker.training import train
+    from services.ranker.model import score_arrays
+
+    config = bert_config(steps, seed)
+    progress(f"  cross-encoder: {steps} steps on {len(log)} events ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer, stats = train(
+            data,
+            log,
+            CooccurrenceCandidates(log),
+            config,
+            checkpoint_dir=Path(tmp) / "checkpoints",
+            progress=False,
+        )
+        model = model.to("cpu").eval()
+        progress(
+            f"  cross-encoder: loss {stats['first_loss']:.3f} -> {stats['last_loss']:.3f} "
+            f"over {stats['examples']} groups"
+        )
+        if cp.openvino_missing() is not None:
+            progress("  cross-encoder scores on torch fp32 (no OpenVINO here)")
+            return pair_scorer(
+                tokenizer, config.max_length, lambda a: score_arrays(model, a), data.items
+            )
+        early = Dataset(data.name, data.items, list(log))
+        calibration = cp.calibration_groups(early, tokenizer, max_length=config.max_length)
+        onnx_path = export_onnx(model, Path(tmp) / "model.onnx")
+        run = cp.openvino_scorer(cp.quantize_openvino_int8(onnx_path, calibration), "f32", 2)
+    return pair_scorer(tokenizer, config.max_length, run, data.items)
 
 
 def train_path(
@@ -80,16 +146,24 @@ def train_path(
     candidates: int,
     seed: int,
     ltr: bool,
+    bert_steps: int = 0,
     progress: Callable[[str], None] = print,
 ) -> ServedPath:
-    """Retrieval models (and with ``ltr`` the ranking model) trained on ``log`` only."""
+    """Retrieval models (and with ``ltr`` the ranking model; with ``bert_steps`` also a
+    cross-encoder and the ranking model over its score) trained on ``log`` only."""
     ordered = sorted(log, key=lambda x: x.timestamp)
     served = served_models(data, ordered, TrainConfig(), seed)
-    booster = None
+    booster = booster_bert = bert = None
     if ltr:
-        groups = rolling_groups(data, ordered, candidates, seed, progress=progress)
+        if bert_steps:
+            first_cut = ordered[int(len(ordered) * ROLLING_CUTS[0])].timestamp
+            before = [x for x in ordered if x.timestamp < first_cut]
+            bert = bert_scorer(data, before, steps=bert_steps, seed=seed, progress=progress)
+        groups = rolling_groups(data, ordered, candidates, seed, progress=progress, bert=bert)
         try:
             booster = fit(groups, LTR_FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
+            if bert is not None:
+                booster_bert = fit(groups, FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
         except ValueError as exc:  # no cut has a shopper with a relevant candidate
             progress(f"  no learned ranking model on this log: {exc}")
     buyers = store_popularity(ordered)
@@ -97,7 +171,9 @@ def train_path(
     for x in ordered:
         by_user[x.user_id].append(x)
     popular = sorted(buyers, key=lambda i: (-buyers[i], i))
-    return ServedPath(served, booster, popular, buyers, by_user, ordered[-1].timestamp)
+    return ServedPath(
+        served, booster, popular, buyers, by_user, ordered[-1].timestamp, booster_bert, bert
+    )
 
 
 def _diversified(base: str, tradeoffs: Sequence[float]) -> list[tuple[str, Method, float]]:
@@ -135,7 +211,7 @@ def path_lists(
         ids = [i for i, _, _ in found.items]
         scores = np.array([s for _, s, _ in found.items], dtype=np.float64)
         relevance = {SERVED: scores}
-        if LTR in rankings:
+        if LTR in rankings or LTR_BERT in rankings:
             cands = [
                 CandidateSignals(
                     i,
@@ -146,8 +222,12 @@ def path_lists(
                 )
                 for i, s in zip(ids, scores, strict=True)
             ]
-            x = build_features(shopper, cands, None)[:, cols]
-            relevance[LTR] = np.asarray(path.booster.predict(x), dtype=np.float64)
+            bert = path.bert(history, ids) if LTR_BERT in rankings and path.bert else None
+            x = build_features(shopper, cands, bert)
+            if LTR in rankings:
+                relevance[LTR] = np.asarray(path.booster.predict(x[:, cols]), dtype=np.float64)
+            if LTR_BERT in rankings:
+                relevance[LTR_BERT] = np.asarray(path.booster_bert.predict(x), dtype=np.float64)
         for name in rankings:
             out[name][user] = [ids[i] for i in np.argsort(-relevance[name], kind="stable")][:k]
         if diversified:
@@ -198,10 +278,13 @@ def served_rows(
     seed: int,
     k: int,
     knee_tolerance: float = KNEE_TOLERANCE,
+    bert_steps: int = 0,
     progress: Callable[[str], None] = print,
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float], dict[str, Any]]:
     """(test lists per row, validation NDCG@10 per row, the choices made on validation)."""
     rankings = [SERVED, LTR] if ltr else [SERVED]
+    if ltr and bert_steps:
+        rankings.append(LTR_BERT)
     truth_v = {u: valid.truth[u] for u in valid_users}
 
     def ndcg(lists: Mapping[str, list[str]]) -> float:
@@ -209,10 +292,18 @@ def served_rows(
 
     progress("  served path: training on the validation cut's early part ...")
     on_valid = train_path(
-        data, valid.before, candidates=candidates, seed=seed, ltr=ltr, progress=progress
+        data,
+        valid.before,
+        candidates=candidates,
+        seed=seed,
+        ltr=ltr,
+        bert_steps=bert_steps if LTR_BERT in rankings else 0,
+        progress=progress,
     )
     if on_valid.booster is None:
         rankings = [SERVED]
+    elif on_valid.booster_bert is None and LTR_BERT in rankings:
+        rankings.remove(LTR_BERT)
     lists_v = path_lists(
         on_valid,
         data,
@@ -247,15 +338,25 @@ def served_rows(
     )
     progress("  served path: training on the whole training period ...")
     on_test = train_path(
-        data, held.before, candidates=candidates, seed=seed, ltr=LTR in rankings, progress=progress
+        data,
+        held.before,
+        candidates=candidates,
+        seed=seed,
+        ltr=LTR in rankings,
+        bert_steps=bert_steps if LTR_BERT in rankings else 0,
+        progress=progress,
     )
     if LTR in rankings and on_test.booster is None:
-        if ranking == LTR:
+        if ranking in (LTR, LTR_BERT):
             raise SystemExit(
                 "the learned ranking model chosen on validation could not be fitted on the "
                 "whole training period (no relevant candidate in its rolling cuts)"
             )
         rankings = [SERVED]
+    if LTR_BERT in rankings and on_test.booster_bert is None:
+        if ranking == LTR_BERT:
+            raise SystemExit("the BERT ranking model chosen on validation could not be fitted")
+        rankings.remove(LTR_BERT)
     lists = path_lists(
         on_test, data, users, outside, candidates=candidates, rankings=rankings, diversified=(), k=k
     )
@@ -273,6 +374,7 @@ def served_rows(
     )
     chosen = {
         "ranking": ranking,
+        "bert_steps": bert_steps,
         "default": default,
         "knee_tolerance": knee_tolerance,
         "validation_ndcg@10": validation,

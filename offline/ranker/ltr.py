@@ -212,12 +212,15 @@ def rolling_groups(
     cuts: Sequence[float] = ROLLING_CUTS,
     window: float = ROLLING_WINDOW,
     progress: Callable[[str], None] = print,
+    bert: Callable[[Sequence[str], Sequence[str]], np.ndarray] | None = None,
 ) -> list[Group]:
     """Training groups from several cuts inside ``log`` (time order): at each event quantile
     q of ``cuts``, features and served candidates (models trained on the events before q)
     as of q, labels = the items each shopper interacted with between q and q + ``window``.
     Nothing after the end of ``log`` is read, so a model fitted on these groups can be scored
-    on whatever follows ``log``."""
+    on whatever follows ``log``. ``bert`` (history, ids) -> logits fills the cross-encoder
+    feature; it must have been trained before the first cut, or its scores would have seen
+    the labels."""
     ordered = sorted(log, key=lambda x: x.timestamp)
     groups: list[Group] = []
     for q in cuts:
@@ -229,7 +232,15 @@ def rolling_groups(
         users = sorted({x.user_id for x in early} & {x.user_id for x in late})
         source = ServedCandidates(data, early, seed)
         cut_groups = build_groups(
-            early, late, data.items, start, users, n_candidates, progress=progress, source=source
+            early,
+            late,
+            data.items,
+            start,
+            users,
+            n_candidates,
+            bert=bert,
+            progress=progress,
+            source=source,
         )
         positives = int(sum(g.labels.sum() for g in cut_groups))
         progress(
@@ -368,30 +379,52 @@ def evaluate(
     }
 
 
+def pair_scorer(
+    tokenizer: Any,
+    max_length: int,
+    logits: Callable[[dict[str, np.ndarray]], np.ndarray],
+    items: Mapping[str, CatalogItem],
+) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
+    """(history newest first, candidate ids) -> the cross-encoder's logits, with the pair
+    texts training uses; ``logits`` runs the model on tokenised pairs. Scores are cached per
+    (context, item): a shopper's candidates are often scored again (diversified rows)."""
+    from offline.ranker.training import candidate_text, shopper_context
+    from services.ranker.model import encode_pairs
+
+    catalog = dict(items)
+    cache: dict[tuple[str, str], float] = {}
+
+    def score(history: Sequence[str], ids: Sequence[str]) -> np.ndarray:
+        ctx = shopper_context(list(history), catalog, CONTEXT_TITLES)
+        todo = [c for c in dict.fromkeys(ids) if (ctx, c) not in cache]
+        for start in range(0, len(todo), 64):
+            chunk = todo[start : start + 64]
+            arrays = encode_pairs(
+                tokenizer,
+                [ctx] * len(chunk),
+                [candidate_text(catalog[c]) for c in chunk],
+                max_length,
+            )
+            for c, v in zip(chunk, np.asarray(logits(arrays)).reshape(-1), strict=True):
+                cache[(ctx, c)] = float(v)
+        return np.asarray([cache[(ctx, c)] for c in ids], dtype=np.float64)
+
+    return score
+
+
 def _bert_scorer(
     model_dir: str, items: Mapping[str, CatalogItem]
 ) -> tuple[Callable[[Sequence[str], Sequence[str]], np.ndarray], str]:
     """The cross-encoder's logits for (history, candidate ids), as scripts/evaluate.py."""
-    from offline.ranker.training import candidate_text, shopper_context
-    from services.ranker.model import encode_pairs, load_artefact, score_arrays
+    from services.ranker.model import load_artefact, score_arrays
 
     artefact = load_artefact(model_dir)
-    catalog = dict(items)
-
-    def score(history: Sequence[str], ids: Sequence[str]) -> np.ndarray:
-        ctx = shopper_context(list(history), catalog, CONTEXT_TITLES)
-        out: list[float] = []
-        for start in range(0, len(ids), 64):
-            chunk = ids[start : start + 64]
-            arrays = encode_pairs(
-                artefact.tokenizer,
-                [ctx] * len(chunk),
-                [candidate_text(catalog[c]) for c in chunk],
-                artefact.max_length,
-            )
-            out.extend(score_arrays(artefact.model, arrays).tolist())
-        return np.asarray(out, dtype=np.float64)
-
+    score = pair_scorer(
+        artefact.tokenizer,
+        artefact.max_length,
+        lambda arrays: score_arrays(artefact.model, arrays),
+        items,
+    )
     return score, artefact.version
 
 

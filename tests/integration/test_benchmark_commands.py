@@ -211,17 +211,28 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
 
 def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) -> None:
     result, report, text = _evaluate_synthetic_folder(
-        tmp_path, 80, "--served", "--tradeoffs", "0.25,0.5", "--candidates", "60"
+        tmp_path,
+        80,
+        "--served",
+        "--tradeoffs",
+        "0.25,0.5",
+        "--candidates",
+        "60",
+        "--served-bert-steps",
+        "4",
     )
     served = report["info"]["served"]
     rows = {r["method"]: r for r in report["rows"]}
     ranking = served["ranking"]
     diversified = [f"{ranking} + {m}({t})" for m in ("DPP", "MMR") for t in ("0.25", "0.5")]
-    assert {"served", "served + LTR", *diversified} <= set(rows)
+    rankings = ["served", "served + LTR", "served + LTR + BERT"]
+    assert {*rankings, *diversified} <= set(rows)
+    assert served["bert_steps"] == 4
     # Every served row was scored on validation (trained before the validation cut) ...
     val = served["validation_ndcg@10"]
     assert all(rows[name]["validation_ndcg@10"] == val[name] for name in val)
-    assert ranking == max(["served", "served + LTR"], key=lambda n: (val[n], n == "served"))
+    assert ranking == max(rankings, key=lambda n: (val[n], -rankings.index(n)))
+    assert "cross-encoder: 4 steps" in result.stdout
     # ... and the default follows the knee rule on those figures, not on test.
     floor = (1 - served["knee_tolerance"]) * val[ranking]
     within = [n for n in diversified if val[n] >= floor]
