@@ -2,8 +2,9 @@
 
 Examples:
     python scripts/train_ranker.py --quick                       # synthetic data, ~1 minute CPU
-    python scripts/train_ranker.py --data online-retail --steps 300 --eval-users 200
-    python scripts/train_ranker.py --data online-retail --steps 300 --resume
+    python scripts/train_ranker.py --data online-retail --max-length 48 --eval-users 200
+    python scripts/train_ranker.py --data online-retail --max-length 48 --resume
+    python scripts/train_ranker.py --data online-retail --max-length 48 --curve 250,1000
 
 The GPU is used when torch sees one. --resume continues from the run's last checkpoint
 (var/models/ranker/_checkpoints/<dataset>-<source>-seed<seed>/checkpoint.pt). The same as

@@ -84,11 +84,18 @@ class ServedPath:
 
 def bert_config(steps: int, seed: int) -> Any:
     """The cross-encoder recipe of the served path's BERT feature: the training defaults with
-    the shopper's own items in the lists (repeats are positives), as they are served."""
+    the shopper's own items in the lists (repeats are positives), as they are served, on the
+    top 2 layers. The recorded run (docs/evaluation.md) used these; the validation curve
+    prefers all layers (docs/ranker.md), at 2.5x the CPU time, not yet run here."""
     from offline.ranker.training import TrainConfig
 
     return TrainConfig(
-        steps=steps, max_length=48, history_candidates=20, seed=seed, checkpoint_every=steps
+        steps=steps,
+        max_length=48,
+        history_candidates=20,
+        trainable_layers=2,
+        seed=seed,
+        checkpoint_every=steps,
     )
 
 

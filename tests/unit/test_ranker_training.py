@@ -22,6 +22,8 @@ TINY = TrainConfig(
     max_length=16,
     checkpoint_every=1,
     seed=4,
+    trainable_layers=2,
+    history_candidates=0,
 )
 
 
