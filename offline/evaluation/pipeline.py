@@ -334,6 +334,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             k=max(KS),
             knee_tolerance=ns.knee_tolerance,
             bert_steps=ns.served_bert_steps,
+            bert_layers=ns.served_bert_layers,
         )
         lists.update(served)
         validation.update(served_val)
@@ -578,6 +579,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scores every candidate of every shopper, on OpenVINO int8 where installed).",
     )
     p.add_argument(
+        "--served-bert-layers",
+        type=int,
+        default=-1,
+        metavar="L",
+        help="With --served-bert-steps: tune the top L encoder layers (-1, the default and the "
+        "recipe chosen on validation: all; 2 is 2.5x cheaper on CPU).",
+    )
+    p.add_argument(
         "--knee-tolerance",
         type=float,
         default=KNEE_TOLERANCE,
@@ -640,7 +649,12 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
             f"(ranking {info['served']['ranking']}, knee tolerance "
             f"{info['served']['knee_tolerance']:g}"
             + (
-                f", cross-encoder feature trained {info['served']['bert_steps']} steps"
+                f", cross-encoder feature trained {info['served']['bert_steps']} steps, "
+                + (
+                    "all layers"
+                    if info["served"].get("bert_layers", -1) < 0
+                    else f"top {info['served']['bert_layers']} layers"
+                )
                 if info["served"].get("bert_steps")
                 else ""
             )

@@ -82,18 +82,17 @@ class ServedPath:
     bert: Callable[[Sequence[str], Sequence[str]], np.ndarray] | None = None
 
 
-def bert_config(steps: int, seed: int) -> Any:
-    """The cross-encoder recipe of the served path's BERT feature: the training defaults with
-    the shopper's own items in the lists (repeats are positives), as they are served, on the
-    top 2 layers. The recorded run (docs/evaluation.md) used these; the validation curve
-    prefers all layers (docs/ranker.md), at 2.5x the CPU time, not yet run here."""
+def bert_config(steps: int, seed: int, layers: int = -1) -> Any:
+    """The cross-encoder recipe of the served path's BERT feature: the training defaults
+    (chosen on the validation learning curve, docs/ranker.md: own items in the lists, all
+    layers) for ``steps`` steps; ``layers`` > 0 tunes only the top ones."""
     from offline.ranker.training import TrainConfig
 
     return TrainConfig(
         steps=steps,
         max_length=48,
         history_candidates=20,
-        trainable_layers=2,
+        trainable_layers=layers,
         seed=seed,
         checkpoint_every=steps,
     )
@@ -105,6 +104,7 @@ def bert_scorer(
     *,
     steps: int,
     seed: int,
+    layers: int = -1,
     progress: Callable[[str], None] = print,
 ) -> Callable[[Sequence[str], Sequence[str]], np.ndarray]:
     """A cross-encoder fine-tuned on ``log`` only, as (history, ids) -> logits."""
@@ -118,8 +118,9 @@ def bert_scorer(
     from offline.ranker.training import train
     from services.ranker.model import score_arrays
 
-    config = bert_config(steps, seed)
-    progress(f"  cross-encoder: {steps} steps on {len(log)} events ...")
+    config = bert_config(steps, seed, layers)
+    tuned = "all layers" if layers < 0 else f"top {layers} layers"
+    progress(f"  cross-encoder: {steps} steps ({tuned}) on {len(log)} events ...")
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer, stats = train(
             data,
@@ -154,6 +155,7 @@ def train_path(
     seed: int,
     ltr: bool,
     bert_steps: int = 0,
+    bert_layers: int = -1,
     progress: Callable[[str], None] = print,
 ) -> ServedPath:
     """Retrieval models (and with ``ltr`` the ranking model; with ``bert_steps`` also a
@@ -165,7 +167,9 @@ def train_path(
         if bert_steps:
             first_cut = ordered[int(len(ordered) * ROLLING_CUTS[0])].timestamp
             before = [x for x in ordered if x.timestamp < first_cut]
-            bert = bert_scorer(data, before, steps=bert_steps, seed=seed, progress=progress)
+            bert = bert_scorer(
+                data, before, steps=bert_steps, seed=seed, layers=bert_layers, progress=progress
+            )
         groups = rolling_groups(data, ordered, candidates, seed, progress=progress, bert=bert)
         try:
             booster = fit(groups, LTR_FEATURES, LTR_ROUNDS, DEFAULT_PARAMS)
@@ -286,6 +290,7 @@ def served_rows(
     k: int,
     knee_tolerance: float = KNEE_TOLERANCE,
     bert_steps: int = 0,
+    bert_layers: int = -1,
     progress: Callable[[str], None] = print,
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float], dict[str, Any]]:
     """(test lists per row, validation NDCG@10 per row, the choices made on validation)."""
@@ -305,6 +310,7 @@ def served_rows(
         seed=seed,
         ltr=ltr,
         bert_steps=bert_steps if LTR_BERT in rankings else 0,
+        bert_layers=bert_layers,
         progress=progress,
     )
     if on_valid.booster is None:
@@ -351,6 +357,7 @@ def served_rows(
         seed=seed,
         ltr=LTR in rankings,
         bert_steps=bert_steps if LTR_BERT in rankings else 0,
+        bert_layers=bert_layers,
         progress=progress,
     )
     if LTR in rankings and on_test.booster is None:
@@ -382,6 +389,7 @@ def served_rows(
     chosen = {
         "ranking": ranking,
         "bert_steps": bert_steps,
+        "bert_layers": bert_layers,
         "default": default,
         "knee_tolerance": knee_tolerance,
         "validation_ndcg@10": validation,
