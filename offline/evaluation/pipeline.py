@@ -31,7 +31,8 @@ difference to retrieval order and to the best baseline, its validation NDCG@10, 
 metrics) Precision/Recall/NDCG/HitRate/MRR @10 and @50, item coverage@10, ILD@10 over MiniLM
 title embeddings, category coverage@10 (leaf categories; derived from titles on Online
 Retail), near-duplicates@10 (same-leaf pairs), novelty@10. Writes a Markdown table (with
---record) and a PNG of NDCG@10 against ILD@10 to docs/figures/. The artefacts must have been
+--record) and a PNG of NDCG@10 against ILD@10 (to --figure, or with --record to
+docs/figures/; an unrecorded run writes none unless --figure asks). The artefacts must have been
 trained on the same dataset: scripts/train_retrieval.py and scripts/train_ranker.py.
 """
 
@@ -604,7 +605,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="Threads of the implicit models.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", type=Path, default=None, help="Append the table to this file.")
-    p.add_argument("--figure", type=Path, default=None, help="PNG path; default docs/figures.")
+    p.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="PNG path of the NDCG-vs-ILD plot; default docs/figures/ with --record, none without.",
+    )
     p.add_argument("--json", type=Path, default=None, help="Write the raw figures as JSON.")
     ns = p.parse_args(argv)
     ns.tradeoffs = [float(t) for t in ns.tradeoffs.split(",") if t]
@@ -622,6 +628,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if ns.resamples < 100 or ns.threads < 1:
         p.error("--resamples must be >= 100 and --threads >= 1")
     return ns
+
+
+def figure_path(figure: Path | None, record: Path | None, root: Path, dataset: str) -> Path | None:
+    """Where the NDCG-vs-ILD plot goes: ``--figure``, else docs/figures/ beside a recorded run.
+
+    An unrecorded run writes no figure unless asked: the docs' figures belong to the runs the
+    docs record, and an exploratory rerun must not overwrite them."""
+    if figure is not None:
+        return figure
+    if record is not None:
+        return root / "docs" / "figures" / f"evaluation_{dataset}.png"
+    return None
 
 
 def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
@@ -667,8 +685,10 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     if served_text:
         print(served_text)
     print(json.dumps({k: v for k, v in info.items() if k != "peers"}))
-    figure = ns.figure or root / "docs" / "figures" / f"evaluation_{info['dataset']}.png"
-    plot(rows, figure, f"{info['dataset']}: relevance vs diversity, {info['users']} users")
+    figure = figure_path(ns.figure, ns.record, root, info["dataset"])
+    if figure is not None:
+        plot(rows, figure, f"{info['dataset']}: relevance vs diversity, {info['users']} users")
+        print(f"figure: {figure}")
     if ns.json:
         ns.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     if ns.record:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from offline.evaluation.pipeline import figure_path
 from offline.evaluation.protocol import holdout_cut, per_user, sample, validation_cut
 from shared.data import synthetic
 from shared.data.types import Dataset, Interaction
@@ -73,3 +75,13 @@ def test_per_user_scores_follow_the_user_order() -> None:
     truth = {"a": {"x"}, "b": {"y"}}
     lists = {"a": ["x", "z"], "b": ["z", "q"]}
     assert per_user(lists, truth, ["b", "a"], k=2).tolist() == [0.0, 1.0]
+
+
+def test_only_a_recorded_run_or_an_explicit_path_gets_a_figure(tmp_path: Path) -> None:
+    # An exploratory rerun must not overwrite the figure the docs show for a recorded run.
+    assert figure_path(None, None, tmp_path, "online-retail") is None
+    recorded = figure_path(None, tmp_path / "docs" / "evaluation.md", tmp_path, "online-retail")
+    assert recorded == tmp_path / "docs" / "figures" / "evaluation_online-retail.png"
+    asked = tmp_path / "mine.png"
+    assert figure_path(asked, None, tmp_path, "online-retail") == asked
+    assert figure_path(asked, tmp_path / "docs" / "evaluation.md", tmp_path, "x") == asked
