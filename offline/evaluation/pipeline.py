@@ -692,6 +692,7 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     if ns.json:
         ns.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     if ns.record:
+        assert figure is not None  # a recorded run always gets its figure
         cmd = "python scripts/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
         stages = ""
         if info["retrieval"]:

@@ -52,6 +52,7 @@ from services.privacy_gateway.mechanisms import (
 )
 from shared.data import Interaction, temporal_split
 from shared.data.datasets import add_data_arguments, data_from_args
+from shared.data.types import split_log
 from shared.metrics import ndcg_at_k
 
 EPSILONS = (0.1, 0.5, 1.0, 2.0)
@@ -186,15 +187,6 @@ def relevant_by_user(period: Iterable[Interaction]) -> dict[str, set[str]]:
     return dict(relevant)
 
 
-def validation_split(
-    train: Sequence[Interaction], fraction: float = 0.8
-) -> tuple[list[Interaction], list[Interaction]]:
-    """The training period cut at its own ``fraction`` time quantile, like temporal_split."""
-    ordered = sorted(train, key=lambda x: x.timestamp)
-    cut = ordered[int(len(ordered) * fraction)].timestamp
-    return [x for x in ordered if x.timestamp < cut], [x for x in ordered if x.timestamp >= cut]
-
-
 def retrieval_lists(
     retrieval_dir: str, train: Sequence[Interaction], users: Iterable[str]
 ) -> dict[str, list[str]]:
@@ -232,7 +224,7 @@ def validate(
 ) -> tuple[list[tuple[Candidate, Estimate]], float, int]:
     """Every candidate at VALIDATION_EPSILON on the validation cut, best first; with the
     exact (unbounded, un-noised) list's validation NDCG and the number of validation users."""
-    counting, pseudo_test = validation_split(train)
+    counting, pseudo_test = split_log(train)
     relevant = relevant_by_user(pseudo_test)
     exact = per_user([top_k(keys, counts_for(counting, keys, None))], relevant)[0]
     scored = []

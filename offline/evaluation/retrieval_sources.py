@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from offline.retrieval.cf import DEFAULT_CF_CONFIG, train_cf, validation_cut
+from offline.evaluation.protocol import per_user
+from offline.evaluation.stats import paired_bootstrap
+from offline.retrieval.cf import DEFAULT_CF_CONFIG, train_cf
 from offline.retrieval.evaluation import evaluate_retrieval, holdout_truth, source_runs
 from offline.retrieval.training import TrainConfig, train
 from services.retrieval.index import build_cf_index, build_index
@@ -47,6 +47,7 @@ from shared.data.types import (
     Interaction,
     catalog_at,
     evaluation_catalog,
+    split_log,
     temporal_split,
 )
 
@@ -95,17 +96,10 @@ def paired_difference(
     """Mean per-user Recall@k of ``lists`` minus ``reference`` and its paired bootstrap 95%
     interval (the same resampled users on both sides)."""
     users = sorted(u for u, t in truth.items() if t)
-    diff = np.array(
-        [
-            metrics.recall_at_k(lists.get(u, []), truth[u], k)
-            - metrics.recall_at_k(reference.get(u, []), truth[u], k)
-            for u in users
-        ]
-    )
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=replicates)
-    boot = weights @ diff / len(users)
-    return float(diff.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    a = per_user(lists, truth, users, k, metrics.recall_at_k)
+    b = per_user(reference, truth, users, k, metrics.recall_at_k)
+    d = paired_bootstrap(a, b, resamples=replicates, seed=seed)
+    return d.mean, d.low, d.high
 
 
 def _row(name: str, m: dict[str, float], ks: Sequence[int]) -> str:
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = data_from_args(args)
     config = TrainConfig(epochs=args.epochs)
     train_part, test_part = temporal_split(dataset, 0.8)
-    before, after = validation_cut(train_part, 0.8)
+    before, after = split_log(train_part, 0.8)
     key = f"recall@{args.choose_k}"
 
     # 1. validation: every grid cell, on models that never saw the validation period.

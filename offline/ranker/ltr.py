@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from offline.evaluation.privacy_utility import validation_split
+from offline.evaluation.stats import paired_bootstrap
 from offline.ranker.candidates import CooccurrenceCandidates
 from services.feature_store.derived import DEFAULT_EVENT_WEIGHTS
 from services.orchestrator.blend import blend
@@ -49,7 +49,7 @@ from services.ranker.learned import DEFAULT_ROOT, save_ranking_model
 from shared import metrics
 from shared.data import temporal_split
 from shared.data.datasets import add_data_arguments, data_from_args
-from shared.data.types import EVENT_PURCHASE, CatalogItem, Dataset, Interaction
+from shared.data.types import EVENT_PURCHASE, CatalogItem, Dataset, Interaction, split_log
 from shared.ranking_features import (
     FEATURE_SET_VERSION,
     FEATURES,
@@ -317,16 +317,6 @@ def _ndcg(groups: Sequence[Group], order: Callable[[Group], np.ndarray]) -> np.n
     )
 
 
-def paired_difference_ci(
-    a: np.ndarray, b: np.ndarray, seed: int = 0, replicates: int = 2000
-) -> tuple[float, float, float]:
-    """Mean of ``a - b`` over shoppers and its 95% paired bootstrap interval."""
-    diff = a - b
-    rng = np.random.default_rng(seed)
-    boot = diff[rng.integers(0, len(diff), size=(replicates, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
-
-
 def _sorted(values: np.ndarray) -> np.ndarray:
     return np.argsort(-values, kind="stable")
 
@@ -367,13 +357,12 @@ def evaluate(
         per_user[f"blend({ranker_weight:g})"] = _ndcg(
             groups, lambda g: _sorted(blend(np.asarray(g.bert), g.prior, ranker_weight))
         )
+    minus = {k: paired_bootstrap(per_user["ltr"], v, resamples=2000) for k, v in per_user.items()}
     return {
         "ndcg@10": {k: float(v.mean()) for k, v in per_user.items()},
         "ltr_minus": {
-            k: dict(
-                zip(("mean", "low", "high"), paired_difference_ci(per_user["ltr"], v), strict=True)
-            )
-            for k, v in per_user.items()
+            k: {"mean": d.mean, "low": d.low, "high": d.high}
+            for k, d in minus.items()
             if k != "ltr"
         },
     }
@@ -434,7 +423,7 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
     train, _ = temporal_split(data, 0.8)
     if not 0.0 < ns.validation_fraction < 1.0:
         raise SystemExit("--validation-fraction must be in (0, 1)")
-    early, late = validation_split(train, ns.validation_fraction)
+    early, late = split_log(train, ns.validation_fraction)
     if not early or not late:
         raise SystemExit(f"{data.name}: the training period is too short for a validation cut")
     cut = late[0].timestamp

@@ -26,7 +26,7 @@ import numpy as np
 from offline.retrieval.training import recent_histories
 from shared import metrics
 from shared.artefacts.retrieval import CollaborativeFactors
-from shared.data.types import Interaction
+from shared.data.types import Interaction, split_log
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,6 @@ class CfConfig:
 
 
 DEFAULT_CF_CONFIG = CfConfig()
-
-
-def validation_cut(
-    train: Sequence[Interaction], fraction: float = 0.8
-) -> tuple[list[Interaction], list[Interaction]]:
-    """The training period cut at its own ``fraction`` time quantile: (before, at or after)."""
-    ordered = sorted(train, key=lambda x: x.timestamp)
-    cut = ordered[int(len(ordered) * fraction)].timestamp
-    return [x for x in ordered if x.timestamp < cut], [x for x in ordered if x.timestamp >= cut]
 
 
 def confidence_matrix(
@@ -155,7 +146,7 @@ def train_cf(
     returns the factors and the record for meta.json."""
     config = config or CfConfig()
     start = time.perf_counter()
-    before, after = validation_cut(interactions, config.validation_fraction)
+    before, after = split_log(interactions, config.validation_fraction)
     grid: list[dict[str, float]] = []
     best: tuple[float, float, float] | None = None
     users = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,21 @@ def time_cut(dataset: Dataset, train_fraction: float = 0.8) -> datetime:
     if not dataset.interactions:
         raise ValueError(f"dataset {dataset.name!r} has no interactions")
     return dataset.interactions[int(len(dataset.interactions) * train_fraction)].timestamp
+
+
+def split_log(
+    interactions: Sequence[Interaction], fraction: float = 0.8
+) -> tuple[list[Interaction], list[Interaction]]:
+    """``temporal_split``'s rule on a plain list (a training period, say): the events sorted
+    by time (stably), cut at their ``fraction`` time quantile, (strictly before, at or after).
+    Every validation cut inside a training period uses it, so they all agree."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("the cut fraction must be in (0, 1)")
+    if not interactions:
+        raise ValueError("the log is empty: nothing to cut")
+    ordered = sorted(interactions, key=lambda x: x.timestamp)
+    cut = ordered[int(len(ordered) * fraction)].timestamp
+    return [x for x in ordered if x.timestamp < cut], [x for x in ordered if x.timestamp >= cut]
 
 
 def temporal_split(

@@ -16,7 +16,14 @@ from ops import seed
 from shared.data import instacart, online_retail, synthetic
 from shared.data.datasets import load_data
 from shared.data.format import DataFormatError, load_folder, write_folder
-from shared.data.types import Dataset, catalog_at, evaluation_catalog, time_cut
+from shared.data.types import (
+    Dataset,
+    catalog_at,
+    evaluation_catalog,
+    split_log,
+    temporal_split,
+    time_cut,
+)
 from shared.keyring import KeyRing, save_key_ring
 
 ITEMS = "item_id,title,category_path,price,available,first_seen\n"
@@ -256,3 +263,18 @@ def test_a_bad_folder_fails_the_seed_before_the_store_is_opened(
     assert report["events_accepted"] == 2
     assert report["ratings_stored_as_views"] == 1
     assert "skipped bad rows (events.csv: 1)" in out.err
+
+
+def test_a_plain_log_is_cut_by_the_rule_of_the_temporal_split() -> None:
+    dataset = synthetic.generate(n_items=60, n_users=30)
+    # Shuffled, as a training period assembled from several sources may be.
+    shuffled = list(reversed(dataset.interactions))
+    before, after = split_log(shuffled, 0.8)
+    train, test = temporal_split(dataset, 0.8)
+    assert len(before) == len(train) and set(before) == set(train)
+    assert len(after) == len(test) and set(after) == set(test)
+    assert max(x.timestamp for x in before) < min(x.timestamp for x in after)
+    with pytest.raises(ValueError, match="empty"):
+        split_log([], 0.8)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        split_log(shuffled, 1.0)

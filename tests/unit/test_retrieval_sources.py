@@ -13,7 +13,7 @@ import pytest
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from offline.retrieval.cf import CfConfig, confidence_matrix, train_cf, validation_cut
+from offline.retrieval.cf import CfConfig, confidence_matrix, train_cf
 from services.retrieval.index import build_cf_index, build_index
 from services.retrieval.retriever import ServedIndex, retrieve_for_history
 from services.retrieval.sources import Source, SourceWeights, history_candidates, merge
@@ -25,7 +25,7 @@ from shared.artefacts.retrieval import (
     load_artefact,
     save_artefact,
 )
-from shared.data.types import Interaction
+from shared.data.types import Interaction, split_log
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -203,7 +203,7 @@ def test_train_cf_chooses_the_best_validation_cell_and_refits() -> None:
     assert record["chosen"] == {"regularization": top["regularization"], "alpha": top["alpha"]}
     assert (cf.regularization, cf.alpha) == (top["regularization"], top["alpha"])
     assert cf.item_factors.shape == (len(item_ids), 4)
-    before, after = validation_cut(data, 0.8)
+    before, after = split_log(data, 0.8)
     assert max(x.timestamp for x in before) < min(x.timestamp for x in after)
     assert record["validation"]["users"] > 0
 
