@@ -3,7 +3,9 @@
 Two sources, chosen by the caller:
 
 - ``RetrievalCandidates``: the project's retrieval artefact (shared.artefacts.retrieval, FAISS over
-  learned item vectors), the same candidates the ranker sees in production.
+  learned item vectors), the same candidates the ranker sees in production;
+  ``TwoTowerCandidates.fit`` trains such a model in the run on a given period (the learning
+  curve's early part, which no published artefact may have seen).
 - ``CooccurrenceCandidates``: item-to-item basket co-occurrence (cosine-normalised counts,
   as in Sarwar et al., "Item-based collaborative filtering recommendation algorithms",
   WWW 2001), backed off to popularity. Used when no retrieval artefact exists.
@@ -15,13 +17,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from shared.artefacts.retrieval import ColdStartError, artefact_dir, load_artefact
-from shared.data.types import EVENT_PURCHASE, Interaction
+from shared.artefacts.retrieval import (
+    ColdStartError,
+    RetrievalArtefact,
+    artefact_dir,
+    load_artefact,
+)
+from shared.data.types import EVENT_PURCHASE, CatalogItem, Interaction
 
 # Purchases closer than this belong to one basket (an invoice in Online Retail has a single
 # timestamp; a synthetic session spreads its purchases over a few minutes).
@@ -117,21 +124,30 @@ class CooccurrenceCandidates:
         return out
 
 
-class RetrievalCandidates:
-    """The retrieval service's artefact: its user tower over the history, exact FAISS search,
+class TwoTowerCandidates:
+    """A two-tower model's candidates: its user tower over the history, exact FAISS search,
     popular items for a history it does not know."""
 
     name = "retrieval"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, artefact: RetrievalArtefact) -> None:
         # FAISS is imported only when retrieval candidates are asked for.
         from services.retrieval.index import build_index
 
-        folder = artefact_dir(path)
-        self.artefact = load_artefact(folder)
-        self.dataset = str(self.artefact.meta.get("dataset", ""))
-        self.version = folder.name
-        self.index = build_index(self.artefact, kind="flat")
+        self.artefact = artefact
+        self.dataset = str(artefact.meta.get("dataset", ""))
+        self.index = build_index(artefact, kind="flat")
+
+    @classmethod
+    def fit(
+        cls, interactions: Sequence[Interaction], catalog: Mapping[str, CatalogItem], seed: int
+    ) -> TwoTowerCandidates:
+        """A two-tower model trained here on ``interactions`` only, with the retrieval
+        training's defaults: candidates for a period no published artefact may have seen
+        (a validation cut's early part)."""
+        from offline.retrieval.training import train
+
+        return cls(train(interactions, catalog, seed=seed, dataset="in-run"))
 
     def candidates(self, history: Sequence[str], n: int) -> list[str]:
         seen = set(history)
@@ -140,6 +156,15 @@ class RetrievalCandidates:
         except ColdStartError:
             return list(self.artefact.popular_items(n, exclude=seen))
         return [item for item, _ in self.index.search(vector, n, exclude=seen)]
+
+
+class RetrievalCandidates(TwoTowerCandidates):
+    """The retrieval service's published artefact (``var/models/retrieval`` or a version)."""
+
+    def __init__(self, path: Path | str) -> None:
+        folder = artefact_dir(path)
+        super().__init__(load_artefact(folder))
+        self.version = folder.name
 
 
 def choose_source(

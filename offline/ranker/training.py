@@ -430,6 +430,10 @@ def score_lists(
     return result
 
 
+# The candidate sources a learning curve can fit on the early part of the training period.
+CURVE_SOURCES = ("cooccurrence", "retrieval")
+
+
 def learning_curve(
     dataset: Dataset,
     train_split: Sequence[Interaction],
@@ -437,24 +441,48 @@ def learning_curve(
     at_steps: Sequence[int],
     *,
     root: Path,
+    negatives: str = "cooccurrence",
+    lists: Sequence[str] = ("cooccurrence",),
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Validation NDCG@10 of one training schedule (``config.steps`` = the last of
     ``at_steps``) at each of ``at_steps``, trained on the early part of the training period
-    and scored on up to ``config.eval_users`` shoppers of its late part, with co-occurrence
-    candidates fitted on the early part (a retrieval artefact trained on the whole training
-    period would have seen the validation period). Truth: everything a shopper bought after
-    the validation cut when the lists hold their own items, else their new items."""
+    and scored on up to ``config.eval_users`` shoppers of its late part. Truth: everything a
+    shopper bought after the validation cut when the lists hold their own items, else their
+    new items.
+
+    Candidate sources (``CURVE_SOURCES``), all fitted on the early part only (a published
+    retrieval artefact was trained on the whole training period and has seen the validation
+    period): ``cooccurrence`` (basket co-occurrence) or ``retrieval`` (a two-tower model
+    trained in the run over the catalog known at the cut). ``negatives`` is the source the
+    training negatives come from; every checkpoint is scored on the lists of each source in
+    ``lists`` (one point per step and list source), so recipes trained on different negatives
+    are compared on the same lists."""
     import time
 
     from offline.evaluation.protocol import sample, validation_cut
-    from offline.ranker.candidates import CooccurrenceCandidates
+    from offline.ranker.candidates import CooccurrenceCandidates, TwoTowerCandidates
+    from shared.data.types import catalog_at
 
     steps = sorted(set(at_steps))
     if not steps or steps[0] < 1 or steps[-1] != config.steps:
         raise ValueError("curve steps must be positive and end at the schedule's last step")
+    wanted = [negatives, *[name for name in lists if name != negatives]]
+    unknown = [name for name in wanted if name not in CURVE_SOURCES]
+    if unknown or not lists:
+        raise ValueError(
+            f"curve candidate sources are {', '.join(CURVE_SOURCES)} and at least one list "
+            f"source is needed, got negatives {negatives!r} and lists {list(lists)}"
+        )
     vcut = validation_cut(train_split)
-    source = CooccurrenceCandidates(vcut.before)
+    sources: dict[str, CandidateSource] = {}
+    for name in wanted:
+        if name == "cooccurrence":
+            sources[name] = CooccurrenceCandidates(vcut.before)
+        else:
+            known = catalog_at(dataset, vcut.after[0].timestamp)
+            sources[name] = TwoTowerCandidates.fit(vcut.before, known, config.seed)
+    source = sources[negatives]
     pop = popularity(vcut.before)
     history = {u: list(h) for u, h in vcut.histories.items()}
     repeats = eval_history(config) > 0
@@ -462,7 +490,7 @@ def learning_curve(
     truth = {u: t for u, t in truth.items() if t}
     users = sample(list(truth), config.eval_users, config.seed)
     layers = "all" if config.trainable_layers < 0 else f"top {config.trainable_layers}"
-    tag = f"curve-{layers.replace(' ', '')}-h{config.history_candidates}"
+    tag = f"curve-{layers.replace(' ', '')}-h{config.history_candidates}-{negatives}"
     checkpoints = root / "_checkpoints" / f"{dataset.name}-{tag}-seed{config.seed}"
     points: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -478,47 +506,54 @@ def learning_curve(
             progress=progress,
         )
         trained_s = time.perf_counter() - started
-        result = score_lists(
-            model.to("cpu"),
-            tokenizer,
-            dataset,
-            history,
-            {u: truth[u] for u in users},
-            source,
-            pop,
-            config,
-            progress=progress,
-        )
+        model.to("cpu")
         losses = torch.load(checkpoints / CHECKPOINT_FILE, weights_only=False)["losses"]
-        point = {
-            "step": step,
-            "layers": layers,
-            "train_history_candidates": config.history_candidates,
-            "loss_last_50": float(np.mean(losses[-50:])),
-            "train_s": round(trained_s, 1),
-            "examples": stats["examples"],
-            **result,
-        }
-        points.append(point)
-        log.info("curve point", extra={k: point[k] for k in ("step", "layers", "loss_last_50")})
-        print(json.dumps(point), flush=True)
+        for name in lists:
+            result = score_lists(
+                model,
+                tokenizer,
+                dataset,
+                history,
+                {u: truth[u] for u in users},
+                sources[name],
+                pop,
+                config,
+                progress=progress,
+            )
+            point = {
+                "step": step,
+                "layers": layers,
+                "negatives": negatives,
+                "train_history_candidates": config.history_candidates,
+                "loss_last_50": float(np.mean(losses[-50:])),
+                "train_s": round(trained_s, 1),
+                "examples": stats["examples"],
+                **result,
+            }
+            points.append(point)
+            log.info(
+                "curve point",
+                extra={k: point[k] for k in ("step", "layers", "negatives", "loss_last_50")},
+            )
+            print(json.dumps(point), flush=True)
     return points
 
 
 def curve_table(points: Sequence[dict[str, Any]]) -> str:
     """The learning curve as a markdown table."""
     lines = [
-        "| layers | own items in training lists | own items in val lists | step "
+        "| layers | negatives | own items in training lists | val lists "
+        "| own items in val lists | step "
         "| loss (last 50) | val shoppers | cand. recall "
         "| source NDCG@10 | popularity NDCG@10 | own items first NDCG@10 | BERT NDCG@10 "
         "| BERT R@10 | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
         own = f"{p['own_first']['ndcg@10']:.4f}" if "own_first" in p else "—"
         lines.append(
-            f"| {p['layers']} | {p['train_history_candidates']} | {p['history_candidates']} "
-            f"| {p['step']} "
+            f"| {p['layers']} | {p['negatives']} | {p['train_history_candidates']} "
+            f"| {p['candidate_source']} | {p['history_candidates']} | {p['step']} "
             f"| {p['loss_last_50']:.3f} | {p['users']} | {p['candidate_recall']:.3f} "
             f"| {p['source']['ndcg@10']:.4f} | {p['popularity']['ndcg@10']:.4f} | {own} "
             f"| {p['bert']['ndcg@10']:.4f} | {p['bert']['recall@10']:.4f} | {p['train_s']:.0f} |"
@@ -639,6 +674,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="Own items in the evaluation lists (and repeats in the truth); default: as "
         "--history-candidates.",
     )
+    p.add_argument(
+        "--curve-lists",
+        default="cooccurrence",
+        help="With --curve: comma-separated candidate sources whose validation lists score "
+        "every checkpoint (cooccurrence, retrieval = a two-tower model trained in the run on "
+        "the early part); --negatives picks the training negatives' source among the same "
+        "(auto = cooccurrence there).",
+    )
     p.add_argument("--curve-json", help="Also write the curve points to this JSON file.")
     p.add_argument("--eval-users", type=int)
     p.add_argument("--eval-candidates", type=int)
@@ -674,6 +717,7 @@ def main(argv: Sequence[str]) -> int:
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     at_steps: list[int] = []
+    curve_lists: list[str] = []
     if args.curve:
         try:
             at_steps = sorted({int(x) for x in args.curve.split(",") if x.strip()})
@@ -681,6 +725,13 @@ def main(argv: Sequence[str]) -> int:
             raise SystemExit(f"--curve takes comma-separated steps, not {args.curve!r}") from None
         if not at_steps or at_steps[0] < 1:
             raise SystemExit("--curve steps must be positive")
+        curve_lists = [x.strip() for x in args.curve_lists.split(",") if x.strip()]
+        bad = [x for x in curve_lists if x not in CURVE_SOURCES]
+        if bad or not curve_lists:
+            raise SystemExit(
+                f"--curve-lists takes {', '.join(CURVE_SOURCES)}, comma-separated; got "
+                f"{args.curve_lists!r}"
+            )
         values["steps"] = at_steps[-1]
     config = TrainConfig(seed=args.seed, **values)
     dataset = data_from_args(args)
@@ -692,6 +743,8 @@ def main(argv: Sequence[str]) -> int:
             config,
             at_steps,
             root=Path(args.output),
+            negatives="cooccurrence" if args.negatives == "auto" else args.negatives,
+            lists=curve_lists,
             progress=not args.no_progress,
         )
         print(curve_table(points))

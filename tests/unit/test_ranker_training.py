@@ -185,6 +185,42 @@ def test_the_learning_curve_scores_checkpoints_of_one_schedule_on_validation(
     assert torch.load(ckpt, weights_only=False)["step"] == 3
     table = curve_table(points)
     assert table.count("\n") == 3
-    assert "| top 2 | 4 | 4 | 3 |" in table
+    assert "| top 2 | cooccurrence | 4 | cooccurrence | 4 | 3 |" in table
     with pytest.raises(ValueError, match="end at the schedule"):
         learning_curve(dataset, train_split, config, [1, 2], root=tmp_path, progress=False)
+
+
+def test_the_curve_compares_negatives_on_the_same_lists(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from offline.ranker.training import curve_table, learning_curve
+
+    dataset, _, train_split = data
+    config = replace(TINY, steps=1, eval_users=10, eval_candidates=8, history_candidates=2)
+    both = ("cooccurrence", "retrieval")
+    # Negatives from a two-tower model trained in the run on the early part only.
+    two_tower = learning_curve(
+        dataset,
+        train_split,
+        config,
+        [1],
+        root=tmp_path,
+        negatives="retrieval",
+        lists=both,
+        progress=False,
+    )
+    assert [(p["negatives"], p["candidate_source"]) for p in two_tower] == [
+        ("retrieval", "cooccurrence"),
+        ("retrieval", "retrieval"),
+    ]
+    basket = learning_curve(dataset, train_split, config, [1], root=tmp_path, progress=False)
+    # The same co-occurrence lists whatever the negatives: their baselines are equal.
+    assert basket[0]["source"] == two_tower[0]["source"]
+    assert basket[0]["own_first"] == two_tower[0]["own_first"]
+    # Each recipe keeps its own checkpoint.
+    assert len(list((tmp_path / "_checkpoints").glob(f"*curve*/{CHECKPOINT_FILE}"))) == 2
+    assert "| top 2 | retrieval | 2 | retrieval | 2 | 1 |" in curve_table(two_tower)
+    with pytest.raises(ValueError, match="curve candidate sources"):
+        learning_curve(
+            dataset, train_split, config, [1], root=tmp_path, negatives="popular", progress=False
+        )
+    with pytest.raises(ValueError, match="curve candidate sources"):
+        learning_curve(dataset, train_split, config, [1], root=tmp_path, lists=(), progress=False)
