@@ -72,6 +72,19 @@ RELEVANT_FLAGS = (
     "amx_bf16",
 )
 
+# The instructions each precision's fast kernels are built on. A repository whose precision
+# was checked on a CPU with one of its family and is served on a CPU with none runs other
+# kernels than were checked: on a 2-core AVX2-only EPYC the int8 paths ran without VNNI and
+# disagreed with fp32 (openvino_int8 NDCG@10 -11%, and slower than fp32; docs/ranker.md), bf16
+# would be emulated. The generated model.py then serves fp32 (export.python_model).
+KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
+    "fp32": (),
+    "int8": ("avx512_vnni", "avx_vnni", "amx_int8"),
+    "openvino_int8": ("avx512_vnni", "avx_vnni", "amx_int8"),
+    "bf16": ("avx512_bf16", "amx_bf16"),
+    "openvino_bf16": ("avx512_bf16", "amx_bf16"),
+}
+
 Arrays = dict[str, np.ndarray]
 Scorer = Callable[[Arrays], np.ndarray]
 
@@ -111,6 +124,16 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def measured_with(precision: str, flags: Sequence[str]) -> tuple[str, ...]:
+    """The flags of ``precision``'s kernel family among ``flags`` (those of the CPU its check
+    ran on): a serving CPU needs one of them to run the kernels that were checked. Empty when
+    the family is empty (fp32) or the checking CPU had none of it (then the check measured
+    the kernels any CPU runs)."""
+    if precision not in KERNEL_FAMILIES:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    return tuple(f for f in KERNEL_FAMILIES[precision] if f in flags)
 
 
 def bf16_native(flags: Sequence[str]) -> bool:

@@ -63,13 +63,52 @@ OUTPUT = {output!r}
 {settings}
 
 
+{onnx_class}
+
 {runtime_class}
+
+def cpu_flags():
+    \"\"\"This CPU's feature flags (RANKER_CPUINFO names the file, default /proc/cpuinfo);
+    None where they cannot be read.\"\"\"
+    try:
+        with open(os.environ.get("RANKER_CPUINFO", "/proc/cpuinfo")) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
+def warn(message):
+    logger = getattr(pb_utils, "Logger", None)
+    if logger is not None:
+        logger.log_warn(message)
+    else:
+        print(message, flush=True)
+
 
 class TritonPythonModel:
     def initialize(self, args):
         folder = os.path.join(args["model_repository"], args["model_version"])
         self.config = json.loads(args["model_config"])
-        self.runtime = Runtime(folder, args)
+        self.runtime = None
+        self.precision = CPU_PRECISION
+        if MEASURED_WITH and args.get("model_instance_kind") != "GPU":
+            # The precision was checked against fp32 on a CPU with one of MEASURED_WITH; on a
+            # CPU with none of them its kernels are other ones than were checked (int8 without
+            # VNNI, bf16 emulated), so the fp32 reference graph is served instead.
+            flags = cpu_flags()
+            if flags is not None and not flags & set(MEASURED_WITH):
+                warn(
+                    f"ranker: {{CPU_PRECISION}} was checked on a CPU with "
+                    f"{{' or '.join(MEASURED_WITH)}}, this one has none: serving fp32 "
+                    f"({{FP32_MODEL_FILE}} on onnxruntime)"
+                )
+                self.runtime = OnnxRuntime(folder, args, FP32_MODEL_FILE)
+                self.precision = "fp32"
+        if self.runtime is None:
+            self.runtime = Runtime(folder, args)
 
     def execute(self, requests):
         # Triton hands over a dynamic batch as separate requests; requests of equal sequence
@@ -96,13 +135,17 @@ class TritonPythonModel:
         ]
 """
 
-_ONNX_IMPORTS = "import onnxruntime as ort\n"
-_ONNX_RUNTIME = """class Runtime:
-    \"\"\"ONNX_MODEL_FILE on onnxruntime: the exported graph the onnxruntime_onnx platform loads
-    on GPU Triton (or its int8 quantization); the CUDA provider on a GPU instance when it is
-    installed.\"\"\"
+# Every model.py holds OnnxRuntime: the fp32 fallback of the other runtimes (imported lazily,
+# so a torch-only GPU box needs no onnxruntime unless it falls back).
+_ONNX_IMPORTS = ""
+_ONNX_CLASS = """class OnnxRuntime:
+    \"\"\"``file`` (default ONNX_MODEL_FILE) on onnxruntime: the exported graph the
+    onnxruntime_onnx platform loads on GPU Triton (or its int8 quantization); the CUDA
+    provider on a GPU instance when it is installed.\"\"\"
 
-    def __init__(self, folder, args):
+    def __init__(self, folder, args, file=None):
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("RANKER_ORT_THREADS", "2"))
         # Spinning worker threads burn a shared CPU that other processes need.
@@ -114,12 +157,13 @@ _ONNX_RUNTIME = """class Runtime:
             device = int(args.get("model_instance_device_id", 0))
             providers = [("CUDAExecutionProvider", {"device_id": device}), *providers]
         self.session = ort.InferenceSession(
-            os.path.join(folder, ONNX_MODEL_FILE), options, providers=providers
+            os.path.join(folder, file or ONNX_MODEL_FILE), options, providers=providers
         )
 
     def run(self, feed):
         return self.session.run([OUTPUT], feed)[0].astype(np.float32)
 """
+_ONNX_RUNTIME = "Runtime = OnnxRuntime\n"
 
 _OPENVINO_IMPORTS = "import openvino as ov\n"
 _OPENVINO_RUNTIME = """class Runtime:
@@ -192,11 +236,18 @@ def python_model(
     onnx_file: str = ONNX_FILE,
     bf16: bool = False,
     openvino_hint: str = "f32",
+    precision: str = "fp32",
+    measured_with: Sequence[str] = (),
 ) -> str:
     """The python-backend ``model.py`` running the ranker on ``runtime``: ``onnx_file`` (in
     the version folder) on onnxruntime or on OpenVINO (inference precision
     ``openvino_hint``), or the eager model on torch, under bf16 autocast on CPU when
-    ``bf16``."""
+    ``bf16``.
+
+    ``measured_with``: the CPU flags of ``precision``'s kernel family
+    (``cpu_precision.KERNEL_FAMILIES``) the CPU its check ran on had. A CPU instance on a
+    CPU with none of them serves the fp32 ``model.onnx`` on onnxruntime instead, and says
+    so in Triton's log."""
     snippets = {
         "onnxruntime": (_ONNX_IMPORTS, _ONNX_RUNTIME),
         "torch": (_TORCH_IMPORTS, _TORCH_RUNTIME),
@@ -212,21 +263,33 @@ def python_model(
         runtime=label,
         imports=imports,
         settings=f"ONNX_MODEL_FILE = {onnx_file!r}\nBF16_AUTOCAST = {bf16!r}\n"
-        f"OPENVINO_PRECISION_HINT = {openvino_hint!r}\n",
+        f"OPENVINO_PRECISION_HINT = {openvino_hint!r}\n"
+        f"CPU_PRECISION = {precision!r}\nFP32_MODEL_FILE = {ONNX_FILE!r}\n"
+        f"MEASURED_WITH = {tuple(measured_with)!r}\n",
+        onnx_class=_ONNX_CLASS,
         inputs=tuple(INPUT_NAMES),
         output=OUTPUT_NAME,
         runtime_class=runtime_class,
     )
 
 
-def write_torch_runtime(model: CrossEncoder, version_dir: Path, *, bf16: bool = False) -> None:
+def write_torch_runtime(
+    model: CrossEncoder,
+    version_dir: Path,
+    *,
+    bf16: bool = False,
+    measured_with: Sequence[str] = (),
+) -> None:
     """Make a ``cpu``-variant version folder run ``model`` with torch instead of onnxruntime:
-    its weights and BERT config beside a torch ``model.py`` (bf16 autocast on CPU if asked)."""
+    its weights and BERT config beside a torch ``model.py`` (bf16 autocast on CPU if asked;
+    ``measured_with`` as for ``python_model``)."""
     cpu = model.to("cpu").float()
     torch.save(cpu.state_dict(), version_dir / TORCH_WEIGHTS)
     config = {**cpu.backbone.config.to_dict(), "pooling": cpu.pooling}
     (version_dir / TORCH_CONFIG).write_text(json.dumps(config))
-    (version_dir / "model.py").write_text(python_model("torch", bf16=bf16))
+    precision = "bf16" if bf16 else "fp32"
+    code = python_model("torch", bf16=bf16, precision=precision, measured_with=measured_with)
+    (version_dir / "model.py").write_text(code)
 
 
 def export_onnx(model: CrossEncoder, path: Path, sample_length: int = 16) -> Path:
@@ -351,6 +414,8 @@ def write_model_repository(
         OPENVINO_HINTS,
         OPENVINO_INT8_FILE,
         PRECISIONS,
+        cpu_flags,
+        measured_with,
         quantize_int8,
         quantize_openvino_int8,
     )
@@ -374,25 +439,38 @@ def write_model_repository(
     (folder / "config.pbtxt").write_text(text_format.MessageToString(config))
     _link_or_copy(onnx_path, version_dir / ONNX_FILE)
     if variant == "cpu":
+        # The flags of the CPU the precision was checked on (this one when it was forced).
+        checked_on = report.get("cpu", {}).get("flags")
+        needs = measured_with(precision, cpu_flags() if checked_on is None else checked_on)
         ir_bin = Path(OPENVINO_INT8_FILE).with_suffix(".bin").name
         for stale in (INT8_ONNX_FILE, TORCH_WEIGHTS, TORCH_CONFIG, OPENVINO_INT8_FILE, ir_bin):
             (version_dir / stale).unlink(missing_ok=True)
         if precision == "bf16":
             assert model is not None
-            write_torch_runtime(model, version_dir, bf16=True)
+            write_torch_runtime(model, version_dir, bf16=True, measured_with=needs)
         elif precision == "int8":
             _link_or_copy(quantize_int8(onnx_path), version_dir / INT8_ONNX_FILE)
-            (version_dir / "model.py").write_text(python_model(onnx_file=INT8_ONNX_FILE))
+            code = python_model(onnx_file=INT8_ONNX_FILE, precision=precision, measured_with=needs)
+            (version_dir / "model.py").write_text(code)
         elif precision == "openvino_int8":
             ir = quantize_openvino_int8(onnx_path, calibration)
             _link_or_copy(ir, version_dir / OPENVINO_INT8_FILE)
             _link_or_copy(ir.with_suffix(".bin"), version_dir / ir_bin)
             code = python_model(
-                "openvino", onnx_file=OPENVINO_INT8_FILE, openvino_hint=OPENVINO_HINTS[precision]
+                "openvino",
+                onnx_file=OPENVINO_INT8_FILE,
+                openvino_hint=OPENVINO_HINTS[precision],
+                precision=precision,
+                measured_with=needs,
             )
             (version_dir / "model.py").write_text(code)
         elif precision == "openvino_bf16":
-            code = python_model("openvino", openvino_hint=OPENVINO_HINTS[precision])
+            code = python_model(
+                "openvino",
+                openvino_hint=OPENVINO_HINTS[precision],
+                precision=precision,
+                measured_with=needs,
+            )
             (version_dir / "model.py").write_text(code)
         else:
             (version_dir / "model.py").write_text(python_model("onnxruntime"))

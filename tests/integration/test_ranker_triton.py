@@ -1,7 +1,8 @@
 """The ranker against a REAL Triton server on CPU (the binary bundled by nvidia-pytriton),
 serving the real exported model: repository checks, ONNX vs eager torch, Triton vs the local
 backend through the gRPC service, batch splitting through Triton, the int8 and bf16 CPU
-runtimes served by Triton, work dropped when its callers give up, and Triton killed."""
+runtimes served by Triton (and fp32 where the CPU lacks the kernels they were checked with),
+work dropped when its callers give up, and Triton killed."""
 
 from __future__ import annotations
 
@@ -184,8 +185,6 @@ def test_each_cpu_precision_is_served_by_triton(
 ) -> None:
     """The repository written for a precision is what Triton runs: its config says so and
     its scores equal that precision's in-process scores, close to fp32 but not identical."""
-    from tritonclient.grpc import InferenceServerClient, InferInput
-
     if "bf16" in precision and not cp.bf16_native(cp.cpu_flags()):
         pytest.skip("this CPU has no native bf16")
     onnx_path = artefact.path / "triton" / ONNX_FILE
@@ -222,18 +221,29 @@ def test_each_cpu_precision_is_served_by_triton(
         ),
     }
     expected = in_process[precision]()(arrays)
+    scores, configured = _served_scores(tmp_path / "repo", arrays, tmp_path / "triton.log")
+    assert configured == precision
+    np.testing.assert_allclose(scores, expected, atol=1e-3)
+    fp32 = score_arrays(model, arrays)
+    assert not np.allclose(scores, fp32, atol=1e-6)  # it is not the fp32 graph
+    np.testing.assert_allclose(scores, fp32, atol=0.1)
+
+
+def _served_scores(repo: Path, arrays: dict[str, np.ndarray], log: Path) -> tuple[np.ndarray, str]:
+    """Scores of ``arrays`` from a real Triton serving ``repo``, and its configured precision."""
+    from tritonclient.grpc import InferenceServerClient, InferInput
+
     server = TritonProcess(
-        tmp_path / "repo",
+        repo,
         grpc_port=free_port(),
         http_port=free_port(),
         metrics_port=free_port(),
-        log_file=tmp_path / "triton.log",
+        log_file=log,
     ).start()
     try:
         server.wait_ready(180)
         client = InferenceServerClient(server.grpc_url)
         served = client.get_model_config("ranker_bert").config
-        assert served.parameters["cpu_precision"].string_value == precision
         inputs = []
         for name, value in arrays.items():
             tensor = InferInput(name, list(value.shape), "INT64")
@@ -243,10 +253,46 @@ def test_each_cpu_precision_is_served_by_triton(
         client.close()
     finally:
         server.stop()
-    np.testing.assert_allclose(scores, expected, atol=1e-3)
-    fp32 = score_arrays(model, arrays)
-    assert not np.allclose(scores, fp32, atol=1e-6)  # it is not the fp32 graph
-    np.testing.assert_allclose(scores, fp32, atol=0.1)
+    return scores, served.parameters["cpu_precision"].string_value
+
+
+@pytest.mark.parametrize("has_vnni", [False, True])
+def test_a_cpu_without_the_checked_int8_kernels_is_served_fp32(
+    artefact: RankerArtefact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_vnni: bool
+) -> None:
+    """int8 checked on a CPU with VNNI and served where there is none runs other kernels than
+    were checked: model.py serves the fp32 graph instead and says so in Triton's log."""
+    onnx_path = artefact.path / "triton" / ONNX_FILE
+    report = {"chosen": "int8", "mode": "int8", "cpu": {"flags": ["avx2", "avx512_vnni"]}}
+    repo = tmp_path / "repo"
+    write_model_repository(
+        onnx_path, repo, "ranker_bert", "cpu", precision="int8", precision_report=report
+    )
+    # The serving CPU as model.py reads it: RANKER_CPUINFO stands for /proc/cpuinfo.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nflags\t\t: fpu sse2 avx avx2" + (" avx512_vnni" if has_vnni else "") + "\n"
+    )
+    monkeypatch.setenv("RANKER_CPUINFO", str(cpuinfo))
+    arrays = encode_pairs(
+        artefact.tokenizer,
+        ["recent: red retrospot lunch bag"] * 20,
+        [f"candle holder set of {i}" for i in range(20)],
+        32,
+    )
+    scores, configured = _served_scores(repo, arrays, tmp_path / "triton.log")
+    assert configured == "int8"
+    fp32 = cp.onnx_scorer(onnx_path, 2)(arrays)
+    int8 = cp.onnx_scorer(onnx_path.with_name(cp.INT8_ONNX_FILE), 2)(arrays)
+    assert not np.allclose(int8, fp32, atol=1e-6)
+    log = (tmp_path / "triton.log").read_text()
+    if has_vnni:
+        np.testing.assert_allclose(scores, int8, atol=1e-4)
+        assert "serving fp32" not in log
+    else:
+        np.testing.assert_allclose(scores, fp32, atol=1e-4)
+        assert "ranker: int8 was checked on a CPU with avx512_vnni" in log
+        assert "serving fp32" in log
 
 
 def _service(ranker: Ranker) -> RankerApp:

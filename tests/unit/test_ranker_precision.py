@@ -271,3 +271,37 @@ def test_evaluation_groups_come_from_real_candidate_lists() -> None:
         assert g.arrays["input_ids"].shape[1] <= 32
     with pytest.raises(ValueError, match="no 5000-candidate lists"):
         cp.evaluation_groups(dataset, tokenizer, candidates=5000)
+
+
+def test_a_precision_records_the_kernels_it_was_checked_with(
+    tiny: tuple[CrossEncoder, Path], tmp_path: Path
+) -> None:
+    # A serving CPU needs one instruction of the checked precision's family (any VNNI or AMX
+    # int8 for the int8 kernels, native bf16 for bf16); fp32 needs none.
+    vnni = ["avx2", "avx512f", "avx512_vnni"]
+    assert cp.measured_with("int8", vnni) == ("avx512_vnni",)
+    assert cp.measured_with("openvino_int8", [*vnni, "amx_int8"]) == ("avx512_vnni", "amx_int8")
+    assert cp.measured_with("openvino_bf16", ["avx512_bf16"]) == ("avx512_bf16",)
+    assert cp.measured_with("fp32", vnni) == ()
+    # Checked on an AVX2-only CPU: those are the kernels every CPU runs, no guard.
+    assert cp.measured_with("int8", ["avx2"]) == ()
+    with pytest.raises(ValueError, match="precision must be"):
+        cp.measured_with("fp8", vnni)
+    _, onnx_path = tiny
+    for flags, expected in ((vnni, "('avx512_vnni',)"), (["avx2"], "()")):
+        report = {"chosen": "int8", "mode": "auto", "cpu": {"flags": flags}}
+        folder = write_model_repository(
+            onnx_path,
+            tmp_path / str(len(flags)),
+            "m",
+            "cpu",
+            precision="int8",
+            precision_report=report,
+        )
+        code = (folder / "1" / "model.py").read_text()
+        assert f"MEASURED_WITH = {expected}\n" in code
+        assert "CPU_PRECISION = 'int8'\n" in code
+        assert "FP32_MODEL_FILE = 'model.onnx'\n" in code
+        assert (folder / "1" / "model.onnx").exists()  # the fallback is always there
+    fp32 = write_model_repository(onnx_path, tmp_path / "fp32", "m", "cpu", precision="fp32")
+    assert "MEASURED_WITH = ()\n" in (fp32 / "1" / "model.py").read_text()
