@@ -93,7 +93,6 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         self.config = json.loads(args["model_config"])
         self.runtime = None
-        self.precision = CPU_PRECISION
         if MEASURED_WITH and args.get("model_instance_kind") != "GPU":
             # The precision was checked against fp32 on a CPU with one of MEASURED_WITH; on a
             # CPU with none of them its kernels are other ones than were checked (int8 without
@@ -106,7 +105,6 @@ class TritonPythonModel:
                     f"({{FP32_MODEL_FILE}} on onnxruntime)"
                 )
                 self.runtime = OnnxRuntime(folder, args, FP32_MODEL_FILE)
-                self.precision = "fp32"
         if self.runtime is None:
             self.runtime = Runtime(folder, args)
 
