@@ -276,7 +276,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu")
     p.add_argument(
         "--cpu-precision",
-        choices=["auto", "fp32", "int8", "bf16", "openvino_bf16", "openvino_int8"],
+        choices=["auto", "fp32", "int8", "bf16", "openvino_fp32", "openvino_bf16", "openvino_int8"],
         default="auto",
         help="What the cpu variant runs when its repository is first written; auto: the "
         "fastest that ranks like fp32 on this machine.",

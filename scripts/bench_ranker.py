@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The CPU precisions the export chooses from (offline/ranker/cpu_precision.py).
-PRECISIONS = ["fp32", "int8", "bf16", "openvino_bf16", "openvino_int8"]
+PRECISIONS = ["fp32", "int8", "bf16", "openvino_fp32", "openvino_bf16", "openvino_int8"]
 
 Arrays = dict[str, np.ndarray]
 Scorer = Callable[[Arrays], Any]

@@ -462,7 +462,7 @@ def write_model_repository(
                 measured_with=needs,
             )
             (version_dir / "model.py").write_text(code)
-        elif precision == "openvino_bf16":
+        elif precision in ("openvino_fp32", "openvino_bf16"):
             code = python_model(
                 "openvino",
                 openvino_hint=OPENVINO_HINTS[precision],

@@ -215,6 +215,7 @@ def test_each_cpu_precision_is_served_by_triton(
     in_process = {
         "bf16": lambda: cp.torch_bf16_scorer(model, 2),
         "int8": lambda: cp.onnx_scorer(onnx_path.with_name(cp.INT8_ONNX_FILE), 2),
+        "openvino_fp32": lambda: cp.openvino_scorer(onnx_path, "f32", 2),
         "openvino_bf16": lambda: cp.openvino_scorer(onnx_path, "bf16", 2),
         "openvino_int8": lambda: cp.openvino_scorer(
             onnx_path.with_name(cp.OPENVINO_INT8_FILE), "f32", 2
@@ -225,6 +226,10 @@ def test_each_cpu_precision_is_served_by_triton(
     assert configured == precision
     np.testing.assert_allclose(scores, expected, atol=1e-3)
     fp32 = score_arrays(model, arrays)
+    if precision == "openvino_fp32":  # fp32 arithmetic in other kernels
+        np.testing.assert_allclose(scores, fp32, atol=1e-4)
+        assert "import openvino as ov" in (tmp_path / "repo/ranker_bert/1/model.py").read_text()
+        return
     assert not np.allclose(scores, fp32, atol=1e-6)  # it is not the fp32 graph
     np.testing.assert_allclose(scores, fp32, atol=0.1)
 

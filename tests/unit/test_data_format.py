@@ -271,8 +271,10 @@ def test_a_plain_log_is_cut_by_the_rule_of_the_temporal_split() -> None:
     shuffled = list(reversed(dataset.interactions))
     before, after = split_log(shuffled, 0.8)
     train, test = temporal_split(dataset, 0.8)
-    assert len(before) == len(train) and set(before) == set(train)
-    assert len(after) == len(test) and set(after) == set(test)
+    assert len(before) == len(train)
+    assert set(before) == set(train)
+    assert len(after) == len(test)
+    assert set(after) == set(test)
     assert max(x.timestamp for x in before) < min(x.timestamp for x in after)
     with pytest.raises(ValueError, match="empty"):
         split_log([], 0.8)
