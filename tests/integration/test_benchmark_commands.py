@@ -209,6 +209,8 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
     assert "| ALS, history excluded |" in result.stdout
 
 
+# Trains every served model twice and a 4-step cross-encoder: over 300 s on a 2-core AVX2 CPU.
+@pytest.mark.timeout(900)
 def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) -> None:
     result, report, text = _evaluate_synthetic_folder(
         tmp_path,
