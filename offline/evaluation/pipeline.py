@@ -577,7 +577,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Also a served row whose learned ranking model has the cross-encoder's score: "
         "the cross-encoder is fine-tuned N steps in the run before each cut's rolling cuts "
         "(0, the default: no such row; ~5 minutes per 1,000 steps on 2 CPU cores, and it "
-        "scores every candidate of every shopper, on OpenVINO int8 where installed).",
+        "scores every candidate of every shopper, in fp32 on OpenVINO where installed).",
     )
     p.add_argument(
         "--served-bert-layers",

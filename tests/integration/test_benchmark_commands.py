@@ -159,7 +159,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
 
 
 def _evaluate_synthetic_folder(
-    tmp_path: Path, n_users: int, *extra: str
+    tmp_path: Path, n_users: int, *extra: str, timeout: float = 300
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
     """``scripts/evaluate.py --methods peers`` on a small synthetic data folder (smoke peer
     grid, 200 resamples) with ``extra`` arguments: (the run, its JSON report, its record)."""
@@ -187,7 +187,8 @@ def _evaluate_synthetic_folder(
             str(tmp_path / "fig.png"),
             "--record",
             str(record),
-        ]
+        ],
+        timeout=timeout,
     )
     return result, json.loads(out.read_text()), record.read_text()
 
@@ -209,19 +210,21 @@ def test_evaluate_peers_only_on_every_shopper_needs_no_artefact(tmp_path: Path) 
     assert "| ALS, history excluded |" in result.stdout
 
 
-# Trains every served model twice and a 4-step cross-encoder: over 300 s on a 2-core AVX2 CPU.
+# Trains every served model twice and a 4-step cross-encoder, and scores every candidate with
+# it in fp32: over 300 s on a 2-core AVX2 CPU.
 @pytest.mark.timeout(900)
 def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) -> None:
     result, report, text = _evaluate_synthetic_folder(
         tmp_path,
-        80,
+        60,
         "--served",
         "--tradeoffs",
         "0.25,0.5",
         "--candidates",
-        "60",
+        "50",
         "--served-bert-steps",
         "4",
+        timeout=840,
     )
     served = report["info"]["served"]
     rows = {r["method"]: r for r in report["rows"]}
