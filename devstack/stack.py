@@ -211,7 +211,8 @@ class Layout:
     default_deadline_s: float = _ORCHESTRATOR["default_deadline_s"].default
     log_level: str = "INFO"
     # What the Triton CPU repository serves when the stack exports it (see
-    # offline/ranker/cpu_precision.py); tests force fp32 to skip the measurement.
+    # offline/ranker/cpu_precision.py); tests force fp32, the same arithmetic on every CPU
+    # (a forced precision is still measured and recorded).
     cpu_precision: str = "auto"
     # The feature store's database: empty = the embedded SQLite file under ``var``; a
     # SQLAlchemy URL (e.g. PostgreSQL) is migrated and seeded on first start like the file.

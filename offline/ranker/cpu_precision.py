@@ -144,6 +144,25 @@ def bf16_native(flags: Sequence[str]) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+_MISSING_KERNELS = {
+    "bf16": "no native bf16 on this CPU",
+    "int8": "no int8 dot-product instructions on this CPU (its int8 kernels are built of "
+    "other ones: on 2-core AVX2-only EPYCs both int8 candidates ranked off fp32 in every "
+    "check, docs/ranker.md)",
+}
+
+
+def missing_kernels(precision: str, flags: Sequence[str], forced: str = "auto") -> str | None:
+    """Why the check skips ``precision`` on a CPU with ``flags``, or None to measure it: a
+    candidate whose kernel family (``KERNEL_FAMILIES``) the CPU lacks would be measured on
+    emulated kernels, and is measured only when ``forced`` names it."""
+    family = KERNEL_FAMILIES[precision]
+    if not family or forced == precision or any(f in flags for f in family):
+        return None
+    kind = "bf16" if "bf16" in precision else "int8"
+    return f"{_MISSING_KERNELS[kind]}; needs one of {' / '.join(family)}"
+
+
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Ranks with ties averaged (int8 scores can tie)."""
     _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
@@ -460,27 +479,28 @@ def choose_cpu_precision(
     forced: str = "auto",
     threads: int = 2,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    flags: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Measure fp32, int8, the OpenVINO candidates (int8 needs ``calibration``) and, where
-    the CPU has native bf16, the bf16 ones on this machine and pick one; the returned report
-    is what ``write_model_repository`` records."""
-    flags = cpu_flags()
-    scorers: dict[str, Scorer] = {
-        "fp32": onnx_scorer(onnx_path, threads),
-        "int8": onnx_scorer(quantize_int8(onnx_path), threads),
-    }
+    """Measure fp32 and openvino_fp32, and the int8 and bf16 candidates where the CPU has
+    their kernels (``missing_kernels``; openvino_int8 also needs ``calibration``), on this
+    machine and pick one; the returned report is what ``write_model_repository`` records.
+    ``flags``: the CPU's (default: read from /proc/cpuinfo)."""
+    flags = cpu_flags() if flags is None else list(flags)
+    scorers: dict[str, Scorer] = {"fp32": onnx_scorer(onnx_path, threads)}
     skipped: dict[str, str] = {}
-    no_bf16 = "no native bf16 on this CPU (avx512_bf16 / amx_bf16)"
-    if bf16_native(flags) or forced == "bf16":
-        scorers["bf16"] = torch_bf16_scorer(model, threads)
-    else:
-        skipped["bf16"] = no_bf16
+    for name in ("int8", "bf16"):
+        why = missing_kernels(name, flags, forced)
+        if why:
+            skipped[name] = why
+        elif name == "int8":
+            scorers[name] = onnx_scorer(quantize_int8(onnx_path), threads)
+        else:
+            scorers[name] = torch_bf16_scorer(model, threads)
     no_openvino = openvino_missing()
     for name, hint in OPENVINO_HINTS.items():
-        if no_openvino:
-            skipped[name] = no_openvino
-        elif hint == "bf16" and not bf16_native(flags) and forced != name:
-            skipped[name] = no_bf16
+        why = no_openvino or missing_kernels(name, flags, forced)
+        if why:
+            skipped[name] = why
         elif name == "openvino_int8" and not calibration:
             skipped[name] = "no calibration lists"
         else:

@@ -524,6 +524,7 @@ def select_cpu_precision(
             exclude=[g.user for g in groups],
         )
         if cp.openvino_missing() is None
+        and cp.missing_kernels("openvino_int8", cp.cpu_flags(), cpu_precision) is None
         else []
     )
     report = cp.choose_cpu_precision(

@@ -138,10 +138,13 @@ def test_the_choice_and_its_figures_are_written_with_the_repository(
     assert report["chosen"] == precision
     assert report["mode"] == precision
     measured = {n for n, r in report["candidates"].items() if "pairs_s" in r}
-    assert {"fp32", "int8", "openvino_int8", precision} <= measured
-    if not cp.bf16_native(cp.cpu_flags()) and precision not in ("bf16", "openvino_bf16"):
-        assert "skipped" in report["candidates"]["openvino_bf16"]
-    assert report["cpu"]["flags"] == cp.cpu_flags()
+    # The forced one is measured whatever the CPU; the others where it has their kernels.
+    flags = cp.cpu_flags()
+    present = {n for n in cp.PRECISIONS if cp.missing_kernels(n, flags) is None}
+    assert measured == present | {precision}
+    for name in set(cp.PRECISIONS) - measured:
+        assert "needs one of" in report["candidates"][name]["skipped"]
+    assert report["cpu"]["flags"] == flags
     for r in report["candidates"].values():
         if "pairs_s" in r:
             assert r["pairs_s"] > 0
@@ -175,6 +178,42 @@ def test_the_choice_and_its_figures_are_written_with_the_repository(
         assert "import openvino as ov" in source
         hint = cp.OPENVINO_HINTS[precision]
         assert f"OPENVINO_PRECISION_HINT = {hint!r}" in source
+
+
+def test_candidates_without_their_kernels_are_skipped_unless_forced(
+    tiny: tuple[CrossEncoder, Path],
+) -> None:
+    model, onnx_path = tiny
+    calibration = [g.arrays for g in _groups(n=2, seed=9)]
+
+    def run(flags: list[str], forced: str = "auto") -> dict[str, dict[str, object]]:
+        report = cp.choose_cpu_precision(
+            model,
+            onnx_path,
+            _groups(n=2),
+            calibration=calibration,
+            forced=forced,
+            threads=1,
+            flags=flags,
+        )
+        assert report["cpu"]["flags"] == flags
+        return dict(report["candidates"])
+
+    # AVX2 only: int8 would run emulated, bf16 too; the two fp32 runtimes are measured.
+    avx2 = run(["avx2"])
+    assert {n for n, r in avx2.items() if "pairs_s" in r} == {"fp32", "openvino_fp32"}
+    for name in ("int8", "openvino_int8"):
+        assert "int8 dot-product" in str(avx2[name]["skipped"])
+        assert "avx512_vnni / avx_vnni / amx_int8" in str(avx2[name]["skipped"])
+    assert "no native bf16" in str(avx2["openvino_bf16"]["skipped"])
+    # VNNI: both int8 candidates are measured; forcing one measures it on any CPU.
+    vnni = run(["avx2", "avx512_vnni"])
+    assert {"int8", "openvino_int8"} <= {n for n, r in vnni.items() if "pairs_s" in r}
+    forced = run(["avx2"], forced="int8")
+    assert "pairs_s" in forced["int8"]
+    assert "skipped" in forced["openvino_int8"]
+    assert cp.missing_kernels("fp32", []) is None
+    assert cp.missing_kernels("openvino_fp32", []) is None
 
 
 def test_openvino_int8_is_quantized_from_calibration_lists_and_ranks_like_fp32(
