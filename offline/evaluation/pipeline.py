@@ -72,7 +72,12 @@ from offline.evaluation.protocol import (
     sample,
     validation_cut,
 )
-from offline.evaluation.served import KNEE_TOLERANCE, served_rows
+from offline.evaluation.served import (
+    EARLIER_VALIDATION_CUTS,
+    KNEE_TOLERANCE,
+    served_rows,
+    validation_cuts,
+)
 from offline.evaluation.stats import paired_bootstrap
 from offline.ranker.training import candidate_text, shopper_context
 from offline.retrieval.text import title_embeddings
@@ -320,11 +325,21 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     )
     served_choice = None
     if ns.served:
-        served, served_val, served_choice = served_rows(
+        cuts = validation_cuts(
             data,
             held,
             valid,
             valid_users,
+            outside,
+            ns.served_validation_cuts,
+            users_limit=ns.users,
+            seed=ns.seed,
+            cut_catalog=ns.catalog == "cut",
+        )
+        served, served_val, served_choice = served_rows(
+            data,
+            held,
+            cuts,
             users,
             outside,
             title_vec,
@@ -460,17 +475,25 @@ def choices(info: dict[str, Any]) -> str:
 
 
 def served_table(info: dict[str, Any]) -> str:
-    """The served path's choices on validation and its default against every other row."""
+    """The served path's choices on validation (every cut, and pooled) and its default
+    against every other row on test."""
     served = info["served"]
     val_ndcg, val_ild = served["validation_ndcg@10"], served["validation_ild@10"]
+    cuts = served.get("validation_cuts", [])
+    head = "".join(f" cut {c['cut']} ({c['shoppers']}) |" for c in cuts)
     lines = [
-        "| served row | val NDCG@10 | val ILD@10 |",
-        "|---|---:|---:|",
-        *(
-            f"| {name}{' (default)' if name == served['default'] else ''} | {v:.4f} | "
-            + (f"{val_ild[name]:.4f} |" if name in val_ild else "— |")
-            for name, v in val_ndcg.items()
-        ),
+        f"| served row |{head} pooled val NDCG@10 | pooled val ILD@10 |",
+        "|---|" + "---:|" * (len(cuts) + 2),
+    ]
+    for name, v in val_ndcg.items():
+        by_cut = "".join(
+            f" {c['validation_ndcg@10'][name]:.4f} |" if name in c["validation_ndcg@10"] else " — |"
+            for c in cuts
+        )
+        ild = f"{val_ild[name]:.4f} |" if name in val_ild else "— |"
+        default = " (default)" if name == served["default"] else ""
+        lines.append(f"| {name}{default} |{by_cut} {v:.4f} | {ild}")
+    lines += [
         "",
         f"| test: {served['default']} minus | Δ NDCG@10 [95% CI] |",
         "|---|---:|",
@@ -588,6 +611,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "recipe chosen on validation: all; 2 is 2.5x cheaper on CPU).",
     )
     p.add_argument(
+        "--served-validation-cuts",
+        default=",".join(f"{q:g}" for q in EARLIER_VALIDATION_CUTS),
+        metavar="Q,...",
+        help="Earlier cuts inside the training period (its event quantiles) that the served "
+        "choices are also made on, each scored on the same 20%% window as the validation cut "
+        "and with its own models; the shoppers of every cut are pooled (default "
+        "%(default)s; empty: the validation cut alone).",
+    )
+    p.add_argument(
         "--knee-tolerance",
         type=float,
         default=KNEE_TOLERANCE,
@@ -615,6 +647,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ns = p.parse_args(argv)
     ns.tradeoffs = [float(t) for t in ns.tradeoffs.split(",") if t]
     ns.blend_weights = [float(w) for w in ns.blend_weights.split(",") if w]
+    ns.served_validation_cuts = [float(q) for q in ns.served_validation_cuts.split(",") if q]
+    if any(not 0.0 < q < VALIDATION_FRACTION for q in ns.served_validation_cuts):
+        p.error(f"--served-validation-cuts must be in (0, {VALIDATION_FRACTION:g})")
     if any(not 0.0 <= w <= 1.0 for w in [*ns.blend_weights, ns.ranker_weight]):
         p.error("blend weights must be in [0, 1]")
     if ns.users < 0 or ns.candidates < max(KS):
@@ -665,7 +700,9 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         note += (
             f"; served default chosen on validation: **{info['served']['default']}** "
             f"(ranking {info['served']['ranking']}, knee tolerance "
-            f"{info['served']['knee_tolerance']:g}"
+            f"{info['served']['knee_tolerance']:g}, on the validation cuts "
+            + " + ".join(c["cut"] for c in info["served"].get("validation_cuts", []))
+            + " pooled"
             + (
                 f", cross-encoder feature trained {info['served']['bert_steps']} steps, "
                 + (

@@ -34,6 +34,9 @@ TRAIN_FRACTION = 0.8
 VALIDATION_FRACTION = 0.8
 """Share of the TRAIN log (by time quantile) before the validation cut."""
 
+VALIDATION_WINDOW = 1.0 - VALIDATION_FRACTION
+"""The validation cut's window: the share of the TRAIN log after it (earlier cuts use it too)."""
+
 
 @dataclass(frozen=True)
 class Cut:
@@ -71,6 +74,27 @@ def validation_cut(train: Sequence[Interaction], fraction: float = VALIDATION_FR
     if not train:
         raise ValueError("the training period is empty: nothing to validate on")
     return cut(train, fraction, "train")
+
+
+def window_cut(
+    train: Sequence[Interaction], quantile: float, window: float = VALIDATION_WINDOW
+) -> Cut:
+    """A cut inside the training period at its ``quantile`` (event quantile, as
+    ``temporal_split``): models fit before it, and the truth is what each shopper interacted
+    with in the next ``window`` of the log only, so an earlier cut asks as much of a model as
+    :func:`validation_cut` (whose window runs to the end of training) does."""
+    if not 0.0 < quantile < 1.0 or window <= 0.0:
+        raise ValueError("the quantile must be in (0, 1) and the window > 0")
+    ordered = sorted(train, key=lambda x: x.timestamp)
+    if not ordered:
+        raise ValueError("the training period is empty: nothing to validate on")
+    start = ordered[int(len(ordered) * quantile)].timestamp
+    end_at = int(len(ordered) * (quantile + window))
+    end = ordered[end_at].timestamp if end_at < len(ordered) else None
+    before = [x for x in ordered if x.timestamp < start]
+    after = [x for x in ordered if x.timestamp >= start and (end is None or x.timestamp < end)]
+    histories, truth = holdout_truth(before, after)
+    return Cut(before, after, histories, truth)
 
 
 def sample(users: Sequence[str], limit: int, seed: int) -> list[str]:

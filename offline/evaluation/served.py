@@ -27,15 +27,18 @@ The served default is then chosen on validation by a rule fixed before looking: 
 with the higher validation NDCG@10 (ties: the cheaper, no model); then among its diversified
 rows those whose validation NDCG@10 stays within ``knee_tolerance`` (relative) of the
 undiversified ranking, the one with the highest validation ILD@10 (the knee of the relevance-
-diversity curve); none within it: no diversification. The test rows are computed once, after
-every choice.
+diversity curve); none within it: no diversification. "Validation" is the validation cut
+and the ``EARLIER_VALIDATION_CUTS`` of the training period pooled (``validation_cuts``): each
+cut trains its own models on the log before it and is scored on the same 20% window after
+it, and every NDCG@10 and ILD@10 above is the mean over all of their shoppers' lists. The test
+rows are computed once, after every choice.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +69,11 @@ LTR_BERT = "served + LTR + BERT"
 LTR_FEATURES = tuple(f for f in FEATURES if f != "bert_score_z")
 LTR_ROUNDS = 100
 KNEE_TOLERANCE = 0.05
+# Earlier cuts inside the training period the served choices are also made on (event
+# quantiles, each with the validation cut's 20% window). On Online Retail the cost of one
+# trade-off, DPP(0.25), was 7%, 11% and 3% of NDCG@10 at the 0.6, 0.7 and 0.8 cuts
+# (docs/evaluation.md, run of 2026-12-03): one cut of ~850 shoppers cannot place a knee.
+EARLIER_VALIDATION_CUTS = (0.6, 0.7)
 
 
 @dataclass
@@ -275,81 +283,112 @@ def knee(
     return max(within, key=lambda name: (ild[name], -within.index(name)))
 
 
-def served_rows(
+@dataclass
+class ValidationCut:
+    """One cut the served choices are made on: its models, shoppers and figures."""
+
+    label: str
+    cut: Cut
+    users: list[str]
+    outside: set[str]
+    path: ServedPath | None = None
+    ndcg: dict[str, np.ndarray] = field(default_factory=dict)
+    ild: dict[str, float] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "cut": self.label,
+            "from": f"{self.cut.after[0].timestamp:%Y-%m-%d %H:%M}",
+            "shoppers": len(self.users),
+            "validation_ndcg@10": {n: float(v.mean()) for n, v in self.ndcg.items()},
+            "validation_ild@10": dict(self.ild),
+        }
+
+
+def validation_cuts(
     data: Dataset,
     held: Cut,
     valid: Cut,
     valid_users: Sequence[str],
-    users: Sequence[str],
     outside: set[str],
-    title_vec: Mapping[str, np.ndarray],
+    earlier: Sequence[float],
+    *,
+    users_limit: int = 0,
+    seed: int = 0,
+    cut_catalog: bool = True,
+) -> list[ValidationCut]:
+    """The validation cut, then one cut per ``earlier`` quantile of the training period with
+    the same window (protocol.window_cut); a cut without an eligible shopper is left out.
+    With ``cut_catalog`` an earlier cut excludes the items not yet known at it as well."""
+    from offline.evaluation.protocol import VALIDATION_FRACTION, sample, window_cut
+    from shared.data.types import catalog_at
+
+    cuts = [ValidationCut(f"{VALIDATION_FRACTION:g}", valid, list(valid_users), outside)]
+    for q in sorted(earlier):
+        c = window_cut(held.before, q)
+        if not c.users:
+            continue
+        unknown = set(data.items) - set(catalog_at(data, c.after[0].timestamp))
+        cuts.append(
+            ValidationCut(
+                f"{q:g}",
+                c,
+                sample(c.users, users_limit, seed),
+                outside | unknown if cut_catalog else outside,
+            )
+        )
+    return cuts
+
+
+def _train_cuts(
+    data: Dataset,
+    cuts: Sequence[ValidationCut],
+    rankings: list[str],
     *,
     candidates: int,
-    tradeoffs: Sequence[float],
-    ltr: bool,
+    seed: int,
+    bert_steps: int,
+    bert_layers: int,
+    progress: Callable[[str], None],
+) -> list[str]:
+    """Train each cut's path on the log before it; the rankings every cut could fit."""
+    rankings = list(rankings)
+    for vc in cuts:
+        progress(f"  served path: training before the validation cut at {vc.label} ...")
+        vc.path = train_path(
+            data,
+            vc.cut.before,
+            candidates=candidates,
+            seed=seed,
+            ltr=LTR in rankings,
+            bert_steps=bert_steps if LTR_BERT in rankings else 0,
+            bert_layers=bert_layers,
+            progress=progress,
+        )
+        if vc.path.booster is None:
+            rankings = [SERVED]
+        elif vc.path.booster_bert is None and LTR_BERT in rankings:
+            rankings.remove(LTR_BERT)
+    return rankings
+
+
+def _test_lists(
+    data: Dataset,
+    held: Cut,
+    users: Sequence[str],
+    outside: set[str],
+    rankings: list[str],
+    ranking: str,
+    diversified: Sequence[tuple[str, Method, float]],
+    *,
+    candidates: int,
     seed: int,
     k: int,
-    knee_tolerance: float = KNEE_TOLERANCE,
-    bert_steps: int = 0,
-    bert_layers: int = -1,
-    progress: Callable[[str], None] = print,
-) -> tuple[dict[str, dict[str, list[str]]], dict[str, float], dict[str, Any]]:
-    """(test lists per row, validation NDCG@10 per row, the choices made on validation)."""
-    rankings = [SERVED, LTR] if ltr else [SERVED]
-    if ltr and bert_steps:
-        rankings.append(LTR_BERT)
-    truth_v = {u: valid.truth[u] for u in valid_users}
-
-    def ndcg(lists: Mapping[str, list[str]]) -> float:
-        return float(np.mean(per_user(lists, truth_v, valid_users)))
-
-    progress("  served path: training on the validation cut's early part ...")
-    on_valid = train_path(
-        data,
-        valid.before,
-        candidates=candidates,
-        seed=seed,
-        ltr=ltr,
-        bert_steps=bert_steps if LTR_BERT in rankings else 0,
-        bert_layers=bert_layers,
-        progress=progress,
-    )
-    if on_valid.booster is None:
-        rankings = [SERVED]
-    elif on_valid.booster_bert is None and LTR_BERT in rankings:
-        rankings.remove(LTR_BERT)
-    lists_v = path_lists(
-        on_valid,
-        data,
-        valid_users,
-        outside,
-        candidates=candidates,
-        rankings=rankings,
-        diversified=(),
-        k=k,
-    )
-    validation = {name: ndcg(lists_v[name]) for name in rankings}
-    # Ties go to the first, the one without a model.
-    ranking = max(rankings, key=lambda name: (validation[name], -rankings.index(name)))
-    diversified = _diversified(ranking, tradeoffs)
-    div_v = path_lists(
-        on_valid,
-        data,
-        valid_users,
-        outside,
-        candidates=candidates,
-        rankings=[ranking],
-        diversified=diversified,
-        k=k,
-    )
-    ild_v = {name: _ild(div_v[name], title_vec) for name in div_v}
-    for name, _, _ in diversified:
-        validation[name] = ndcg(div_v[name])
-    default = knee(ranking, [name for name, _, _ in diversified], validation, ild_v, knee_tolerance)
-    progress(
-        f"  served path on validation: {', '.join(f'{n} {validation[n]:.4f}' for n in rankings)}"
-        f"; default chosen: {default}"
-    )
+    bert_steps: int,
+    bert_layers: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, list[str]]]:
+    """The test lists, read once: every model retrained on the whole training period."""
     progress("  served path: training on the whole training period ...")
     on_test = train_path(
         data,
@@ -361,6 +400,7 @@ def served_rows(
         bert_layers=bert_layers,
         progress=progress,
     )
+    rankings = list(rankings)
     if LTR in rankings and on_test.booster is None:
         if ranking in (LTR, LTR_BERT):
             raise SystemExit(
@@ -387,6 +427,102 @@ def served_rows(
             k=k,
         )
     )
+    return lists
+
+
+def served_rows(
+    data: Dataset,
+    held: Cut,
+    cuts: Sequence[ValidationCut],
+    users: Sequence[str],
+    outside: set[str],
+    title_vec: Mapping[str, np.ndarray],
+    *,
+    candidates: int,
+    tradeoffs: Sequence[float],
+    ltr: bool,
+    seed: int,
+    k: int,
+    knee_tolerance: float = KNEE_TOLERANCE,
+    bert_steps: int = 0,
+    bert_layers: int = -1,
+    progress: Callable[[str], None] = print,
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, float], dict[str, Any]]:
+    """(test lists per row, the first cut's validation NDCG@10 per row, the choices made on
+    validation). Every choice is made on the shoppers of all ``cuts`` pooled (one NDCG@10 per
+    shopper and cut), each cut's models trained on the log before it."""
+    if not cuts:
+        raise ValueError("the served choices need at least one validation cut")
+    rankings = [SERVED, LTR] if ltr else [SERVED]
+    if ltr and bert_steps:
+        rankings.append(LTR_BERT)
+
+    rankings = _train_cuts(
+        data,
+        cuts,
+        rankings,
+        candidates=candidates,
+        seed=seed,
+        bert_steps=bert_steps,
+        bert_layers=bert_layers,
+        progress=progress,
+    )
+
+    def score(names: Sequence[str], diversified: Sequence[tuple[str, Method, float]]) -> None:
+        for vc in cuts:
+            assert vc.path is not None
+            truth = {u: vc.cut.truth[u] for u in vc.users}
+            got = path_lists(
+                vc.path,
+                data,
+                vc.users,
+                vc.outside,
+                candidates=candidates,
+                rankings=names,
+                diversified=diversified,
+                k=k,
+            )
+            for name, lists in got.items():
+                vc.ndcg[name] = per_user(lists, truth, vc.users)
+                vc.ild[name] = _ild(lists, title_vec)
+
+    def pooled(name: str) -> float:
+        return float(np.mean(np.concatenate([vc.ndcg[name] for vc in cuts])))
+
+    def pooled_ild(name: str) -> float:
+        total = sum(len(vc.users) for vc in cuts)
+        return sum(vc.ild[name] * len(vc.users) for vc in cuts) / total
+
+    score(rankings, ())
+    validation = {name: pooled(name) for name in rankings}
+    # Ties go to the first, the one without a model.
+    ranking = max(rankings, key=lambda name: (validation[name], -rankings.index(name)))
+    diversified = _diversified(ranking, tradeoffs)
+    score([ranking], diversified)
+    names = [name for name, _, _ in diversified]
+    validation.update({name: pooled(name) for name in names})
+    ild_v = {name: pooled_ild(name) for name in [ranking, *names]}
+    default = knee(ranking, names, validation, ild_v, knee_tolerance)
+    progress(
+        f"  served path on validation ({len(cuts)} cut(s), "
+        f"{sum(len(vc.users) for vc in cuts)} shopper lists): "
+        f"{', '.join(f'{n} {validation[n]:.4f}' for n in rankings)}; default chosen: {default}"
+    )
+    lists = _test_lists(
+        data,
+        held,
+        users,
+        outside,
+        rankings,
+        ranking,
+        diversified,
+        candidates=candidates,
+        seed=seed,
+        k=k,
+        bert_steps=bert_steps,
+        bert_layers=bert_layers,
+        progress=progress,
+    )
     chosen = {
         "ranking": ranking,
         "bert_steps": bert_steps,
@@ -394,6 +530,8 @@ def served_rows(
         "default": default,
         "knee_tolerance": knee_tolerance,
         "validation_ndcg@10": validation,
-        "validation_ild@10": {ranking: _ild(lists_v[ranking], title_vec), **ild_v},
+        "validation_ild@10": ild_v,
+        "validation_cuts": [vc.record() for vc in cuts],
     }
-    return lists, validation, chosen
+    first = {name: float(v.mean()) for name, v in cuts[0].ndcg.items()}
+    return lists, first, chosen

@@ -227,6 +227,10 @@ def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) 
         "50",
         "--served-bert-steps",
         "4",
+        # One earlier cut beside the validation cut (the default has two): each cut trains
+        # its own cross-encoder and scores every candidate with it.
+        "--served-validation-cuts",
+        "0.7",
         timeout=600,
     )
     served = report["info"]["served"]
@@ -236,9 +240,18 @@ def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) 
     rankings = ["served", "served + LTR", "served + LTR + BERT"]
     assert {*rankings, *diversified} <= set(rows)
     assert served["bert_steps"] == 4
-    # Every served row was scored on validation (trained before the validation cut) ...
+    # Every served row was scored on both validation cuts, each with models trained before
+    # it; the main table shows the validation cut's figure, the choices use the pooled one.
     val = served["validation_ndcg@10"]
-    assert all(rows[name]["validation_ndcg@10"] == val[name] for name in val)
+    cuts = served["validation_cuts"]
+    assert [c["cut"] for c in cuts] == ["0.8", "0.7"]
+    assert all(
+        rows[name]["validation_ndcg@10"] == cuts[0]["validation_ndcg@10"][name] for name in val
+    )
+    total = sum(c["shoppers"] for c in cuts)
+    for name in val:
+        by_cut = sum(c["validation_ndcg@10"][name] * c["shoppers"] for c in cuts) / total
+        assert val[name] == pytest.approx(by_cut)
     assert ranking == max(rankings, key=lambda n: (val[n], -rankings.index(n)))
     assert "cross-encoder: 4 steps" in result.stdout
     # ... and the default follows the knee rule on those figures, not on test.
@@ -248,6 +261,7 @@ def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) 
     assert served["default"] == (max(within, key=lambda n: ild[n]) if within else ranking)
     assert set(served["default_minus"]) == set(rows) - {served["default"]}
     assert "Served path (offline.evaluation.served), chosen on validation" in text
+    assert f"| cut 0.7 ({cuts[1]['shoppers']}) |" in text
     assert f"served default chosen on validation: **{served['default']}**" in result.stdout
 
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from offline.evaluation.pipeline import figure_path
-from offline.evaluation.protocol import holdout_cut, per_user, sample, validation_cut
+from offline.evaluation.protocol import (
+    holdout_cut,
+    per_user,
+    sample,
+    validation_cut,
+    window_cut,
+)
 from shared.data import synthetic
 from shared.data.types import Dataset, Interaction
 
@@ -42,6 +48,28 @@ def test_the_validation_cut_lies_inside_the_training_period() -> None:
         assert valid.truth[user]
     fit_items = {x.item_id for x in valid.before}
     assert {i for u in valid.users for i in valid.histories[u]} <= fit_items
+
+
+def test_an_earlier_cut_is_scored_on_a_window_as_long_as_the_validation_cut() -> None:
+    train = holdout_cut(synthetic.generate(n_items=120, n_users=40)).before
+    ordered = sorted(train, key=lambda x: x.timestamp)
+    valid = validation_cut(train)
+    early = window_cut(train, 0.6)
+    start = ordered[int(len(ordered) * 0.6)].timestamp
+    stop = ordered[int(len(ordered) * 0.8)].timestamp
+    assert early.before
+    assert early.users
+    assert max(x.timestamp for x in early.before) < start
+    # The truth is the next 20% of the log only: it ends where the validation window starts.
+    assert all(start <= x.timestamp < stop for x in early.after)
+    assert max(x.timestamp for x in early.after) < min(x.timestamp for x in valid.after)
+    for user in early.users:
+        assert early.truth[user] == {x.item_id for x in early.after if x.user_id == user}
+        assert early.histories[user][0] in {x.item_id for x in early.before if x.user_id == user}
+    # A window reaching the end of the log is the validation cut itself.
+    assert window_cut(train, 0.8).truth == valid.truth
+    with pytest.raises(ValueError, match="quantile"):
+        window_cut(train, 1.0)
 
 
 def test_histories_are_most_recent_first_and_truth_counts_repeats() -> None:
