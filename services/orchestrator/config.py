@@ -103,8 +103,9 @@ class OrchestratorSettings(ServiceSettings):
         ge=0.0,
         le=1.0,
         description="Trade-off when the request has no diversity settings. 0.25: the knee of "
-        "the relevance-diversity curve on a validation cut of Online Retail (DPP over the "
-        "served candidates, within 5% of their NDCG@10; docs/evaluation.md).",
+        "the relevance-diversity curve on three validation cuts of Online Retail pooled (MMR, "
+        "the reranker's default method, over the served candidates, within 5% of their "
+        "NDCG@10; docs/evaluation.md).",
     )
     popularity_size: int = Field(
         500, ge=1, description="Length of the cached DP popularity list used as fallback."

@@ -55,10 +55,10 @@ async def stub() -> AsyncIterator[Stub]:
         yield reranker_pb2_grpc.RerankerServiceStub(channel)
 
 
-async def test_dpp_is_the_default_and_returns_k_unique_items(stub: Stub) -> None:
+async def test_mmr_is_the_default_and_returns_k_unique_items(stub: Stub) -> None:
     cands = _candidates()
     resp = await stub.Rerank(reranker_pb2.RerankRequest(candidates=cands, k=5, tradeoff=0.7))
-    assert resp.method == common_pb2.RERANK_METHOD_DPP
+    assert resp.method == common_pb2.RERANK_METHOD_MMR
     ids = [item.item_id for item in resp.items]
     assert len(ids) == len(set(ids)) == 5
     given = {c.item_id: c.relevance for c in cands}
@@ -312,7 +312,9 @@ async def test_configured_default_window_applies(default_window: int, third_scor
         reranker_pb2.RerankCandidate(item_id="x1", relevance=0.9, embedding=[1.0, 0.0]),
         reranker_pb2.RerankCandidate(item_id="x2", relevance=0.0, embedding=[0.0, 1.0]),
     ]
-    request = reranker_pb2.RerankRequest(candidates=cands, k=3, tradeoff=1.0)
+    request = reranker_pb2.RerankRequest(
+        candidates=cands, k=3, method=common_pb2.RERANK_METHOD_DPP, tradeoff=1.0
+    )
     resp = await _serve_once(RerankerSettings(port=0, default_window=default_window), request)
     assert [i.item_id for i in resp.items] == ["x0", "x2", "x1"]
     assert resp.items[2].selection_score == pytest.approx(third_score, abs=1.0)
