@@ -467,7 +467,11 @@ async def test_callers_giving_up_leave_ranker_and_triton_idle_within_a_second(
             # where a fixed one can expire inside the ranker before Triton sees a request.
             started = time.monotonic()
             await stub.ScoreCandidates(_many_candidates(48), timeout=60)
-            deadline = max(0.6, 1.5 * (time.monotonic() - started))
+            alone = time.monotonic() - started
+            deadline = max(0.6, 1.5 * alone)
+            # The longest one merged batch can run: Triton merges up to max_batch_size (512)
+            # queued pairs, about 512 / 48 times the call above, with a 1.5x margin.
+            longest_batch = max(1.0, 1.5 * alone * 512 / 48)
             before = _triton_metrics(triton, model)
             # Triton's queue is sampled from a thread of its own: the event loop is busy with
             # the 24 calls, and on a slow CPU a poller on it can miss the whole window.
@@ -496,26 +500,31 @@ async def test_callers_giving_up_leave_ranker_and_triton_idle_within_a_second(
             while time.monotonic() - gave_up < 3.0:
                 now = await asyncio.to_thread(_triton_metrics, triton, model)
                 if now["nv_inference_pending_request_count"] == 0 and app.servicer.in_flight == 0:
-                    idle_at = time.monotonic()
+                    idle_at, at_idle = time.monotonic(), now
                     break
                 await asyncio.sleep(0.02)
             assert idle_at is not None
             assert idle_at - gave_up < 1.0
             # A batch already executing is not pending and may finish after that: it can hold
-            # hundreds of the queued pairs (dynamic batching), over 1 s on a slow CPU. With the
-            # queue empty it is the last one: once the execution count has held still for 1 s
-            # (at most 20 s after giving up) it stays still, as nothing new starts.
-            await asyncio.sleep(max(0.0, gave_up + 1.0 - time.monotonic()))
+            # hundreds of the queued pairs (dynamic batching), over 1 s on a slow CPU (a count
+            # that held still for 1 s once rose after it). With the queue empty it is the last
+            # one: once the execution count has held still for longer than any batch can run
+            # (at most 60 s after giving up) it stays still, as nothing new starts.
             settled = await asyncio.to_thread(_triton_metrics, triton, model)
-            while time.monotonic() - gave_up < 20.0:
-                await asyncio.sleep(1.0)
+            still_since = time.monotonic()
+            while time.monotonic() - gave_up < 60.0:
+                await asyncio.sleep(0.25)
                 now = await asyncio.to_thread(_triton_metrics, triton, model)
-                if now["nv_inference_exec_count"] == settled["nv_inference_exec_count"]:
+                if now["nv_inference_exec_count"] != settled["nv_inference_exec_count"]:
+                    settled, still_since = now, time.monotonic()
+                elif time.monotonic() - still_since > longest_batch:
                     break
-                settled = now
             await asyncio.sleep(0.5)
             after = await asyncio.to_thread(_triton_metrics, triton, model)
             assert after["nv_inference_exec_count"] == settled["nv_inference_exec_count"]
+            # Nothing started after the queue emptied: the one model instance finished at most
+            # the batch it was executing then.
+            assert after["nv_inference_exec_count"] - at_idle["nv_inference_exec_count"] <= 1
             assert after["nv_inference_pending_request_count"] == 0
             submitted = 24 * 48
             done = after["nv_inference_request_success"] - before["nv_inference_request_success"]
