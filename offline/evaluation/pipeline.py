@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from offline.evaluation import seed_check
 from offline.evaluation.peers import (
     FAMILIES,
     GRIDS,
@@ -324,6 +325,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         zip(catalog, title_embeddings([it.title for it in catalog.values()]), strict=True)
     )
     served_choice = None
+    served_names: list[str] = []
     if ns.served:
         cuts = validation_cuts(
             data,
@@ -335,6 +337,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             users_limit=ns.users,
             seed=ns.seed,
             cut_catalog=ns.catalog == "cut",
+            model_seeds=[ns.seed + i for i in range(ns.served_seeds)],
         )
         served, served_val, served_choice = served_rows(
             data,
@@ -354,6 +357,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
         lists.update(served)
         validation.update(served_val)
+        served_names = list(served)
     blends = [f"+ BERT blend({w:g})" for w in ns.blend_weights]
     scored = [b for b in blends if b in validation]
     # The blend weight the validation cut prefers (only with --validate-pipeline).
@@ -395,6 +399,34 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             for name, values in per_shopper.items()
             if name != default
         }
+    seeds = None
+    if ns.seed_check:
+        print(f"  seed check: {ns.seed_check} seeds ...", flush=True)
+        seed_list = [ns.seed + i for i in range(ns.seed_check)]
+        by_seed = seed_check.seed_rows(
+            data,
+            held,
+            users,
+            outside,
+            list(catalog),
+            chosen,
+            served_choice,
+            per_shopper,
+            seed_list,
+            candidates=ns.candidates,
+            tradeoffs=ns.tradeoffs,
+            k=max(KS),
+            threads=ns.threads,
+        )
+        seeds = seed_check.summary(
+            by_seed,
+            per_shopper,
+            seed_list,
+            served_choice["default"] if served_choice else None,
+            resamples=ns.resamples,
+            seed=ns.seed,
+            unrefitted=served_names,
+        )
     info = {
         "dataset": data.name,
         "catalog": catalog_note,
@@ -407,6 +439,7 @@ def run(ns: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         "best_baseline": best,
         "chosen_blend": chosen_blend,
         "served": served_choice,
+        "seed_check": seeds,
         "methods": ns.methods,
         "peer_grid": ns.peer_grid,
         "peers": chosen,
@@ -620,6 +653,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "%(default)s; empty: the validation cut alone).",
     )
     p.add_argument(
+        "--served-seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Train each validation cut's served models with N seeds (--seed, --seed + 1, "
+        "...) and pool them too, so the served choices do not rest on one draw of the "
+        "training randomness (default 1: --seed alone). The test rows use --seed.",
+    )
+    p.add_argument(
         "--knee-tolerance",
         type=float,
         default=KNEE_TOLERANCE,
@@ -636,6 +678,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resamples", type=int, default=1000, help="Bootstrap resamples per CI.")
     p.add_argument("--threads", type=int, default=1, help="Threads of the implicit models.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed-check",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Refit every seeded row (ALS, BPR, the served ranking and default) with N seeds "
+        "(--seed, --seed + 1, ...) on the whole training period and report the spread and the "
+        "served default's seed-mean differences (offline.evaluation.seed_check); 0 (default): "
+        "off. Chooses nothing.",
+    )
     p.add_argument("--record", type=Path, default=None, help="Append the table to this file.")
     p.add_argument(
         "--figure",
@@ -660,6 +712,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--knee-tolerance must be in [0, 1)")
     if ns.served_bert_steps < 0 or (ns.served_bert_steps and not (ns.served and ns.served_ltr)):
         p.error("--served-bert-steps needs --served with its learned ranking model, and N >= 0")
+    if ns.served_seeds < 1:
+        p.error("--served-seeds must be >= 1")
+    if ns.seed_check < 0 or ns.seed_check == 1:
+        p.error("--seed-check must be 0 (off) or at least 2 seeds")
+    if ns.seed_check and ns.served_bert_steps:
+        p.error("--seed-check does not refit the cross-encoder feature (--served-bert-steps)")
     if ns.resamples < 100 or ns.threads < 1:
         p.error("--resamples must be >= 100 and --threads >= 1")
     return ns
@@ -697,12 +755,19 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     if info["chosen_blend"]:
         note += f"; blend chosen on validation: {info['chosen_blend']} (optimistic artefacts)"
     if info["served"]:
+        served_cuts = info["served"].get("validation_cuts", [])
+        seeds_used = list(dict.fromkeys(c.get("seed", ns.seed) for c in served_cuts))
         note += (
             f"; served default chosen on validation: **{info['served']['default']}** "
             f"(ranking {info['served']['ranking']}, knee tolerance "
             f"{info['served']['knee_tolerance']:g}, on the validation cuts "
-            + " + ".join(c["cut"] for c in info["served"].get("validation_cuts", []))
+            + " + ".join(dict.fromkeys(c["cut"].split()[0] for c in served_cuts))
             + " pooled"
+            + (
+                ", models with seeds " + ", ".join(str(s) for s in seeds_used)
+                if len(seeds_used) > 1
+                else ""
+            )
             + (
                 f", cross-encoder feature trained {info['served']['bert_steps']} steps, "
                 + (
@@ -721,6 +786,9 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     served_text = served_table(info) if info["served"] else ""
     if served_text:
         print(served_text)
+    seeds_text = seed_check.table(info["seed_check"]) if info["seed_check"] else ""
+    if seeds_text:
+        print(seeds_text)
     print(json.dumps({k: v for k, v in info.items() if k != "peers"}))
     figure = figure_path(ns.figure, ns.record, root, info["dataset"])
     if figure is not None:
@@ -747,6 +815,13 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
                     f"Served path (offline.evaluation.served), chosen on validation:\n\n"
                     f"{served_text}\n\n"
                     if served_text
+                    else ""
+                )
+                + (
+                    f"Seed check (offline.evaluation.seed_check; the seeded rows refitted with "
+                    f"{len(info['seed_check']['seeds'])} seeds, chooses nothing):\n\n"
+                    f"{seeds_text}\n\n"
+                    if seeds_text
                     else ""
                 )
                 + f"![NDCG vs ILD](figures/{figure.name})\n"

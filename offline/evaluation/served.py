@@ -30,8 +30,10 @@ undiversified ranking, the one with the highest validation ILD@10 (the knee of t
 diversity curve); none within it: no diversification. "Validation" is the validation cut
 and the ``EARLIER_VALIDATION_CUTS`` of the training period pooled (``validation_cuts``): each
 cut trains its own models on the log before it and is scored on the same 20% window after
-it, and every NDCG@10 and ILD@10 above is the mean over all of their shoppers' lists. The test
-rows are computed once, after every choice.
+it, and every NDCG@10 and ILD@10 above is the mean over all of their shoppers' lists. With
+several training seeds (``validation_cuts(model_seeds=...)``) every cut is repeated per seed
+and pooled the same way, so a choice does not rest on one draw of the training randomness.
+The test rows are computed once, after every choice.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ def train_path(
     )
 
 
-def _diversified(base: str, tradeoffs: Sequence[float]) -> list[tuple[str, Method, float]]:
+def diversified_rows(base: str, tradeoffs: Sequence[float]) -> list[tuple[str, Method, float]]:
     return [
         (f"{base} + {m.name}({t:g})", m, t) for m in (Method.DPP, Method.MMR) for t in tradeoffs
     ]
@@ -285,12 +287,14 @@ def knee(
 
 @dataclass
 class ValidationCut:
-    """One cut the served choices are made on: its models, shoppers and figures."""
+    """One cut the served choices are made on, with one training seed: its models, shoppers
+    and figures."""
 
     label: str
     cut: Cut
     users: list[str]
     outside: set[str]
+    seed: int = 0
     path: ServedPath | None = None
     ndcg: dict[str, np.ndarray] = field(default_factory=dict)
     ild: dict[str, float] = field(default_factory=dict)
@@ -298,6 +302,7 @@ class ValidationCut:
     def record(self) -> dict[str, Any]:
         return {
             "cut": self.label,
+            "seed": self.seed,
             "from": f"{self.cut.after[0].timestamp:%Y-%m-%d %H:%M}",
             "shoppers": len(self.users),
             "validation_ndcg@10": {n: float(v.mean()) for n, v in self.ndcg.items()},
@@ -316,28 +321,40 @@ def validation_cuts(
     users_limit: int = 0,
     seed: int = 0,
     cut_catalog: bool = True,
+    model_seeds: Sequence[int] = (),
 ) -> list[ValidationCut]:
     """The validation cut, then one cut per ``earlier`` quantile of the training period with
     the same window (protocol.window_cut); a cut without an eligible shopper is left out.
-    With ``cut_catalog`` an earlier cut excludes the items not yet known at it as well."""
+    With ``cut_catalog`` an earlier cut excludes the items not yet known at it as well.
+
+    Each cut is listed once per training seed of ``model_seeds`` (default: ``seed`` alone),
+    seed by seed, so the choices pool the training randomness as well as the cuts; with more
+    than one seed a label names its seed ("0.8 s1")."""
     from offline.evaluation.protocol import VALIDATION_FRACTION, sample, window_cut
     from shared.data.types import catalog_at
 
-    cuts = [ValidationCut(f"{VALIDATION_FRACTION:g}", valid, list(valid_users), outside)]
+    seeds = list(model_seeds) or [seed]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the training seeds must differ, got {seeds}")
+    found = [(f"{VALIDATION_FRACTION:g}", valid, list(valid_users), outside)]
     for q in sorted(earlier):
         c = window_cut(held.before, q)
         if not c.users:
             continue
         unknown = set(data.items) - set(catalog_at(data, c.after[0].timestamp))
-        cuts.append(
-            ValidationCut(
+        found.append(
+            (
                 f"{q:g}",
                 c,
                 sample(c.users, users_limit, seed),
                 outside | unknown if cut_catalog else outside,
             )
         )
-    return cuts
+    return [
+        ValidationCut(label if len(seeds) == 1 else f"{label} s{s}", c, users, out, s)
+        for s in seeds
+        for label, c, users, out in found
+    ]
 
 
 def _train_cuts(
@@ -346,12 +363,12 @@ def _train_cuts(
     rankings: list[str],
     *,
     candidates: int,
-    seed: int,
     bert_steps: int,
     bert_layers: int,
     progress: Callable[[str], None],
 ) -> list[str]:
-    """Train each cut's path on the log before it; the rankings every cut could fit."""
+    """Train each cut's path on the log before it (with the cut's seed); the rankings every
+    cut could fit."""
     rankings = list(rankings)
     for vc in cuts:
         progress(f"  served path: training before the validation cut at {vc.label} ...")
@@ -359,7 +376,7 @@ def _train_cuts(
             data,
             vc.cut.before,
             candidates=candidates,
-            seed=seed,
+            seed=vc.seed,
             ltr=LTR in rankings,
             bert_steps=bert_steps if LTR_BERT in rankings else 0,
             bert_layers=bert_layers,
@@ -462,7 +479,6 @@ def served_rows(
         cuts,
         rankings,
         candidates=candidates,
-        seed=seed,
         bert_steps=bert_steps,
         bert_layers=bert_layers,
         progress=progress,
@@ -497,7 +513,7 @@ def served_rows(
     validation = {name: pooled(name) for name in rankings}
     # Ties go to the first, the one without a model.
     ranking = max(rankings, key=lambda name: (validation[name], -rankings.index(name)))
-    diversified = _diversified(ranking, tradeoffs)
+    diversified = diversified_rows(ranking, tradeoffs)
     score([ranking], diversified)
     names = [name for name, _, _ in diversified]
     validation.update({name: pooled(name) for name in names})

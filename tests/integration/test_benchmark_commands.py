@@ -265,6 +265,49 @@ def test_evaluate_served_path_chooses_its_default_on_validation(tmp_path: Path) 
     assert f"served default chosen on validation: **{served['default']}**" in result.stdout
 
 
+def test_evaluate_pools_training_seeds_and_refits_the_seeded_rows(tmp_path: Path) -> None:
+    result, report, text = _evaluate_synthetic_folder(
+        tmp_path,
+        30,
+        "--served",
+        "--no-served-ltr",
+        "--served-validation-cuts",
+        "",
+        "--tradeoffs",
+        "0.25",
+        "--candidates",
+        "50",
+        "--seed",
+        "3",
+        "--seed-check",
+        "2",
+        "--served-seeds",
+        "2",
+    )
+    info = report["info"]
+    # The served choices pooled the validation cut's models of both seeds ...
+    cuts = info["served"]["validation_cuts"]
+    assert [(c["cut"], c["seed"]) for c in cuts] == [("0.8 s3", 3), ("0.8 s4", 4)]
+    assert "on the validation cuts 0.8 pooled, models with seeds 3, 4" in result.stdout
+    # ... and the seed check refitted every seeded row with both on the whole training period.
+    check = info["seed_check"]
+    served = info["served"]
+    assert check["seeds"] == [3, 4]
+    seeded = {"ALS", "ALS, history excluded", "BPR", "BPR, history excluded", "served"}
+    assert seeded | {served["default"]} == set(check["rows"])
+    rows = {r["method"]: r for r in report["rows"]}
+    for name, r in check["rows"].items():
+        # The first seed is the main table's fit; the second is a refit.
+        assert r["ndcg@10"][0] == pytest.approx(rows[name]["ndcg@10"])
+        assert r["mean"] == pytest.approx(sum(r["ndcg@10"]) / 2)
+    # Served rows the check did not refit (one draw each) are not compared with a seed mean.
+    unrefitted = {n for n in rows if n.startswith("served")} - set(check["rows"])
+    assert set(check["default_minus"]) == set(rows) - {served["default"]} - unrefitted
+    assert "Seed check (offline.evaluation.seed_check" in text
+    assert "| row | seed 3 | seed 4 | mean | spread |" in result.stdout
+    assert "seed check: seed 4 refitted" in result.stdout
+
+
 def test_privacy_utility_command_fills_the_full_pipeline_column(tmp_path: Path) -> None:
     from offline.evaluation.privacy_utility import candidates
     from shared.data import online_retail

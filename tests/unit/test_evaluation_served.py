@@ -9,7 +9,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from offline.evaluation.served import knee, train_path
+from offline.evaluation.protocol import holdout_cut, validation_cut
+from offline.evaluation.served import knee, train_path, validation_cuts
 from offline.ranker.ltr import rolling_groups
 from shared.data import synthetic
 from shared.data.types import Dataset
@@ -88,3 +89,22 @@ def test_without_a_single_labelled_shopper_the_path_has_no_learned_model(small: 
     assert path.booster is None
     assert any("no learned ranking model" in m for m in messages)
     assert path.popular
+
+
+def test_validation_cuts_repeat_each_cut_once_per_training_seed(small: Dataset) -> None:
+    held = holdout_cut(small)
+    valid = validation_cut(held.before)
+    one = validation_cuts(small, held, valid, valid.users, set(), (0.6,), seed=5)
+    assert [(vc.label, vc.seed) for vc in one] == [("0.8", 5), ("0.6", 5)]
+    both = validation_cuts(small, held, valid, valid.users, set(), (0.6,), model_seeds=(5, 6))
+    assert [(vc.label, vc.seed) for vc in both] == [
+        ("0.8 s5", 5),
+        ("0.6 s5", 5),
+        ("0.8 s6", 6),
+        ("0.6 s6", 6),
+    ]
+    # The same cut with another seed: the same shoppers and truth, only the models differ.
+    assert both[2].cut is both[0].cut
+    assert both[2].users == both[0].users
+    with pytest.raises(ValueError, match="must differ"):
+        validation_cuts(small, held, valid, valid.users, set(), (), model_seeds=(1, 1))
