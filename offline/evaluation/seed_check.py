@@ -12,8 +12,9 @@ shopper bootstrap excludes 0 (docs/evaluation.md, 2026-12-03).
 served default) with each seed of ``seeds``; the first seed's lists are the main table's. For
 each row it reports NDCG@10 per seed and, per shopper, the mean over seeds. The served default
 is then compared with every row on those seed means (a deterministic row such as popularity,
-item-kNN or the retrieval artefact keeps its one list), still by the paired bootstrap over
-shoppers, so a difference has to hold for the recipe, not for one draw of it.
+item-kNN or the retrieval artefact keeps its one list; the other served rows, trained with one
+seed and not refitted here, are left out), still by the paired bootstrap over shoppers, so a
+difference has to hold for the recipe, not for one draw of it.
 
 Nothing here chooses anything: every choice was made on validation before; this only reads the
 test lists of the same run again, with more seeds.
