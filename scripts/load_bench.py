@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = sys.argv[1:] if argv is None else argv
     ns = parser.parse_args(args)
+    if ns.json:
+        ns.json.parent.mkdir(parents=True, exist_ok=True)
     try:
         config = load.LoadConfig(
             requests=ns.requests,

@@ -740,6 +740,9 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     root = root or Path.cwd()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ns = parse_args(argv)
+    if ns.json:
+        # Made before the run's minutes of work, so a bad path fails at once.
+        ns.json.parent.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -733,6 +733,11 @@ def main(argv: Sequence[str]) -> int:
                 f"{args.curve_lists!r}"
             )
         values["steps"] = at_steps[-1]
+        if args.curve_json:
+            # Made before the curve's minutes of training, so a bad path fails at once.
+            Path(args.curve_json).parent.mkdir(parents=True, exist_ok=True)
+    elif args.curve_json:
+        raise SystemExit("--curve-json needs --curve")
     config = TrainConfig(seed=args.seed, **values)
     dataset = data_from_args(args)
     train_split, test_split = temporal_split(dataset)

@@ -78,7 +78,7 @@ def test_evaluate_command_on_small_synthetic(tmp_path: Path) -> None:
     save_ranker(
         model, tokenizer, tmp_path / "ranker", "smoke", {"max_length": 32, "dataset": "shop"}
     )
-    out = tmp_path / "eval.json"
+    out = tmp_path / "reports" / "eval.json"  # --json makes its folder
     result = _run(
         [
             "scripts/evaluate.py",
@@ -369,7 +369,7 @@ def test_load_benchmark_command_against_a_running_stack(
 ) -> None:
     """The three runs answer every request; the in-process one builds the six services
     through their composition roots from the stack's settings and calls their servicers."""
-    out, record = tmp_path / "load.json", tmp_path / "bench.md"
+    out, record = tmp_path / "runs" / "load.json", tmp_path / "bench.md"  # --json makes its folder
     requests = 4
     result = _run(
         [

@@ -224,3 +224,24 @@ def test_the_curve_compares_negatives_on_the_same_lists(data, tmp_path: Path) ->
         )
     with pytest.raises(ValueError, match="curve candidate sources"):
         learning_curve(dataset, train_split, config, [1], root=tmp_path, lists=(), progress=False)
+
+
+def test_the_curve_command_writes_its_json_into_a_new_folder(tmp_path: Path) -> None:
+    import json
+
+    from offline.ranker.training import main
+    from shared.data.format import write_folder
+
+    shop = write_folder(
+        synthetic.generate(n_items=120, n_users=80, sessions_per_user=8, seed=2), tmp_path / "shop"
+    )
+    base = ["--data", str(shop), "--quick", "--output", str(tmp_path / "models")]
+    base += ["--threads", "1", "--no-progress"]
+    # Without --curve there is no curve to write: refused before any training.
+    with pytest.raises(SystemExit, match="--curve-json needs --curve"):
+        main([*base, "--curve-json", str(tmp_path / "c.json")])
+    out = tmp_path / "not" / "yet" / "curve.json"
+    assert main([*base, "--curve", "2", "--eval-users", "6", "--curve-json", str(out)]) == 0
+    [point] = json.loads(out.read_text())
+    assert point["step"] == 2
+    assert 0.0 <= point["bert"]["ndcg@10"] <= 1.0
