@@ -506,6 +506,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--clients must be >= 1")
     if args.precisions and args.device != "cpu":
         p.error("--precisions are the CPU path's; the GPU repository serves fp32")
+    if not args.no_doc:
+        # Made before the run, not when its table is appended at the end.
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     return args
 
 

@@ -358,6 +358,51 @@ def test_feature_store_benchmark_command(tmp_path: Path) -> None:
     assert "Command: `python scripts/bench_feature_store.py" in record.read_text()
 
 
+def test_ranker_benchmark_command_compares_cpu_precisions_through_triton(
+    tmp_path: Path,
+) -> None:
+    """The done-when figure's command, tiny: two CPU precisions through real Triton, one
+    run, the ratio column against fp32, and the table appended to a doc in a new folder."""
+    doc = tmp_path / "new" / "bench.md"
+    result = _run(
+        [
+            "scripts/bench_ranker.py",
+            "--random-weights",
+            "--skip-local",
+            "--precisions",
+            "fp32",
+            "openvino_fp32",
+            "--batch-sizes",
+            "4",
+            "--seq-len",
+            "16",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--doc",
+            str(doc),
+        ],
+        timeout=240,
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| Triton gRPC")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| Triton gRPC (cpu fp32)",
+        "| Triton gRPC (cpu openvino_fp32)",
+    ]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:3] == ["4", "16"]  # batch, tokens
+        assert float(cells[3]) > 0  # pairs/s
+        assert cells[-1].endswith("x")
+    assert rows[0].rstrip(" |").endswith("1.00x")  # fp32 is the reference
+    recorded = doc.read_text()
+    assert "Command: `python scripts/bench_ranker.py --random-weights" in recorded
+    assert rows[1] in recorded
+
+
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     with running_stack(tmp_path_factory.mktemp("bench-stack")) as (layout, _):
