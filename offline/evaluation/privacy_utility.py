@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         "full-pipeline column",
     )
     args = parser.parse_args(argv)
+    if args.write_doc:
+        # Made before the run, not when its block is written at the end.
+        Path(args.write_doc).parent.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
     rng = np.random.default_rng(args.seed)

@@ -113,3 +113,15 @@ def test_only_a_recorded_run_or_an_explicit_path_gets_a_figure(tmp_path: Path) -
     asked = tmp_path / "mine.png"
     assert figure_path(asked, None, tmp_path, "online-retail") == asked
     assert figure_path(asked, tmp_path / "docs" / "evaluation.md", tmp_path, "x") == asked
+
+
+def test_a_report_file_in_a_new_folder_is_prepared_before_the_run(tmp_path: Path) -> None:
+    """The privacy-utility command makes its doc's folder first: a missing folder does not
+    cost the run, and a bad data path is refused before anything is computed."""
+    from offline.evaluation.privacy_utility import main
+
+    doc = tmp_path / "new" / "privacy.md"
+    with pytest.raises(SystemExit):
+        main(["--write-doc", str(doc), "--data", str(tmp_path / "no-such-folder")])
+    assert doc.parent.is_dir()
+    assert not doc.exists()
