@@ -181,6 +181,14 @@ def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
         default="triton",
         help="triton (default) serves BERT through a real Triton server; local runs torch",
     )
+    p.add_argument(
+        "--cpu-precision",
+        choices=triton_server.CPU_PRECISION_CHOICES,
+        default="auto",
+        help="what the ranker's Triton CPU repository serves (--ranker-backend triton); auto "
+        "(default): the fastest that ranks like fp32 on this machine, measured once; "
+        "another precision than the repository's exports it again",
+    )
     p.add_argument("--candidates", type=int, default=50, help="N retrieved per request")
     p.add_argument(
         "--feature-store-url",
@@ -223,6 +231,7 @@ def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
         candidate_count=args.candidates,
         default_deadline_s=args.deadline_s,
         feature_store_url=args.feature_store_url,
+        cpu_precision=args.cpu_precision,
     )
     say(f"local stack in {layout.var} (ranker backend: {layout.ranker_backend})")
     try:

@@ -451,9 +451,15 @@ def latest_version(root: Path) -> Path:
     return root / latest.read_text().strip() if latest.exists() else root
 
 
-def _triton_cpu_repository_exists(ranker_dir: Path) -> bool:
+def _triton_cpu_repository_exists(ranker_dir: Path, precision: str = "auto") -> bool:
+    """Whether the export step is done: a cpu repository exists, and serves ``precision``
+    where one is forced."""
     folder = latest_version(ranker_dir) / triton_server.TRITON_DIR / "cpu"
-    return any(folder.glob("*/config.pbtxt"))
+    models = [config.parent for config in folder.glob("*/config.pbtxt")]
+    return bool(models) and (
+        precision == "auto"
+        or all(triton_server.exported_cpu_precision(m) == precision for m in models)
+    )
 
 
 def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
@@ -537,7 +543,7 @@ def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:
                     "--cpu-precision",
                     layout.cpu_precision,
                 ),
-                lambda: _triton_cpu_repository_exists(layout.ranker_dir),
+                lambda: _triton_cpu_repository_exists(layout.ranker_dir, layout.cpu_precision),
                 "prepare-triton.log",
             )
         )

@@ -32,6 +32,18 @@ from types import FrameType
 from typing import Any
 
 TRITON_DIR = "triton"
+# What --cpu-precision takes (offline.ranker.cpu_precision.CHOICES, which imports torch).
+CPU_PRECISION_CHOICES = (
+    "auto",
+    "fp32",
+    "int8",
+    "bf16",
+    "openvino_fp32",
+    "openvino_bf16",
+    "openvino_int8",
+)
+# The export's record of what a cpu model folder serves (cpu_precision.METADATA_FILE).
+CPU_PRECISION_FILE = "cpu_precision.json"
 # Triton's own default ports; the ranker's default triton_url names GRPC_PORT.
 HTTP_PORT = 8000
 GRPC_PORT = 8001
@@ -120,7 +132,8 @@ def ensure_repository(
 
     The ``cpu`` variant serves the precision measured fastest at equal ranking on this
     machine (``cpu_precision`` forces one; see offline/ranker/cpu_precision.py), which costs
-    a minute or so on the first start; the choice is kept with the repository."""
+    a minute or so on the first start; the choice is kept with the repository. A forced
+    precision other than the one a repository already serves exports it again."""
     from offline.ranker.export import export_onnx, select_cpu_precision, write_model_repository
     from services.ranker.model import load_artefact, resolve_model_dir
 
@@ -134,7 +147,17 @@ def ensure_repository(
     name = model_name
     if name is None:
         name = str(json.loads((folder / "meta.json").read_text()).get("model_name"))
-    if not (repo / name / "config.pbtxt").exists():
+    exported = (repo / name / "config.pbtxt").exists()
+    if exported and variant == "cpu" and cpu_precision != "auto":
+        serves = exported_cpu_precision(repo / name)
+        if serves != cpu_precision:
+            print(
+                f"ranker repository {repo / name} serves {serves or 'an unrecorded precision'}; "
+                f"exporting it again at --cpu-precision {cpu_precision}",
+                file=sys.stderr,
+            )
+            exported = False
+    if not exported:
         precision, report, model = "fp32", None, None
         if variant == "cpu":
             artefact = artefact or load_artefact(folder)
@@ -152,6 +175,16 @@ def ensure_repository(
             precision_report=report,
         )
     return repo
+
+
+def exported_cpu_precision(model_folder: Path) -> str | None:
+    """The precision a cpu repository's model folder serves, as its export recorded it;
+    None where nothing (readable) is recorded."""
+    try:
+        chosen = json.loads((model_folder / CPU_PRECISION_FILE).read_text())["chosen"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return chosen if isinstance(chosen, str) else None
 
 
 def server_command(
@@ -276,10 +309,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu")
     p.add_argument(
         "--cpu-precision",
-        choices=["auto", "fp32", "int8", "bf16", "openvino_fp32", "openvino_bf16", "openvino_int8"],
+        choices=CPU_PRECISION_CHOICES,
         default="auto",
-        help="What the cpu variant runs when its repository is first written; auto: the "
-        "fastest that ranks like fp32 on this machine.",
+        help="What the cpu variant runs when its repository is written; auto: the fastest "
+        "that ranks like fp32 on this machine (measured once); another precision than the "
+        "repository's exports it again.",
     )
     p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
     p.add_argument("--http-port", type=int, default=HTTP_PORT)

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.triton_server import (
+    CPU_PRECISION_CHOICES,
     GRPC_PORT,
     HTTP_PORT,
     METRICS_PORT,
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--otlp-url", help="host:port of an OTLP/HTTP receiver (needed to serve)")
     p.add_argument(
         "--cpu-precision",
-        choices=["auto", "fp32", "int8", "bf16", "openvino_fp32", "openvino_bf16", "openvino_int8"],
+        choices=CPU_PRECISION_CHOICES,
         default="auto",
         help="what a repository exported here serves; auto measures the fastest that ranks "
         "like fp32 on this machine (a minute or so, once)",

@@ -136,6 +136,43 @@ def test_the_cpu_precision_check_is_recorded(
     assert not (repos["gpu"] / "ranker_bert" / cp.METADATA_FILE).exists()
 
 
+def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from devstack.stack import _triton_cpu_repository_exists
+    from devstack.triton_server import CPU_PRECISION_CHOICES, exported_cpu_precision
+
+    assert CPU_PRECISION_CHOICES == cp.CHOICES  # the CLIs' list, kept without importing torch
+    root = tmp_path / "ranker"
+    create_untrained_artefact(root, "v-forced", seed=3, max_length=16)
+    model = ensure_repository(root, "cpu", cpu_precision="fp32", eval_shoppers=2) / "ranker_bert"
+    assert exported_cpu_precision(model) == "fp32"
+    written = (model / "config.pbtxt").stat().st_mtime_ns
+    # auto, or the precision it serves: the repository is kept as it is.
+    for precision in ("auto", "fp32"):
+        ensure_repository(root, "cpu", cpu_precision=precision, eval_shoppers=2)
+        assert (model / "config.pbtxt").stat().st_mtime_ns == written
+        assert _triton_cpu_repository_exists(root, precision)
+    # The local stack's export step is not done while the repository serves another one.
+    assert not _triton_cpu_repository_exists(root, "openvino_fp32")
+    ensure_repository(root, "cpu", cpu_precision="openvino_fp32", eval_shoppers=2)
+    assert exported_cpu_precision(model) == "openvino_fp32"
+    assert parse_config(model / "config.pbtxt").parameters["cpu_precision"].string_value == (
+        "openvino_fp32"
+    )
+    assert "openvino" in (model / "1" / "model.py").read_text()
+    assert json.loads((model / cp.METADATA_FILE).read_text())["mode"] == "openvino_fp32"
+    assert _triton_cpu_repository_exists(root, "openvino_fp32")
+    assert not _triton_cpu_repository_exists(root, "fp32")
+    # An unreadable record counts as another precision: a forced one is exported again.
+    (model / cp.METADATA_FILE).write_text("{")
+    assert exported_cpu_precision(model) is None
+    ensure_repository(root, "cpu", cpu_precision="fp32", eval_shoppers=2)
+    assert exported_cpu_precision(model) == "fp32"
+
+
 def test_strict_parse_rejects_unknown_fields(tmp_path: Path) -> None:
     bad = tmp_path / "config.pbtxt"
     bad.write_text('name: "m"\nmax_batch_size: 8\nnot_a_field: 1\n')
