@@ -45,7 +45,7 @@ import numpy as np
 from google.protobuf.message import Message
 from pydantic_settings import BaseSettings
 
-from devstack.stack import Layout, ServiceSpec, local_specs
+from devstack.stack import Layout, ServiceSpec, local_specs, served_cpu_precision
 from devstack.traces import load_spans, span_files
 from services.feature_store.app import build_feature_store
 from services.feature_store.config import FeatureStoreSettings
@@ -790,12 +790,17 @@ async def _grpc_runs(
 
 def record(path: Path, report: Report, *, command: str, layout: Layout, config: LoadConfig) -> None:
     """Append ``report`` to ``path`` under a dated heading naming the command and the stack."""
+    backend = f"ranker backend {layout.ranker_backend}"
+    if layout.ranker_backend == "triton":
+        # What the stack's Triton CPU model runs, read from its repository, not assumed.
+        served = served_cpu_precision(layout.ranker_dir) or "not recorded"
+        backend += f", Triton CPU precision {served}"
     with path.open("a") as f:
         f.write(
             f"\n### Load: local stack vs in-process ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
             f" {platform.machine()}, {os.cpu_count()} cores, loopback)\n\n"
             f"Command: `{command}` against `python scripts/run_stack.py --no-demo` "
-            f"(synthetic default, ranker backend {layout.ranker_backend}, "
+            f"(synthetic default, {backend}, "
             f"N={layout.candidate_count}, k={config.k}, DPP/MMR at trade-off "
             f"{config.tradeoff}).\n\n{report.table()}\n\n{report.summary()}\n"
         )

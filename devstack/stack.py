@@ -451,15 +451,26 @@ def latest_version(root: Path) -> Path:
     return root / latest.read_text().strip() if latest.exists() else root
 
 
+def _triton_cpu_models(ranker_dir: Path) -> list[Path]:
+    folder = latest_version(ranker_dir) / triton_server.TRITON_DIR / "cpu"
+    return sorted(config.parent for config in folder.glob("*/config.pbtxt"))
+
+
 def _triton_cpu_repository_exists(ranker_dir: Path, precision: str = "auto") -> bool:
     """Whether the export step is done: a cpu repository exists, and serves ``precision``
     where one is forced."""
-    folder = latest_version(ranker_dir) / triton_server.TRITON_DIR / "cpu"
-    models = [config.parent for config in folder.glob("*/config.pbtxt")]
+    models = _triton_cpu_models(ranker_dir)
     return bool(models) and (
         precision == "auto"
         or all(triton_server.exported_cpu_precision(m) == precision for m in models)
     )
+
+
+def served_cpu_precision(ranker_dir: Path) -> str | None:
+    """The precision the Triton CPU repository of the ranker artefact under ``ranker_dir``
+    serves, as its export recorded it; None before the export."""
+    models = _triton_cpu_models(ranker_dir)
+    return triton_server.exported_cpu_precision(models[0]) if models else None
 
 
 def prepare_steps(layout: Layout, *, data: str = "synthetic") -> list[PrepStep]:

@@ -479,5 +479,6 @@ def test_load_benchmark_command_against_a_running_stack(
     assert "retrieval: /acme.recsys.v1.RetrievalService/RetrieveCandidates" in result.stdout
     recorded = record.read_text()
     assert "Command: `python scripts/load_bench.py --var" in recorded
+    assert f"ranker backend {local_stack.ranker_backend}, N=" in recorded
     assert "| in-process closed loop | 4 | 0 |" in recorded
     assert "gRPC/in-process p50 latency ratio" in recorded

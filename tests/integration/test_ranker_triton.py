@@ -141,7 +141,7 @@ def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
 ) -> None:
     import json
 
-    from devstack.stack import _triton_cpu_repository_exists
+    from devstack.stack import _triton_cpu_repository_exists, served_cpu_precision
     from devstack.triton_server import CPU_PRECISION_CHOICES, exported_cpu_precision
 
     assert CPU_PRECISION_CHOICES == cp.CHOICES  # the CLIs' list, kept without importing torch
@@ -149,6 +149,7 @@ def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
     create_untrained_artefact(root, "v-forced", seed=3, max_length=16)
     model = ensure_repository(root, "cpu", cpu_precision="fp32", eval_shoppers=2) / "ranker_bert"
     assert exported_cpu_precision(model) == "fp32"
+    assert served_cpu_precision(tmp_path / "elsewhere") is None
     written = (model / "config.pbtxt").stat().st_mtime_ns
     # auto, or the precision it serves: the repository is kept as it is.
     for precision in ("auto", "fp32"):
@@ -159,6 +160,7 @@ def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
     assert not _triton_cpu_repository_exists(root, "openvino_fp32")
     ensure_repository(root, "cpu", cpu_precision="openvino_fp32", eval_shoppers=2)
     assert exported_cpu_precision(model) == "openvino_fp32"
+    assert served_cpu_precision(root) == "openvino_fp32"  # what load_bench records
     assert parse_config(model / "config.pbtxt").parameters["cpu_precision"].string_value == (
         "openvino_fp32"
     )
