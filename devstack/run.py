@@ -186,8 +186,8 @@ def parse_args(argv: list[str] | None, root: Path) -> argparse.Namespace:
         choices=triton_server.CPU_PRECISION_CHOICES,
         default="auto",
         help="what the ranker's Triton CPU repository serves (--ranker-backend triton); auto "
-        "(default): the fastest that ranks like fp32 on this machine, measured once; "
-        "another precision than the repository's exports it again",
+        "(default): the fastest that ranks like fp32 on this machine, measured once; a "
+        "repository exported otherwise is exported again",
     )
     p.add_argument("--candidates", type=int, default=50, help="N retrieved per request")
     p.add_argument(

@@ -457,13 +457,10 @@ def _triton_cpu_models(ranker_dir: Path) -> list[Path]:
 
 
 def _triton_cpu_repository_exists(ranker_dir: Path, precision: str = "auto") -> bool:
-    """Whether the export step is done: a cpu repository exists, and serves ``precision``
-    where one is forced."""
+    """Whether the export step is done: a cpu repository exists, exported as ``precision``
+    asks (``triton_server.exported_as_asked``)."""
     models = _triton_cpu_models(ranker_dir)
-    return bool(models) and (
-        precision == "auto"
-        or all(triton_server.exported_cpu_precision(m) == precision for m in models)
-    )
+    return bool(models) and all(triton_server.exported_as_asked(m, precision) for m in models)
 
 
 def served_cpu_precision(ranker_dir: Path) -> str | None:

@@ -132,8 +132,9 @@ def ensure_repository(
 
     The ``cpu`` variant serves the precision measured fastest at equal ranking on this
     machine (``cpu_precision`` forces one; see offline/ranker/cpu_precision.py), which costs
-    a minute or so on the first start; the choice is kept with the repository. A forced
-    precision other than the one a repository already serves exports it again."""
+    a minute or so on the first start; the choice is kept with the repository. A repository
+    exported otherwise than asked (another forced precision, or forced where ``auto`` is
+    asked) is exported again."""
     from offline.ranker.export import export_onnx, select_cpu_precision, write_model_repository
     from services.ranker.model import load_artefact, resolve_model_dir
 
@@ -148,15 +149,14 @@ def ensure_repository(
     if name is None:
         name = str(json.loads((folder / "meta.json").read_text()).get("model_name"))
     exported = (repo / name / "config.pbtxt").exists()
-    if exported and variant == "cpu" and cpu_precision != "auto":
-        serves = exported_cpu_precision(repo / name)
-        if serves != cpu_precision:
-            print(
-                f"ranker repository {repo / name} serves {serves or 'an unrecorded precision'}; "
-                f"exporting it again at --cpu-precision {cpu_precision}",
-                file=sys.stderr,
-            )
-            exported = False
+    if exported and variant == "cpu" and not exported_as_asked(repo / name, cpu_precision):
+        serves = exported_cpu_precision(repo / name) or "an unrecorded precision"
+        print(
+            f"ranker repository {repo / name} serves {serves}, not exported at "
+            f"--cpu-precision {cpu_precision}: exporting it again",
+            file=sys.stderr,
+        )
+        exported = False
     if not exported:
         precision, report, model = "fp32", None, None
         if variant == "cpu":
@@ -177,14 +177,29 @@ def ensure_repository(
     return repo
 
 
+def _precision_record(model_folder: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((model_folder / CPU_PRECISION_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def exported_cpu_precision(model_folder: Path) -> str | None:
     """The precision a cpu repository's model folder serves, as its export recorded it;
     None where nothing (readable) is recorded."""
-    try:
-        chosen = json.loads((model_folder / CPU_PRECISION_FILE).read_text())["chosen"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    chosen = _precision_record(model_folder).get("chosen")
     return chosen if isinstance(chosen, str) else None
+
+
+def exported_as_asked(model_folder: Path, cpu_precision: str) -> bool:
+    """Whether a cpu model folder was exported as ``--cpu-precision cpu_precision`` asks:
+    the forced precision, or for ``auto`` the one measured fastest at equal ranking (a
+    forced export, or one with no readable record, is not that)."""
+    record = _precision_record(model_folder)
+    if cpu_precision == "auto":
+        return record.get("mode") == "auto" and isinstance(record.get("chosen"), str)
+    return record.get("chosen") == cpu_precision
 
 
 def server_command(
@@ -311,9 +326,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--cpu-precision",
         choices=CPU_PRECISION_CHOICES,
         default="auto",
-        help="What the cpu variant runs when its repository is written; auto: the fastest "
-        "that ranks like fp32 on this machine (measured once); another precision than the "
-        "repository's exports it again.",
+        help="What the cpu variant runs; auto: the fastest that ranks like fp32 on this "
+        "machine (measured once). A repository exported otherwise is exported again.",
     )
     p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
     p.add_argument("--http-port", type=int, default=HTTP_PORT)

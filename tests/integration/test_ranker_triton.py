@@ -136,7 +136,7 @@ def test_the_cpu_precision_check_is_recorded(
     assert not (repos["gpu"] / "ranker_bert" / cp.METADATA_FILE).exists()
 
 
-def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
+def test_a_repository_exported_otherwise_than_asked_is_exported_again(
     tmp_path: Path,
 ) -> None:
     import json
@@ -151,13 +151,13 @@ def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
     assert exported_cpu_precision(model) == "fp32"
     assert served_cpu_precision(tmp_path / "elsewhere") is None
     written = (model / "config.pbtxt").stat().st_mtime_ns
-    # auto, or the precision it serves: the repository is kept as it is.
-    for precision in ("auto", "fp32"):
-        ensure_repository(root, "cpu", cpu_precision=precision, eval_shoppers=2)
-        assert (model / "config.pbtxt").stat().st_mtime_ns == written
-        assert _triton_cpu_repository_exists(root, precision)
-    # The local stack's export step is not done while the repository serves another one.
+    # Asked for what it serves: kept as it is.
+    ensure_repository(root, "cpu", cpu_precision="fp32", eval_shoppers=2)
+    assert (model / "config.pbtxt").stat().st_mtime_ns == written
+    assert _triton_cpu_repository_exists(root, "fp32")
+    # The local stack's export step is not done while it was exported otherwise.
     assert not _triton_cpu_repository_exists(root, "openvino_fp32")
+    assert not _triton_cpu_repository_exists(root, "auto")  # forced, never measured
     ensure_repository(root, "cpu", cpu_precision="openvino_fp32", eval_shoppers=2)
     assert exported_cpu_precision(model) == "openvino_fp32"
     assert served_cpu_precision(root) == "openvino_fp32"  # what load_bench records
@@ -166,11 +166,20 @@ def test_a_forced_precision_exports_a_repository_again_and_auto_keeps_it(
     )
     assert "openvino" in (model / "1" / "model.py").read_text()
     assert json.loads((model / cp.METADATA_FILE).read_text())["mode"] == "openvino_fp32"
-    assert _triton_cpu_repository_exists(root, "openvino_fp32")
     assert not _triton_cpu_repository_exists(root, "fp32")
-    # An unreadable record counts as another precision: a forced one is exported again.
+    # auto after a forced export: measured again, then kept.
+    ensure_repository(root, "cpu", cpu_precision="auto", eval_shoppers=2)
+    record = json.loads((model / cp.METADATA_FILE).read_text())
+    assert record["mode"] == "auto"
+    assert record["candidates"][record["chosen"]]["agrees"]
+    assert _triton_cpu_repository_exists(root, "auto")
+    measured = (model / "config.pbtxt").stat().st_mtime_ns
+    ensure_repository(root, "cpu", cpu_precision="auto", eval_shoppers=2)
+    assert (model / "config.pbtxt").stat().st_mtime_ns == measured
+    # An unreadable record is not what anything asked for.
     (model / cp.METADATA_FILE).write_text("{")
     assert exported_cpu_precision(model) is None
+    assert not _triton_cpu_repository_exists(root, "auto")
     ensure_repository(root, "cpu", cpu_precision="fp32", eval_shoppers=2)
     assert exported_cpu_precision(model) == "fp32"
 
