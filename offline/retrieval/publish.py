@@ -4,8 +4,11 @@
     python -m offline.retrieval.publish --data FOLDER --epochs 4 --dim 64 --seed 0
 
 Trains on the TRAIN side of the temporal split only, reports Recall/HitRate/NDCG on the test
-side against popularity, writes var/models/retrieval/<version>/ and points LATEST at it. In
-code:
+side against popularity, writes var/models/retrieval/<version>/ and points LATEST at it,
+unless the publish gate finds it worse than the version LATEST names on the same shoppers
+(offline.retrieval.gate: the version is written, LATEST stays, the command exits 3).
+``--promote VERSION`` points LATEST at an existing version (after a refusal, or to roll
+back). In code:
 
     from offline.retrieval.publish import train_and_publish
     path = train_and_publish(synthetic.generate(), "var/models/retrieval")
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -26,10 +30,16 @@ import numpy as np
 
 from offline.retrieval.cf import DEFAULT_CF_CONFIG, CfConfig, train_cf
 from offline.retrieval.evaluation import default_runs, evaluate_retrieval, source_runs
+from offline.retrieval.gate import champion_gate
 from offline.retrieval.training import TrainConfig, train
 from services.retrieval.index import build_cf_index, build_index
 from services.retrieval.retriever import ServedIndex
-from shared.artefacts.retrieval import RetrievalArtefact, save_artefact
+from shared.artefacts.retrieval import (
+    ArtefactError,
+    RetrievalArtefact,
+    save_artefact,
+    set_latest_version,
+)
 from shared.data.datasets import add_data_arguments, data_from_args
 from shared.data.types import CATALOGS, Dataset, evaluation_catalog, temporal_split
 
@@ -100,8 +110,10 @@ def train_and_publish(
     on_epoch: Callable[[int, float], None] | None = None,
     catalog: str = "cut",
     cf: CfConfig | None = DEFAULT_CF_CONFIG,
+    gate: bool = True,
 ) -> Path:
-    """Train, evaluate and save a new version (and point LATEST at it); returns its folder."""
+    """Train, evaluate and save a new version (and point LATEST at it unless the gate
+    refuses; see ``publish``); returns its folder."""
     artefact = train_and_evaluate(
         dataset,
         config,
@@ -111,7 +123,43 @@ def train_and_publish(
         catalog=catalog,
         cf=cf,
     )
-    return save_artefact(artefact, root, version, set_latest=set_latest)
+    return publish(
+        artefact,
+        dataset,
+        root,
+        version,
+        set_latest=set_latest,
+        gate=gate,
+        train_fraction=train_fraction,
+        catalog=catalog,
+    )
+
+
+def publish(
+    artefact: RetrievalArtefact,
+    dataset: Dataset,
+    root: Path | str,
+    version: str | None = None,
+    *,
+    set_latest: bool = True,
+    gate: bool = True,
+    train_fraction: float = 0.8,
+    catalog: str = "cut",
+) -> Path:
+    """Save ``artefact`` (trained on ``dataset``'s split at ``train_fraction``) as a new version.
+
+    With ``set_latest`` LATEST moves to it, unless ``gate`` (the default) finds it worse than
+    the version LATEST names on this split's shoppers (offline.retrieval.gate). The gate's
+    decision is recorded in the version's ``meta["publish_gate"]``; a refused version is
+    still written, so ``set_latest_version`` can publish it by hand."""
+    passed = True
+    if set_latest and gate:
+        train_part, test_part = temporal_split(dataset, train_fraction)
+        ranked, _ = evaluation_catalog(dataset, catalog, train_fraction)
+        result = champion_gate(artefact, root, train_part, test_part, ranked)
+        artefact.meta["publish_gate"] = result.record()
+        passed = result.passed
+    return save_artefact(artefact, root, version, set_latest=set_latest and passed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,13 +184,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("var/models/retrieval"))
     parser.add_argument("--version", default=None, help="Version name; default time-dataset-seed.")
     parser.add_argument("--no-latest", action="store_true", help="Do not move LATEST.")
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="move LATEST without comparing with the published version (default: LATEST "
+        "stays when the new version's recall@100 is worse on this split's shoppers, a "
+        "paired bootstrap interval below 0; the version is written either way)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--no-cf",
         action="store_true",
         help="Skip the implicit-ALS factors: a two-tower-only version (no collaborative source).",
     )
+    parser.add_argument(
+        "--promote",
+        metavar="VERSION",
+        default=None,
+        help="train nothing: point LATEST under --out at this existing version (a version "
+        "the gate refused, or an older one to roll back to)",
+    )
     args = parser.parse_args(argv)
+    if args.promote is not None:
+        try:
+            set_latest_version(args.out, args.promote)
+        except ArtefactError as exc:
+            parser.exit(2, f"{parser.prog}: error: --promote: {exc}\n")
+        print(f"LATEST -> {args.promote} under {args.out}")
+        return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -176,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         on_epoch=progress,
         catalog=args.catalog,
         cf=None if args.no_cf else CfConfig(),
+        gate=not args.no_gate,
     )
 
     meta = json.loads((path / "meta.json").read_text())
@@ -188,6 +258,19 @@ def main(argv: list[str] | None = None) -> int:
             + "  ".join(f"recall@{k}={m[f'recall@{k}']:.4f}" for k in (50, 100, 200))
         )
     print(f"written {path} in {time.perf_counter() - start:.1f}s")
+    gate = meta.get("publish_gate")
+    if gate is None:
+        print("LATEST not moved (--no-latest)" if args.no_latest else "LATEST moved (--no-gate)")
+        return 0
+    print(f"publish gate: {gate['reason']}")
+    if not gate["passed"]:
+        print(
+            f"LATEST still names {gate['champion']}; to serve {path.name} anyway: "
+            f"python -m offline.retrieval.publish --promote {path.name} --out {args.out}",
+            file=sys.stderr,
+        )
+        return 3
+    print(f"LATEST -> {path.name}")
     return 0
 
 

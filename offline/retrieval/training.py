@@ -260,6 +260,9 @@ def train(
         "training": {
             "config": asdict(config),
             "interactions": len(interactions),
+            # The newest event trained on: the publish gate compares a new version with this
+            # one only on a test period that starts after it (offline.retrieval.gate).
+            "until": max(x.timestamp for x in interactions).isoformat(),
             "users": len(sequences),
             "examples": len(targets),
             "epoch_losses": losses,
