@@ -150,7 +150,7 @@ def champion_gate(
         return GateResult(True, "no version is published yet", k=k)
     try:
         champion = load_served(root, "", "flat")
-    except (ArtefactNotFound, ValueError, OSError) as exc:
+    except (ArtefactNotFound, ValueError, KeyError, OSError) as exc:
         return GateResult(True, f"the published version cannot be read ({exc}): replaced", k=k)
     name = champion.artefact.version
     if not test:
@@ -160,7 +160,9 @@ def champion_gate(
         return GateResult(True, why, name, k)
     users, new = _per_shopper_recall(served_index(challenger), train, test, catalog, k)
     if not users:
-        return GateResult(True, "no test shopper has training history: nothing to compare on")
+        return GateResult(
+            True, "no test shopper has training history: nothing to compare on", name, k
+        )
     _, old = _per_shopper_recall(champion, train, test, catalog, k)
     diff = paired_bootstrap(new, old, resamples=resamples, seed=seed)
     worse = diff.high < 0.0
