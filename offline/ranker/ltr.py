@@ -28,6 +28,7 @@ about 10 ms a pair), otherwise the model is fitted without it and its metadata s
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -45,7 +46,11 @@ from offline.ranker.candidates import CooccurrenceCandidates
 from services.feature_store.derived import DEFAULT_EVENT_WEIGHTS
 from services.orchestrator.blend import blend
 from services.orchestrator.config import OrchestratorSettings
-from services.ranker.learned import DEFAULT_ROOT, save_ranking_model
+from services.ranker.learned import (
+    DEFAULT_ROOT,
+    save_ranking_model,
+    set_latest_ranking_model,
+)
 from shared import metrics
 from shared.data import temporal_split
 from shared.data.datasets import add_data_arguments, data_from_args
@@ -417,6 +422,25 @@ def _bert_scorer(
     return score, artefact.version
 
 
+def publish_gate(validation: Mapping[str, Any]) -> dict[str, Any]:
+    """May a model with these held-out ``evaluate`` figures move LATEST? Not when it orders
+    its candidates measurably worse than they arrived: the paired bootstrap interval of its
+    NDCG@10 minus the candidate order's lies entirely below 0 (serving it would undo the
+    retrieval order). A tie passes."""
+    d = validation["ltr_minus"]["candidate_order"]
+    worse = d["high"] < 0.0
+    return {
+        "passed": not worse,
+        "compared_with": "candidate_order",
+        "difference": dict(d),
+        "reason": (
+            f"NDCG@10 minus the candidate order {d['mean']:+.4f} [{d['low']:+.4f}, "
+            f"{d['high']:+.4f}] on the held-out shoppers: "
+            + ("worse than the order it reorders, LATEST stays" if worse else "not worse")
+        ),
+    }
+
+
 def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path:
     t0 = time.perf_counter()
     data = data_from_args(ns)
@@ -474,6 +498,7 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
     import lightgbm
 
     version = ns.version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    gate = {**publish_gate(scores), "skipped": bool(ns.no_gate)}
     meta = {
         "model_name": "ranker_ltr",
         "features": features,
@@ -495,10 +520,14 @@ def run(ns: argparse.Namespace, progress: Callable[[str], None] = print) -> Path
             "seed": ns.seed,
         },
         "validation": {"metric": "ndcg@10", "shoppers": len(val_groups), **scores},
+        "publish_gate": gate,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    folder = save_ranking_model(booster, Path(ns.output), version, meta)
+    folder = save_ranking_model(
+        booster, Path(ns.output), version, meta, set_latest=gate["passed"] or ns.no_gate
+    )
     progress(f"wrote {folder} in {meta['seconds']} s")
+    progress(f"publish gate: {gate['reason']}" + (" (--no-gate: published)" if ns.no_gate else ""))
     return folder
 
 
@@ -530,7 +559,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the fixed blend's weight to compare (default: the orchestrator's)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="move LATEST even when the model orders its held-out candidates measurably worse "
+        "than they arrived (default: the version is written, LATEST stays, exit 3)",
+    )
+    p.add_argument(
+        "--promote",
+        metavar="VERSION",
+        default=None,
+        help="train nothing: point LATEST under --output at this existing version (one the "
+        "gate refused, or an older one to roll back to)",
+    )
     ns = p.parse_args(argv)
+    if ns.promote is not None:
+        return ns
     if ns.candidates < 2:
         p.error("--candidates must be at least 2")
     if not 0.0 < ns.holdout < 1.0:
@@ -539,7 +583,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    run(parse_args(sys.argv[1:] if argv is None else argv))
+    ns = parse_args(sys.argv[1:] if argv is None else argv)
+    if ns.promote is not None:
+        try:
+            set_latest_ranking_model(ns.output, ns.promote)
+        except ValueError as exc:
+            print(f"train_ltr: error: --promote: {exc}", file=sys.stderr)
+            return 2
+        print(f"LATEST -> {ns.promote} under {ns.output}")
+        return 0
+    folder = run(ns)
+    gate = json.loads((folder / "meta.json").read_text())["publish_gate"]
+    if not gate["passed"] and not ns.no_gate:
+        print(
+            f"LATEST not moved to {folder.name}; to serve it anyway: "
+            f"python scripts/train_ltr.py --promote {folder.name} --output {ns.output}",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

@@ -131,11 +131,21 @@ def save_ranking_model(
     check_feature_list(full_meta["features"], full_meta["feature_set_version"])
     (folder / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
     if set_latest:
-        # Written last and atomically, so LATEST never names a half-written folder.
-        tmp = root / "LATEST.tmp"
-        tmp.write_text(version + "\n")
-        tmp.replace(root / "LATEST")
+        set_latest_ranking_model(root, version)
     return folder
+
+
+def set_latest_ranking_model(root: Path | str, version: str) -> None:
+    """Point ``root/LATEST`` at an existing version, atomically (written last, so LATEST
+    never names a half-written folder). ValueError for a bad name or a missing version."""
+    root = Path(root)
+    if not _VERSION_NAME.match(version):
+        raise ValueError(f"invalid ranking model version {version!r}")
+    if not (root / version / META_FILE).is_file():
+        raise ValueError(f"no ranking model version {version!r} under {root}")
+    tmp = root / "LATEST.tmp"
+    tmp.write_text(version + "\n")
+    tmp.replace(root / "LATEST")
 
 
 NO_MODEL = "none"
