@@ -23,6 +23,11 @@ showing is learned from the data, not fixed. The features are those of
 shared.ranking_features, the same builder the ranker service runs; the cross-encoder score is
 a feature only when ``--bert-dir`` names a cross-encoder (scoring every candidate on CPU costs
 about 10 ms a pair), otherwise the model is fitted without it and its metadata says so.
+
+Publishing: ``publish_gate`` keeps LATEST where it is (the version is still written, the
+command exits 3) when the model orders its held-out candidates measurably worse than they
+arrived; ``--no-gate`` publishes anyway, ``--promote VERSION`` points LATEST at a written
+version.
 """
 
 from __future__ import annotations
