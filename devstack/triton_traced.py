@@ -29,15 +29,20 @@ from devstack.triton_server import (
 )
 
 
-def trace_flags(otlp_url: str, service_name: str = "triton", rate: int = 1) -> list[str]:
+def trace_flags(
+    otlp_url: str, service_name: str = "triton", rate: int = 1, export_delay_ms: int = 500
+) -> list[str]:
     """Triton 2.51's OpenTelemetry mode: every ``rate``-th request, timestamps only (no
-    tensors, so no payload leaves the server), batch-exported as OTLP/HTTP JSON."""
+    tensors, so no payload leaves the server), batch-exported as OTLP/HTTP JSON every
+    ``export_delay_ms`` (Triton's default is 5 s; the local stack's services flush every
+    0.5 s, so a request's trace is whole in the sink about when the answer arrives)."""
     settings = [
         "mode=opentelemetry",
         f"rate={rate}",
         "level=TIMESTAMPS",
         f"opentelemetry,url={otlp_url.rstrip('/')}/v1/traces",
         f"opentelemetry,resource=service.name={service_name}",
+        f"opentelemetry,bsp_schedule_delay={export_delay_ms}",
     ]
     return [arg for s in settings for arg in ("--trace-config", s)]
 
