@@ -24,14 +24,16 @@ why. Nothing is lost on a refusal: the new version is written, only ``LATEST`` s
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from offline.evaluation.stats import Difference, paired_bootstrap
+from offline.evaluation.champion import (
+    GATE_RESAMPLES,
+    GateResult,
+    compare,
+    why_not_comparable,
+)
 from offline.retrieval.evaluation import holdout_truth, source_runs
 from services.retrieval.index import build_cf_index, build_index
 from services.retrieval.retriever import ServedIndex, load_served
@@ -40,42 +42,14 @@ from shared import metrics
 from shared.artefacts.retrieval import LATEST, ArtefactNotFound, RetrievalArtefact
 from shared.data.types import Interaction
 
+__all__ = ["GATE_K", "GateResult", "champion_gate", "served_index"]
+
 GATE_K = 100
-GATE_RESAMPLES = 1000
 RUN = "merged"
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """What the gate decided, and on what; ``record()`` goes into the new version's meta."""
-
-    passed: bool
-    reason: str
-    champion: str | None = None
-    k: int = GATE_K
-    shoppers: int = 0
-    challenger_recall: float | None = None
-    champion_recall: float | None = None
-    difference: Difference | None = None
-
-    @property
-    def compared(self) -> bool:
-        return self.difference is not None
-
-    def record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "passed": self.passed,
-            "compared": self.compared,
-            "reason": self.reason,
-            "champion": self.champion,
-            "metric": f"recall@{self.k} of the served candidates (merged)",
-            "shoppers": self.shoppers,
-            "challenger": self.challenger_recall,
-            "champion_value": self.champion_recall,
-        }
-        if self.difference is not None:
-            out["difference"] = asdict(self.difference)
-        return out
+def _metric(k: int) -> str:
+    return f"recall@{k} of the served candidates (merged)"
 
 
 def served_index(artefact: RetrievalArtefact) -> ServedIndex:
@@ -103,34 +77,6 @@ def _per_shopper_recall(
     return users, np.array([metrics.recall_at_k(got[u], truth[u], k) for u in users])
 
 
-def _why_not_comparable(
-    champion: RetrievalArtefact, challenger: RetrievalArtefact, test: Sequence[Interaction]
-) -> str | None:
-    name = champion.version
-    if champion.meta.get("dataset") != challenger.meta.get("dataset"):
-        return (
-            f"the published version {name} was trained on {champion.meta.get('dataset')!r}, "
-            f"this one on {challenger.meta.get('dataset')!r}: not comparable"
-        )
-    until = champion.meta.get("training", {}).get("until")
-    if not until:
-        return (
-            f"the published version {name} records no training period (written before the "
-            "gate existed): it cannot be scored without possibly having trained on the test"
-        )
-    start = min(x.timestamp for x in test)
-    try:
-        trained_into_test = datetime.fromisoformat(until) >= start
-    except (TypeError, ValueError):
-        return f"the published version {name} records an unreadable training end {until!r}"
-    if trained_into_test:
-        return (
-            f"the published version {name} was trained on events up to {until}, inside this "
-            f"split's test period (from {start.isoformat()}): scoring it there would leak"
-        )
-    return None
-
-
 def champion_gate(
     challenger: RetrievalArtefact,
     root: Path | str,
@@ -146,40 +92,27 @@ def champion_gate(
     ``catalog`` are the split the challenger was measured on (its training side and test
     side, and the items ranked)."""
     root = Path(root)
+    metric = _metric(k)
     if not (root / LATEST).exists():
-        return GateResult(True, "no version is published yet", k=k)
+        return GateResult(True, "no version is published yet", metric=metric)
     try:
         champion = load_served(root, "", "flat")
     except (ArtefactNotFound, ValueError, KeyError, OSError) as exc:
-        return GateResult(True, f"the published version cannot be read ({exc}): replaced", k=k)
+        return GateResult(
+            True, f"the published version cannot be read ({exc}): replaced", metric=metric
+        )
     name = champion.artefact.version
     if not test:
-        return GateResult(True, "the split has no test period: nothing to compare on", name, k)
-    why = _why_not_comparable(champion.artefact, challenger, test)
+        return GateResult(True, "the split has no test period: nothing to compare on", name, metric)
+    why = why_not_comparable(
+        name, champion.artefact.meta, challenger.meta.get("dataset"), min(x.timestamp for x in test)
+    )
     if why is not None:
-        return GateResult(True, why, name, k)
+        return GateResult(True, why, name, metric)
     users, new = _per_shopper_recall(served_index(challenger), train, test, catalog, k)
     if not users:
         return GateResult(
-            True, "no test shopper has training history: nothing to compare on", name, k
+            True, "no test shopper has training history: nothing to compare on", name, metric
         )
     _, old = _per_shopper_recall(champion, train, test, catalog, k)
-    diff = paired_bootstrap(new, old, resamples=resamples, seed=seed)
-    worse = diff.high < 0.0
-    verdict = (
-        "worse than the published version on these shoppers: LATEST stays"
-        if worse
-        else "not worse than the published version on these shoppers"
-    )
-    return GateResult(
-        not worse,
-        f"recall@{k} {float(new.mean()):.4f} against {name}'s {float(old.mean()):.4f}, "
-        f"difference {diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] over "
-        f"{len(users)} shoppers: {verdict}",
-        name,
-        k,
-        len(users),
-        float(new.mean()),
-        float(old.mean()),
-        diff,
-    )
+    return compare(new, old, name, metric, resamples=resamples, seed=seed)

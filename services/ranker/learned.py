@@ -14,7 +14,6 @@ so they explain exactly the number the orchestrator orders by.
 from __future__ import annotations
 
 import json
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from services.ranker.versions import VERSION_NAME, set_latest
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.ranking_features import FEATURE_SET_VERSION, FEATURES, check_feature_list
 
@@ -136,21 +136,12 @@ def save_ranking_model(
 
 
 def set_latest_ranking_model(root: Path | str, version: str) -> None:
-    """Point ``root/LATEST`` at an existing version, atomically (written last, so LATEST
-    never names a half-written folder). ValueError for a bad name or a missing version."""
-    root = Path(root)
-    if not _VERSION_NAME.match(version):
-        raise ValueError(f"invalid ranking model version {version!r}")
-    if not (root / version / META_FILE).is_file():
-        raise ValueError(f"no ranking model version {version!r} under {root}")
-    tmp = root / "LATEST.tmp"
-    tmp.write_text(version + "\n")
-    tmp.replace(root / "LATEST")
+    """Point ``root/LATEST`` at an existing version (services.ranker.versions.set_latest)."""
+    set_latest(root, version, "ranking model")
 
 
 NO_MODEL = "none"
 """``ScoreCandidatesRequest.ranking_model`` asking for no learned model."""
-_VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class RankingModels:
@@ -177,7 +168,7 @@ class RankingModels:
             return None
         if self.default is not None and name == self.default.version:
             return self.default
-        if not _VERSION_NAME.match(name):
+        if not VERSION_NAME.match(name):
             raise InvalidArgument("ranking_model must be a version name ([A-Za-z0-9._-])")
         if name in self._loaded:
             self._loaded.move_to_end(name)

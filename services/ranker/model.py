@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from services.ranker import versions
 from shared import minilm
 from shared.ranker_text import TEXT_FORMAT_VERSION
 
@@ -185,11 +186,14 @@ def save_artefact(
     }
     (folder / "meta.json").write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
     if set_latest:
-        # Written last and atomically, so LATEST never names a half-written folder.
-        tmp = root / "LATEST.tmp"
-        tmp.write_text(version + "\n")
-        tmp.replace(root / "LATEST")
+        set_latest_version(root, version)
     return folder
+
+
+def set_latest_version(root: Path | str, version: str) -> None:
+    """Point ``root/LATEST`` at an existing cross-encoder version (``--promote``); ValueError
+    for a bad name or a missing version."""
+    versions.set_latest(root, version, "cross-encoder")
 
 
 def resolve_model_dir(path: Path | str) -> Path:
