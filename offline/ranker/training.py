@@ -11,7 +11,9 @@ as used for BERT re-rankers by Han et al. (2020, "Learning-to-Rank with BERT in 
 
 Evaluation re-ranks each TEST shopper's candidate list (built from the training history only)
 and compares NDCG@10 / Recall@10 of three orders of the same list: the source's own order,
-training popularity, and the cross-encoder.
+training popularity, and the cross-encoder. The cross-encoder's order of those lists is also
+what the publish gate compares with the version ``LATEST`` names (offline.ranker.gate): a
+version that orders them measurably worse is written, but ``LATEST`` stays.
 
 With ``history_candidates`` > 0 the candidate lists also hold the shopper's own most recent
 items, as the served retrieval's history source adds them: a basket item bought before is
@@ -33,7 +35,7 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,9 @@ from services.ranker.model import (
     new_version,
     save_artefact,
     score_arrays,
+    set_latest_version,
 )
+from services.ranker.versions import VERSION_NAME
 from shared import metrics
 from shared.data.datasets import add_data_arguments, data_from_args
 from shared.data.types import CatalogItem, Dataset, Interaction
@@ -328,19 +332,11 @@ def train(
     return model, tokenizer, stats
 
 
-def evaluate(
-    model: CrossEncoder,
-    tokenizer: Any,
-    dataset: Dataset,
-    train_split: Sequence[Interaction],
-    test_split: Sequence[Interaction],
-    source: CandidateSource,
-    config: TrainConfig,
-    *,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """NDCG@10 / Recall@10 of the source order, popularity order and cross-encoder order of
-    the same candidate lists, over up to ``config.eval_users`` test shoppers (seeded sample).
+def held_out(
+    train_split: Sequence[Interaction], test_split: Sequence[Interaction], config: TrainConfig
+) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """Every shopper's training history (newest first) and the truth of up to
+    ``config.eval_users`` test shoppers (seeded sample) with training history.
 
     Relevant items: what a shopper bought in the test period and had not bought in training
     (with ``history_candidates``: everything they bought in it).
@@ -357,18 +353,59 @@ def evaluate(
                 truth[user] = relevant
     users = sorted(truth)
     random.Random(config.seed).shuffle(users)
-    users = sorted(users[: config.eval_users])
+    return history, {u: truth[u] for u in sorted(users[: config.eval_users])}
+
+
+def evaluate(
+    model: CrossEncoder,
+    tokenizer: Any,
+    dataset: Dataset,
+    train_split: Sequence[Interaction],
+    test_split: Sequence[Interaction],
+    source: CandidateSource,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """NDCG@10 / Recall@10 of the source order, popularity order and cross-encoder order of
+    the same candidate lists, over the ``held_out`` test shoppers."""
+    history, truth = held_out(train_split, test_split, config)
     return score_lists(
         model,
         tokenizer,
         dataset,
         history,
-        {u: truth[u] for u in users},
+        truth,
         source,
         popularity(train_split),
         config,
         progress=progress,
     )
+
+
+def bert_order(
+    model: CrossEncoder,
+    tokenizer: Any,
+    context: str,
+    cands: Sequence[str],
+    items: Mapping[str, CatalogItem],
+    max_length: int,
+    batch: int,
+) -> list[str]:
+    """``cands`` ordered by the cross-encoder's score for one shopper ``context``, highest
+    first (ties keep the list's order)."""
+    scores: list[float] = []
+    for start in range(0, len(cands), batch):
+        chunk = cands[start : start + batch]
+        arrays = encode_pairs(
+            tokenizer,
+            [context] * len(chunk),
+            [candidate_text(items[c]) for c in chunk],
+            max_length,
+        )
+        scores.extend(score_arrays(model, arrays).tolist())
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return [cands[i] for i in order]
 
 
 def score_lists(
@@ -382,9 +419,11 @@ def score_lists(
     config: TrainConfig,
     *,
     progress: bool = True,
+    lists_out: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[str, Any]:
     """The three orders of every ``truth`` shopper's candidate list (``source`` over their
-    ``history``, newest first, plus their own items when ``history_candidates``)."""
+    ``history``, newest first, plus their own items when ``history_candidates``); with
+    ``lists_out`` also the lists themselves, by order name and shopper."""
     users = sorted(truth)
     own_items = eval_history(config)
     lists: dict[str, dict[str, list[str]]] = {"source": {}, "popularity": {}, "bert": {}}
@@ -401,18 +440,9 @@ def score_lists(
             lists["own_first"][user] = [*own, *[c for c in cands if c not in set(own)]]
         lists["popularity"][user] = sorted(cands, key=lambda c: (-pop[c], position[c]))
         ctx = shopper_context(history[user], dataset.items, config.history_titles)
-        scores: list[float] = []
-        for start in range(0, len(cands), config.eval_batch):
-            chunk = cands[start : start + config.eval_batch]
-            arrays = encode_pairs(
-                tokenizer,
-                [ctx] * len(chunk),
-                [candidate_text(dataset.items[c]) for c in chunk],
-                config.max_length,
-            )
-            scores.extend(score_arrays(model, arrays).tolist())
-        order = np.argsort(-np.asarray(scores), kind="stable")
-        lists["bert"][user] = [cands[i] for i in order]
+        lists["bert"][user] = bert_order(
+            model, tokenizer, ctx, cands, dataset.items, config.max_length, config.eval_batch
+        )
     result: dict[str, Any] = {
         "users": len(users),
         "candidates_per_user": config.eval_candidates,
@@ -424,6 +454,8 @@ def score_lists(
         if users
         else 0.0,
     }
+    if lists_out is not None:
+        lists_out.update(lists)
     for name, per_user in lists.items():
         scores_k = metrics.evaluate_lists(per_user, truth, ks=(10,))
         result[name] = {"ndcg@10": scores_k["ndcg@10"], "recall@10": scores_k["recall@10"]}
@@ -573,9 +605,14 @@ def run(
     until_step: int | None = None,
     version: str | None = None,
     progress: bool = True,
+    gate: bool = True,
 ) -> Path | None:
     """Train, evaluate and write the versioned artefact; returns its folder, or None when
-    ``until_step`` stopped the run before its last step (resume it later)."""
+    ``until_step`` stopped the run before its last step (resume it later).
+
+    LATEST moves to the new version unless ``gate`` (the default) finds it ordering the
+    evaluation lists worse than the version LATEST names (offline.ranker.gate); the decision
+    is in the version's ``meta["publish_gate"]``."""
     checkpoint_dir = root / "_checkpoints" / f"{dataset.name}-{source.name}-seed{config.seed}"
     model, tokenizer, stats = train(
         dataset,
@@ -591,18 +628,52 @@ def run(
         log.info("stopped early; continue with --resume", extra={"step": stats["steps"]})
         return None
     model.to("cpu")
-    evaluation = evaluate(
-        model, tokenizer, dataset, train_split, test_split, source, config, progress=progress
+    history, truth = held_out(train_split, test_split, config)
+    lists: dict[str, dict[str, list[str]]] = {}
+    evaluation = score_lists(
+        model,
+        tokenizer,
+        dataset,
+        history,
+        truth,
+        source,
+        popularity(train_split),
+        config,
+        progress=progress,
+        lists_out=lists,
     )
-    meta = {
+    meta: dict[str, Any] = {
         "max_length": config.max_length,
         "dataset": dataset.name,
         "negatives_source": source.name,
         "train_config": asdict(config),
         "train_stats": stats,
         "metrics": evaluation,
+        # The newest event trained on: a later run's gate scores this version only on a test
+        # period after it (offline.ranker.gate).
+        "training": {"until": max(x.timestamp for x in train_split).isoformat()},
     }
-    folder = save_artefact(model, tokenizer, root, version or new_version(), meta)
+    passed = True
+    if gate:
+        # Here, not at the top: the gate scores with this module's functions.
+        from offline.ranker.gate import champion_gate
+
+        result = champion_gate(
+            root,
+            dataset,
+            history,
+            truth,
+            lists["source"],
+            lists["bert"],
+            min((x.timestamp for x in test_split), default=None),
+            batch=config.eval_batch,
+            progress=progress,
+        )
+        meta["publish_gate"] = result.record()
+        passed = result.passed
+    folder = save_artefact(
+        model, tokenizer, root, version or new_version(), meta, set_latest=passed
+    )
     log.info("saved ranker", extra={"path": str(folder)})
     print(json.dumps(evaluation, indent=2))
     return folder
@@ -683,6 +754,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "(auto = cooccurrence there).",
     )
     p.add_argument("--curve-json", help="Also write the curve points to this JSON file.")
+    p.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="move LATEST without comparing with the version it names (default: a version "
+        "that orders the evaluation lists measurably worse is written, LATEST stays, exit 3)",
+    )
+    p.add_argument(
+        "--promote",
+        metavar="VERSION",
+        help="train nothing: point LATEST under --output at this existing version (one the "
+        "gate refused, or an older one to roll back to)",
+    )
     p.add_argument("--eval-users", type=int)
     p.add_argument("--eval-candidates", type=int)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
@@ -696,6 +779,9 @@ def main(argv: Sequence[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
+    if args.promote is not None:
+        return _promote(args.output, args.promote)
+    _check_version(args.version, args.output)
     torch.set_num_threads(args.threads)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
     overrides = {
@@ -768,8 +854,53 @@ def main(argv: Sequence[str]) -> int:
         until_step=args.until_step,
         version=args.version,
         progress=not args.no_progress,
+        gate=not args.no_gate,
     )
-    print(f"wrote {folder}" if folder else f"checkpointed at step {args.until_step}")
+    if folder is None:
+        print(f"checkpointed at step {args.until_step}")
+        return 0
+    return _report(folder, args.output)
+
+
+def _check_version(version: str | None, output: str) -> None:
+    """Before the minutes of training: a usable name, and a version folder is never
+    overwritten."""
+    if version is None:
+        return
+    if not VERSION_NAME.match(version):
+        raise SystemExit(f"invalid --version {version!r}: letters, digits, '.', '_' and '-'")
+    if (Path(output) / version).exists():
+        raise SystemExit(
+            f"--version {version} already exists under {output}: versions are never "
+            "overwritten, pick another name"
+        )
+
+
+def _promote(output: str, version: str) -> int:
+    try:
+        set_latest_version(output, version)
+    except ValueError as exc:
+        print(f"train_ranker: error: --promote: {exc}", file=sys.stderr)
+        return 2
+    print(f"LATEST -> {version} under {output}")
+    return 0
+
+
+def _report(folder: Path, output: str) -> int:
+    """What the publish gate decided; 3 when it kept LATEST where it was."""
+    print(f"wrote {folder}")
+    decision = json.loads((folder / "meta.json").read_text()).get("publish_gate")
+    if decision is None:
+        print("LATEST moved (--no-gate)")
+        return 0
+    print(f"publish gate: {decision['reason']}")
+    if not decision["passed"]:
+        print(
+            f"LATEST still names {decision['champion']}; to serve {folder.name} anyway: "
+            f"python scripts/train_ranker.py --promote {folder.name} --output {output}",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
