@@ -13,7 +13,7 @@ a paired bootstrap 95% interval entirely below 0 (offline.evaluation.champion). 
 What is compared is the cross-encoder's own order, the score the ranker returns: the served
 relevance combines it with behaviour signals (the learned ranking model or the fixed blend),
 and each of those has its own gate or weight. The champion is only compared when it records
-its training end (``meta["training"]["until"]``, written since 2026-12-05) before the test
+its training end (``meta["training"]["until"]``, written since 2026-12-08) before the test
 period and was trained on the same dataset; otherwise the gate passes and says why. Nothing is
 lost on a refusal: the new version is written, only ``LATEST`` stays.
 """
