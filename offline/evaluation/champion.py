@@ -15,6 +15,7 @@ why. Used by offline.retrieval.gate (retrieval), offline.ranker.gate (the cross-
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -121,3 +122,21 @@ def compare(
         float(old.mean()),
         diff,
     )
+
+
+REFUSED_EXIT = 3
+"""A trainer's exit status when its gate kept LATEST where it was."""
+
+
+def report(decision: Mapping[str, Any], version: str, promote: str) -> int:
+    """Print a recorded decision (``GateResult.record()``) as every trainer does: its reason,
+    and on a refusal which version is still served and the ``promote`` command that would
+    serve ``version`` anyway. Returns the command's exit status (0, or REFUSED_EXIT)."""
+    print(f"publish gate: {decision['reason']}")
+    if decision["passed"]:
+        return 0
+    print(
+        f"LATEST still names {decision['champion']}; to serve {version} anyway: {promote}",
+        file=sys.stderr,
+    )
+    return REFUSED_EXIT

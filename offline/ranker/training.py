@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from offline.evaluation.champion import report
 from offline.ranker.candidates import CandidateSource, baskets, choose_source, popularity
 from services.ranker.model import (
     CrossEncoder,
@@ -354,33 +355,6 @@ def held_out(
     users = sorted(truth)
     random.Random(config.seed).shuffle(users)
     return history, {u: truth[u] for u in sorted(users[: config.eval_users])}
-
-
-def evaluate(
-    model: CrossEncoder,
-    tokenizer: Any,
-    dataset: Dataset,
-    train_split: Sequence[Interaction],
-    test_split: Sequence[Interaction],
-    source: CandidateSource,
-    config: TrainConfig,
-    *,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """NDCG@10 / Recall@10 of the source order, popularity order and cross-encoder order of
-    the same candidate lists, over the ``held_out`` test shoppers."""
-    history, truth = held_out(train_split, test_split, config)
-    return score_lists(
-        model,
-        tokenizer,
-        dataset,
-        history,
-        truth,
-        source,
-        popularity(train_split),
-        config,
-        progress=progress,
-    )
 
 
 def bert_order(
@@ -893,15 +867,11 @@ def _report(folder: Path, output: str) -> int:
     if decision is None:
         print("LATEST moved (--no-gate)")
         return 0
-    print(f"publish gate: {decision['reason']}")
-    if not decision["passed"]:
-        print(
-            f"LATEST still names {decision['champion']}; to serve {folder.name} anyway: "
-            f"python scripts/train_ranker.py --promote {folder.name} --output {output}",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+    return report(
+        decision,
+        folder.name,
+        f"python scripts/train_ranker.py --promote {folder.name} --output {output}",
+    )
 
 
 if __name__ == "__main__":

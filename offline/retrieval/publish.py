@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from offline.evaluation.champion import report
 from offline.retrieval.cf import DEFAULT_CF_CONFIG, CfConfig, train_cf
 from offline.retrieval.evaluation import default_runs, evaluate_retrieval, source_runs
 from offline.retrieval.gate import champion_gate
@@ -262,16 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     if gate is None:
         print("LATEST not moved (--no-latest)" if args.no_latest else "LATEST moved (--no-gate)")
         return 0
-    print(f"publish gate: {gate['reason']}")
-    if not gate["passed"]:
-        print(
-            f"LATEST still names {gate['champion']}; to serve {path.name} anyway: "
-            f"python -m offline.retrieval.publish --promote {path.name} --out {args.out}",
-            file=sys.stderr,
-        )
-        return 3
-    print(f"LATEST -> {path.name}")
-    return 0
+    code = report(
+        gate,
+        path.name,
+        f"python -m offline.retrieval.publish --promote {path.name} --out {args.out}",
+    )
+    if code == 0:
+        print(f"LATEST -> {path.name}")
+    return code
 
 
 if __name__ == "__main__":
