@@ -60,7 +60,7 @@ async def _ask(app: Orchestrator, **kw: object) -> orchestrator_pb2.RecommendRes
     request = orchestrator_pb2.RecommendRequest(**values)  # type: ignore[arg-type]
     async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
-        return await stub.Recommend(request, timeout=25)
+        return await stub.Recommend(request, timeout=25, wait_for_ready=True)
 
 
 Path = tuple[dict[str, object], dict[int, str]]

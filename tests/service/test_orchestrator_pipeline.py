@@ -135,7 +135,7 @@ async def _recommend(
     request = orchestrator_pb2.RecommendRequest(**fields)  # type: ignore[arg-type]
     async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
-        return await stub.Recommend(request, timeout=timeout_s)
+        return await stub.Recommend(request, timeout=timeout_s, wait_for_ready=True)
 
 
 async def _log(
@@ -143,7 +143,9 @@ async def _log(
 ) -> orchestrator_pb2.LogEventsResponse:
     async with create_channel(f"127.0.0.1:{app.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
-        return await stub.LogEvents(orchestrator_pb2.LogEventsRequest(events=events), timeout=10)
+        return await stub.LogEvents(
+            orchestrator_pb2.LogEventsRequest(events=events), timeout=10, wait_for_ready=True
+        )
 
 
 async def _wait_cache(app: Orchestrator) -> None:
@@ -288,7 +290,7 @@ async def test_shopper_without_history_is_served_from_the_dp_release(
     )
     async with create_channel(f"127.0.0.1:{full.port}", max_attempts=1) as channel:
         stub = orchestrator_pb2_grpc.RecommendationServiceStub(channel)
-        response = await stub.Recommend(request, timeout=25)
+        response = await stub.Recommend(request, timeout=25, wait_for_ready=True)
     assert not response.degraded_stages
     assert len(response.items) == K
     # Candidates from the gateway's DP release (not retrieval's raw training counts), then
